@@ -1,0 +1,64 @@
+//! rqmail-queue: reads a message on fd 0 and its envelope on fd 1 and queues it durably.
+//! The result is only the exit code (qmail-queue's table); nothing is printed.
+#![forbid(unsafe_code)]
+
+use rqmail_qfiles::Queue;
+use rqmail_qfiles::enqueue::{Caller, enqueue};
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+
+/// 61: trouble with the home directory.
+const EXIT_HOME: u8 = 61;
+/// 62: trouble with queue/.
+const EXIT_QUEUE: u8 = 62;
+
+fn invoked_by(uid: u32) -> String {
+    use rqmail_privs::{ALIAS, RQMAILD, RQMAILS, account};
+    let is = |name| matches!(account(name), Ok(Some(ids)) if ids.uid == uid);
+    if is(ALIAS) {
+        "by alias".into()
+    } else if is(RQMAILD) {
+        "from network".into()
+    } else if is(RQMAILS) {
+        "for bounce".into()
+    } else {
+        format!("by uid {uid}")
+    }
+}
+
+fn main() -> ExitCode {
+    use nix::sys::stat::{Mode, umask};
+    umask(Mode::from_bits_truncate(0o033));
+    // The home comes from where this binary is installed, never from the environment.
+    let Ok(home) = rqmail_control::home() else {
+        return ExitCode::from(EXIT_HOME);
+    };
+    if std::env::set_current_dir(&home).is_err() {
+        return ExitCode::from(EXIT_HOME);
+    }
+    if std::env::set_current_dir("queue").is_err() {
+        return ExitCode::from(EXIT_QUEUE);
+    }
+    // A 24-hour watchdog: a queue program that hangs must not hold files forever. The
+    // default action of SIGALRM ends the process, which the caller sees as temporary.
+    nix::unistd::alarm::set(86400);
+    let uid = nix::unistd::getuid().as_raw();
+    let caller = Caller {
+        uid,
+        pid: std::process::id(),
+        invoked: invoked_by(uid),
+        start: rqmail_date::now(),
+    };
+    let queue = Queue::new(&home);
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    // fd 1 is the envelope pipe: read from it through a File on a duplicate of the fd.
+    let envelope = match stdout.as_fd().try_clone_to_owned() {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(_) => return ExitCode::from(54),
+    };
+    match enqueue(&queue, &caller, stdin.lock(), envelope) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(failure) => ExitCode::from(failure.exit_code()),
+    }
+}
