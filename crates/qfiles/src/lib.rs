@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod enqueue;
+pub mod inspect;
 pub mod layout;
 
 pub use layout::Queue;

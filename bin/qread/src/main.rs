@@ -1,0 +1,18 @@
+//! rqmail-qread: lists queued messages with their senders and pending recipients.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let result = rqmail_control::home().and_then(|home| {
+        let queue = rqmail_qfiles::Queue::new(&home);
+        rqmail_qfiles::inspect::read(&queue, &mut std::io::stdout().lock())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rqmail-qread: fatal: unable to read the queue: {e}");
+            ExitCode::from(111)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Writes one message into a Maildir or an mbox file, durably, as qmail-local does, and
+//! creates Maildirs and Maildir++ folders.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod maildir;
+mod mbox;
+
+pub use maildir::{deliver_maildir, make_folder, make_maildir, unique_name};
+pub use mbox::deliver_mbox;
+
+use std::fmt;
+
+/// Why a delivery failed. The text ends in a qmail-style enhanced status code, e.g.
+/// `(#4.3.0)`, and becomes the deferral or bounce text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryError {
+    /// True if retrying cannot help (bounce); false for a temporary failure (retry later).
+    pub permanent: bool,
+    /// What went wrong, for the delivery report.
+    pub text: String,
+}
+
+impl DeliveryError {
+    /// A temporary failure: qmail-local never makes a mailbox failure permanent.
+    pub fn temporary(text: impl Into<String>) -> DeliveryError {
+        DeliveryError {
+            permanent: false,
+            text: text.into(),
+        }
+    }
+}
+
+impl fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for DeliveryError {}
+
+/// Size of the buffer the message is copied through.
+const COPY_BUFFER: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests;

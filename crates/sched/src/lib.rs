@@ -1,0 +1,10 @@
+//! rqmail-send's scheduler: turns committed envelopes into delivery jobs, hands them to
+//! the local and remote spawns, retries on qmail's schedule, and bounces what fails.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod bounce;
+pub mod config;
+pub mod rewrite;
+pub mod schedule;
+pub mod send;

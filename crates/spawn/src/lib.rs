@@ -1,0 +1,276 @@
+//! The spawn side of rqmail-send's delivery protocol (qmail's spawn.c): read delivery
+//! requests, start one child per delivery, and report each result with its slot number.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+/// Most bytes of a child's output kept for its report.
+pub const REPORT_MAX: usize = 3000;
+/// Longest message name accepted (`S/N`).
+const MESSAGE_NAME_MAX: usize = 100;
+/// Longest request send may write; anything longer means send is broken.
+const REQUEST_MAX: usize = 8192;
+
+/// One delivery asked for by rqmail-send.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Slot number, echoed in the report.
+    pub slot: u8,
+    /// The message, as `S/N` relative to `queue/mess`.
+    pub message: String,
+    /// Envelope sender.
+    pub sender: Vec<u8>,
+    /// One envelope recipient.
+    pub recipient: Vec<u8>,
+}
+
+/// A delivery's result: `K` success, `Z` temporary failure, `D` permanent failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// `K`, `Z` or `D`.
+    pub status: u8,
+    /// Explanation (no NUL bytes).
+    pub text: Vec<u8>,
+}
+
+impl Report {
+    /// A temporary failure.
+    pub fn defer(text: &str) -> Report {
+        Report {
+            status: b'Z',
+            text: text.as_bytes().to_vec(),
+        }
+    }
+    /// A permanent failure.
+    pub fn fail(text: &str) -> Report {
+        Report {
+            status: b'D',
+            text: text.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// What starting a delivery gave.
+pub enum Started {
+    /// A child is running; its output (stdout and stderr) arrives on `output`.
+    Child {
+        /// The child's pid, to be reaped when its output ends.
+        pid: Pid,
+        /// Read end of the child's output pipe.
+        output: OwnedFd,
+    },
+    /// The delivery finished at once (or could not start).
+    Done(Report),
+}
+
+/// What a kind of spawn (local or remote) does per delivery.
+pub trait Spawner {
+    /// How many deliveries may run at once (sent to rqmail-send at start, at most 255).
+    fn slots(&self) -> u8;
+    /// Starts one delivery with the opened message file.
+    fn start(&mut self, message: File, request: &Request) -> Started;
+    /// Turns a finished child's status and output into a report.
+    fn finish(&mut self, status: WaitStatus, output: &[u8]) -> Report;
+}
+
+struct Running {
+    pid: Pid,
+    output: File,
+    collected: Vec<u8>,
+}
+
+/// Parses one complete request from the front of `buf`: slot byte, then message name,
+/// sender and recipient, each NUL-terminated. Returns it and its length.
+fn parse_request(buf: &[u8]) -> Option<(Request, usize)> {
+    let slot = *buf.first()?;
+    let mut fields = Vec::with_capacity(3);
+    let mut pos = 1;
+    for _ in 0..3 {
+        let end = buf[pos..].iter().position(|&b| b == 0)? + pos;
+        fields.push(&buf[pos..end]);
+        pos = end + 1;
+    }
+    Some((
+        Request {
+            slot,
+            message: String::from_utf8_lossy(fields[0]).into_owned(),
+            sender: fields[1].to_vec(),
+            recipient: fields[2].to_vec(),
+        },
+        pos,
+    ))
+}
+
+/// Checks a request and opens its message: the name must be `digits/digits`, the file a
+/// regular file owned by the queue's owner (so nothing else can be passed off as mail).
+fn open_message(request: &Request, queue_owner: u32) -> Result<File, Report> {
+    let name = &request.message;
+    if name.is_empty()
+        || name.len() > MESSAGE_NAME_MAX
+        || !name.bytes().all(|b| b.is_ascii_digit() || b == b'/')
+    {
+        return Err(Report::fail("Internal error: bad message name. (#5.3.0)"));
+    }
+    if !request.recipient.contains(&b'@') {
+        return Err(Report::fail("Recipient has no @ sign. (#5.1.3)"));
+    }
+    let file = File::open(name)
+        .map_err(|_| Report::defer("Unable to open message file. (#4.3.0)"))?;
+    let meta = file
+        .metadata()
+        .map_err(|_| Report::defer("Unable to stat message file. (#4.3.0)"))?;
+    if !meta.file_type().is_file() || meta.uid() != queue_owner {
+        return Err(Report::defer(
+            "Message file is not a regular file owned by the queue. (#4.3.0)",
+        ));
+    }
+    Ok(file)
+}
+
+fn write_report(out: &mut impl Write, slot: u8, report: &Report) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(report.text.len() + 3);
+    buf.push(slot);
+    buf.push(report.status);
+    buf.extend(report.text.iter().map(|&b| if b == 0 { b'_' } else { b }));
+    buf.push(0);
+    out.write_all(&buf)?;
+    out.flush()
+}
+
+/// Serves rqmail-send on fds 0 (requests) and 1 (reports) until it closes fd 0, then
+/// waits for running deliveries. The working directory must be `queue/mess`.
+pub fn serve(spawner: &mut impl Spawner, queue_owner: u32) -> io::Result<()> {
+    let slots = spawner.slots();
+    let mut out = io::stdout().lock();
+    out.write_all(&[slots])?;
+    out.flush()?;
+    let stdin = io::stdin();
+    // Read fd 0 directly: a buffered reader could hold requests that poll cannot see.
+    let mut input = File::from(stdin.as_fd().try_clone_to_owned()?);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut running: Vec<Option<Running>> = (0..slots).map(|_| None).collect();
+    let mut input_open = true;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if !input_open && running.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let mut fds: Vec<PollFd> = Vec::with_capacity(running.len() + 1);
+        let stdin_fd: BorrowedFd = stdin.as_fd();
+        if input_open {
+            fds.push(PollFd::new(stdin_fd, PollFlags::POLLIN));
+        }
+        let mut which = Vec::with_capacity(running.len());
+        for (slot, r) in running.iter().enumerate() {
+            if let Some(r) = r {
+                fds.push(PollFd::new(r.output.as_fd(), PollFlags::POLLIN));
+                which.push(slot);
+            }
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let ready = |fd: &PollFd| {
+            fd.revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+        };
+        let stdin_ready = input_open && ready(&fds[0]);
+        let first_child = usize::from(input_open);
+        let ready_slots: Vec<usize> = which
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ready(&fds[first_child + i]))
+            .map(|(_, &slot)| slot)
+            .collect();
+        drop(fds);
+
+        for slot in ready_slots {
+            let Some(r) = running[slot].as_mut() else { continue };
+            match r.output.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let Some(r) = running[slot].take() else { continue };
+                    let status = loop {
+                        match waitpid(r.pid, None) {
+                            Err(nix::errno::Errno::EINTR) => continue,
+                            other => break other,
+                        }
+                    };
+                    let report = match status {
+                        Ok(status) => spawner.finish(status, &r.collected),
+                        Err(_) => Report::defer("Unable to wait for the delivery. (#4.3.0)"),
+                    };
+                    write_report(&mut out, slot as u8, &report)?;
+                }
+                Ok(n) => {
+                    let room = REPORT_MAX.saturating_sub(r.collected.len());
+                    r.collected.extend_from_slice(&buf[..n.min(room)]);
+                }
+            }
+        }
+
+        if stdin_ready {
+            match input.read(&mut buf) {
+                Ok(0) => input_open = false,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            while let Some((request, used)) = parse_request(&pending) {
+                pending.drain(..used);
+                let slot = request.slot as usize;
+                if slot >= running.len() || running[slot].is_some() {
+                    let report = Report::defer("Internal error: slot in use. (#4.3.0)");
+                    write_report(&mut out, request.slot, &report)?;
+                    continue;
+                }
+                let started = match open_message(&request, queue_owner) {
+                    Ok(file) => spawner.start(file, &request),
+                    Err(report) => Started::Done(report),
+                };
+                match started {
+                    Started::Done(report) => write_report(&mut out, request.slot, &report)?,
+                    Started::Child { pid, output } => {
+                        running[slot] = Some(Running {
+                            pid,
+                            output: File::from(output),
+                            collected: Vec::new(),
+                        });
+                    }
+                }
+            }
+            if pending.len() > REQUEST_MAX {
+                return Err(io::Error::other("request from rqmail-send too long"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_complete_requests_only() {
+        assert!(parse_request(b"\x03").is_none());
+        assert!(parse_request(b"\x035/28\0a@b\0").is_none());
+        let (r, used) = parse_request(b"\x035/28\0a@b\0c@d\0rest").unwrap();
+        assert_eq!((r.slot, r.message.as_str(), used), (3, "5/28", 14));
+        assert_eq!((r.sender.as_slice(), r.recipient.as_slice()), (&b"a@b"[..], &b"c@d"[..]));
+    }
+
+    #[test]
+    fn reports_are_slot_status_text_nul() {
+        let mut out = Vec::new();
+        write_report(&mut out, 7, &Report::defer("a\0b")).unwrap();
+        assert_eq!(out, b"\x07Za_b\0");
+    }
+}

@@ -1,0 +1,55 @@
+//! The foundation end to end: sendmail and rqmail-inject -> rqmail-queue -> rqmail-send ->
+//! rqmail-lspawn -> dot-qmail -> Maildir, mbox, programs and forwards, with real files.
+
+use rqmail_e2e::{Instance, strip_delivery_lines, wait_for};
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+fn write_dot_qmail(home: &std::path::Path, name: &str, text: &str) {
+    let path = home.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    if rqmail_e2e::as_root() {
+        std::process::Command::new("chown").args(["65534:65534"]).arg(&path).status().unwrap();
+    }
+}
+
+#[test]
+fn sendmail_delivers_to_a_maildir_byte_exact() {
+    let mut inst = Instance::new("basic");
+    let homes = inst.add_users(&["bob"]);
+    inst.start();
+    let body = b"Subject: hello\n\nhi there\nline two with trailing spaces   \n\n.\n..dots\n";
+    let out = inst.run("sendmail", &["-f", "alice@example.com", "bob"], body);
+    assert!(out.status.success(), "sendmail failed: {}", String::from_utf8_lossy(&out.stderr));
+    let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
+    let got = std::fs::read(&files[0]).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("Return-Path: <alice@example.com>\nDelivered-To: bob@example.com\nReceived: (rqmail "), "{text}");
+    assert!(got.ends_with(b"\n\nhi there\nline two with trailing spaces   \n\n.\n..dots\n"), "{text}");
+    // The queue empties once the message is delivered.
+    assert!(wait_for(Duration::from_secs(10), || inst.queued() == 0), "queue not empty:\n{}", inst.log_text());
+    let log = inst.log_text();
+    for expected in ["new msg ", "info msg ", "starting delivery 1: msg ", "delivery 1: success: did 1+0+0", "end msg "] {
+        assert!(log.contains(expected), "log lacks {expected:?}:\n{log}");
+    }
+}
+
+#[test]
+fn inject_preserves_the_body_exactly() {
+    let mut inst = Instance::new("inject");
+    let homes = inst.add_users(&["carol"]);
+    inst.start();
+    let mut body = b"From: x@y.org\nTo: carol@example.com\nSubject: binary\n\n".to_vec();
+    for i in 0..2000u32 {
+        body.extend_from_slice(format!("line {i} \x01\x7f\xc3\xa9 tab\there\n").as_bytes());
+    }
+    body.extend_from_slice(b"no final newline");
+    let out = inst.run("rqmail-inject", &["carol@example.com"], &body);
+    assert!(out.status.success(), "inject failed: {}", String::from_utf8_lossy(&out.stderr));
+    let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
+    let got = std::fs::read(&files[0]).unwrap();
+    let delivered = strip_delivery_lines(&got);
+    assert!(delivered.ends_with(&body[body.len() - 4000..]), "body changed");
+    assert!(delivered.ends_with(b"no final newline"));
+}

@@ -1,0 +1,307 @@
+//! The test harness: builds a whole rqmail instance in a scratch directory from the
+//! workspace's binaries, starts it, injects mail and watches what lands on disk.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Every program an instance runs, copied into its `bin/`.
+pub const PROGRAMS: &[&str] = &[
+    "rqmail-queue",
+    "rqmail-send",
+    "rqmail-lspawn",
+    "rqmail-rspawn",
+    "rqmail-clean",
+    "rqmail-start",
+    "rqmail-local",
+    "rqmail-inject",
+    "sendmail",
+    "rqmail-newu",
+    "rqmail-maildirmake",
+    "rqmail-qread",
+    "rqmail-qstat",
+];
+
+/// The unprivileged account tests run instances as when the suite runs as root, so that
+/// the instance is a single-user one like a developer's.
+const NOBODY: u32 = 65534;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The directory holding the workspace's built binaries (the test binary's grandparent).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("target profile dir").to_path_buf()
+}
+
+/// True when the tests run as root: instances then run as nobody.
+pub fn as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A Command that runs as the instance's user (nobody when the suite runs as root).
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    if as_root() {
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    cmd
+}
+
+/// One rqmail instance in a scratch directory.
+pub struct Instance {
+    /// The instance's home.
+    pub home: PathBuf,
+    start: Option<Child>,
+    /// The scheduler's log.
+    pub log: PathBuf,
+}
+
+fn chown_tree(path: &Path) {
+    if !as_root() {
+        return;
+    }
+    let status = Command::new("chown")
+        .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+        .arg(path)
+        .status()
+        .expect("chown");
+    assert!(status.success());
+}
+
+impl Instance {
+    /// Makes an instance with `me` = example.com, locals example.com and localhost.
+    pub fn new(name: &str) -> Instance {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let home = std::env::temp_dir().join(format!("rqmail-e2e-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(home.join("bin")).unwrap();
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let target = target_dir();
+        for p in PROGRAMS {
+            let from = target.join(p);
+            assert!(from.exists(), "{} is not built: run `cargo build --workspace` first", from.display());
+            let to = home.join("bin").join(p);
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).unwrap();
+            }
+        }
+        rqmail_qfiles::Queue::new(&home).create().unwrap();
+        for dir in ["control", "users", "alias", "homes"] {
+            std::fs::create_dir_all(home.join(dir)).unwrap();
+        }
+        std::fs::set_permissions(home.join("alias"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let inst = Instance {
+            log: home.join("send.log"),
+            home,
+            start: None,
+        };
+        inst.control("me", "example.com\n");
+        inst.control("locals", "example.com\nlocalhost\n");
+        inst.control("defaultdelivery", "./Maildir/\n");
+        std::fs::write(inst.home.join("users/assign"), ".\n").unwrap();
+        chown_tree(&inst.home);
+        inst
+    }
+
+    /// Writes a control file.
+    pub fn control(&self, name: &str, text: &str) {
+        std::fs::write(self.home.join("control").join(name), text).unwrap();
+        chown_tree(&self.home.join("control").join(name));
+    }
+
+    /// The uid and gid deliveries run as in this instance.
+    pub fn ids(&self) -> (u32, u32) {
+        if as_root() {
+            (NOBODY, NOBODY)
+        } else {
+            (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+        }
+    }
+
+    /// Adds users with homes under `homes/` and Maildirs, via users/assign and rqmail-newu.
+    pub fn add_users(&self, names: &[&str]) -> Vec<PathBuf> {
+        let (uid, gid) = self.ids();
+        let mut assign = String::new();
+        let mut homes = Vec::new();
+        for name in names {
+            let dir = self.home.join("homes").join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+            for sub in ["Maildir/tmp", "Maildir/new", "Maildir/cur"] {
+                std::fs::create_dir_all(dir.join(sub)).unwrap();
+            }
+            assign.push_str(&format!("={name}:{name}:{uid}:{gid}:{}:::\n", dir.display()));
+            assign.push_str(&format!("+{name}-:{name}:{uid}:{gid}:{}:-::\n", dir.display()));
+            chown_tree(&dir);
+            homes.push(dir);
+        }
+        assign.push_str(".\n");
+        std::fs::write(self.home.join("users/assign"), assign).unwrap();
+        chown_tree(&self.home.join("users"));
+        let out = self.run("rqmail-newu", &[], b"");
+        assert!(out.status.success(), "newu: {}", String::from_utf8_lossy(&out.stderr));
+        homes
+    }
+
+    /// The path of one of the instance's programs.
+    pub fn bin(&self, program: &str) -> PathBuf {
+        self.home.join("bin").join(program)
+    }
+
+    /// Runs one of the instance's programs with `input` on stdin.
+    pub fn run(&self, program: &str, args: &[&str], input: &[u8]) -> Output {
+        self.run_env(program, args, input, &[])
+    }
+
+    /// Runs a program with extra environment variables.
+    pub fn run_env(&self, program: &str, args: &[&str], input: &[u8], env: &[(&str, &str)]) -> Output {
+        let mut child = command(self.bin(program))
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(&self.home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(input);
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
+    /// Starts rqmail-start in the background, logging to `send.log`.
+    pub fn start(&mut self) {
+        assert!(self.start.is_none());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = command(self.bin("rqmail-start"))
+            .current_dir(&self.home)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.start = Some(child);
+        // Wait until the scheduler has announced itself.
+        wait_for(Duration::from_secs(10), || self.log_text().contains("status: local"));
+    }
+
+    /// The scheduler's pid, if it runs.
+    pub fn send_pid(&self) -> Option<u32> {
+        self.start.as_ref().map(Child::id)
+    }
+
+    /// Sends a signal to rqmail-send (rqmail-start became it).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        if let Some(pid) = self.send_pid() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
+    }
+
+    /// Stops rqmail-send with TERM and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.start.take() {
+            self.signal_pid(&child, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn signal_pid(&self, child: &Child, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig);
+    }
+
+    /// Kills rqmail-send with SIGKILL (a crash) and waits for it.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.start.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The scheduler's log so far.
+    pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    /// Files in a Maildir's `new/`, sorted by name.
+    pub fn maildir_new(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("new"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Waits until a Maildir holds `count` messages in `new/`; returns them.
+    pub fn wait_for_mail(&self, maildir: &Path, count: usize) -> Vec<PathBuf> {
+        let ok = wait_for(Duration::from_secs(30), || Self::maildir_new(maildir).len() >= count);
+        let files = Self::maildir_new(maildir);
+        assert!(
+            ok,
+            "expected {count} messages in {}, found {}; log:\n{}",
+            maildir.display(),
+            files.len(),
+            self.log_text()
+        );
+        files
+    }
+
+    /// Number of messages still in the queue (files in `mess/`).
+    pub fn queued(&self) -> usize {
+        rqmail_qfiles::Queue::new(&self.home).list("mess").unwrap().len()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.stop();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.home);
+        }
+    }
+}
+
+/// Polls `f` every 10 ms until it is true or `limit` passes; returns whether it became true.
+pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The body of a delivered message after its Return-Path and Delivered-To lines.
+pub fn strip_delivery_lines(bytes: &[u8]) -> &[u8] {
+    let mut rest = bytes;
+    for prefix in [&b"Return-Path: "[..], b"Delivered-To: "] {
+        if rest.starts_with(prefix) {
+            let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+            rest = &rest[end..];
+        }
+    }
+    rest
+}
