@@ -177,6 +177,30 @@ impl Instance {
         child.wait_with_output().unwrap()
     }
 
+    /// Queues a message through rqmail-queue itself (message on fd 0, envelope on fd 1)
+    /// and returns its exit code.
+    pub fn queue_raw(&self, sender: &str, recipients: &[&str], message: &[u8]) -> i32 {
+        let (env_read, env_write) = nix::unistd::pipe().unwrap();
+        let mut child = command(self.bin("rqmail-queue"))
+            .current_dir(&self.home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(env_read))
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(message);
+        drop(stdin);
+        let mut envelope = format!("F{sender}\0").into_bytes();
+        for r in recipients {
+            envelope.extend_from_slice(format!("T{r}\0").as_bytes());
+        }
+        envelope.push(0);
+        let mut env = std::fs::File::from(env_write);
+        let _ = env.write_all(&envelope);
+        drop(env);
+        child.wait().unwrap().code().unwrap_or(-1)
+    }
+
     /// Starts rqmail-start in the background, logging to `send.log`.
     pub fn start(&mut self) {
         assert!(self.start.is_none());
