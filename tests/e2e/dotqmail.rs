@@ -11,7 +11,11 @@ fn dot_qmail(home: &Path, name: &str, text: &str) {
     std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     if rqmail_e2e::as_root() {
-        std::process::Command::new("chown").arg("65534:65534").arg(&path).status().unwrap();
+        std::process::Command::new("chown")
+            .arg("65534:65534")
+            .arg(&path)
+            .status()
+            .unwrap();
     }
 }
 
@@ -20,14 +24,21 @@ fn read(path: &Path) -> String {
 }
 
 fn wait_file(path: &Path) -> String {
-    assert!(wait_for(Duration::from_secs(20), || path.exists() && std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false)),
-        "{} never appeared", path.display());
+    assert!(
+        wait_for(Duration::from_secs(20), || path.exists()
+            && std::fs::metadata(path)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false)),
+        "{} never appeared",
+        path.display()
+    );
     // Give a writer that just created it a moment to finish.
     std::thread::sleep(Duration::from_millis(50));
     read(path)
 }
 
-const MESSAGE: &[u8] = b"Subject: test\nFrom: alice@example.com\n\nFrom the start of a line\n>From quoted\nbody\n";
+const MESSAGE: &[u8] =
+    b"Subject: test\nFrom: alice@example.com\n\nFrom the start of a line\n>From quoted\nbody\n";
 
 #[test]
 fn every_line_type_is_followed() {
@@ -44,34 +55,60 @@ fn every_line_type_is_followed() {
          dave@example.com\n",
     );
     inst.start();
-    assert_eq!(inst.queue_raw("alice@example.com", &["bob@example.com"], MESSAGE), 0);
+    assert_eq!(
+        inst.queue_raw("alice@example.com", &["bob@example.com"], MESSAGE),
+        0
+    );
     let bob = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
     let got = std::fs::read(&bob[0]).unwrap();
-    assert!(got.starts_with(b"Return-Path: <alice@example.com>\nDelivered-To: bob@example.com\nReceived: (rqmail "));
+    assert!(got.starts_with(
+        b"Return-Path: <alice@example.com>\nDelivered-To: bob@example.com\nReceived: (rqmail "
+    ));
     assert!(got.ends_with(MESSAGE));
 
     let mbox = wait_file(&homes[0].join("mbox"));
     assert!(mbox.starts_with("From alice@example.com "), "{mbox}");
-    assert!(mbox.contains("\nReturn-Path: <alice@example.com>\nDelivered-To: bob@example.com\nReceived: (rqmail "));
+    assert!(mbox.contains(
+        "\nReturn-Path: <alice@example.com>\nDelivered-To: bob@example.com\nReceived: (rqmail "
+    ));
     // mboxrd quoting: one more > on each From line, and one blank line after the message.
-    assert!(mbox.ends_with("\n\n>From the start of a line\n>>From quoted\nbody\n\n"), "{mbox:?}");
+    assert!(
+        mbox.ends_with("\n\n>From the start of a line\n>>From quoted\nbody\n\n"),
+        "{mbox:?}"
+    );
 
     let prog = wait_file(&homes[0].join("prog-out.txt"));
-    assert!(prog.starts_with("Received: (rqmail "), "a program gets the message without Return-Path/Delivered-To");
+    assert!(
+        prog.starts_with("Received: (rqmail "),
+        "a program gets the message without Return-Path/Delivered-To"
+    );
     assert!(prog.ends_with(std::str::from_utf8(MESSAGE).unwrap()));
     let env = wait_file(&homes[0].join("prog-env.txt"));
-    assert_eq!(env, "alice@example.com|bob@example.com|bob|example.com|bob|Delivered-To: bob@example.com\n");
+    assert_eq!(
+        env,
+        "alice@example.com|bob@example.com|bob|example.com|bob|Delivered-To: bob@example.com\n"
+    );
 
     for forwarded in [&homes[1], &homes[2]] {
         let files = inst.wait_for_mail(&forwarded.join("Maildir"), 1);
         let got = std::fs::read(&files[0]).unwrap();
         let text = String::from_utf8_lossy(&got);
         // The forward keeps bob's Delivered-To line and the original sender.
-        assert!(text.starts_with("Return-Path: <alice@example.com>\nDelivered-To: "), "{text}");
-        assert!(text.contains("\nDelivered-To: bob@example.com\nReceived: (rqmail "), "{text}");
+        assert!(
+            text.starts_with("Return-Path: <alice@example.com>\nDelivered-To: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nDelivered-To: bob@example.com\nReceived: (rqmail "),
+            "{text}"
+        );
         assert!(got.ends_with(MESSAGE));
     }
-    assert!(inst.log_text().contains("success: did 2+2+1/qp "), "{}", inst.log_text());
+    assert!(
+        inst.log_text().contains("success: did 2+2+1/qp "),
+        "{}",
+        inst.log_text()
+    );
 }
 
 #[test]
@@ -80,16 +117,30 @@ fn extensions_and_defaults_choose_the_file_qmail_would() {
     let homes = inst.add_users(&["bob"]);
     let bob = &homes[0];
     dot_qmail(bob, ".qmail-foo", "./foo.mbox\n");
-    dot_qmail(bob, ".qmail-bar-default", "|printf '%s|%s|%s' \"$DEFAULT\" \"$EXT\" \"$EXT2\" > default.txt\n");
+    dot_qmail(
+        bob,
+        ".qmail-bar-default",
+        "|printf '%s|%s|%s' \"$DEFAULT\" \"$EXT\" \"$EXT2\" > default.txt\n",
+    );
     dot_qmail(bob, ".qmail-john:doe", "./johndoe.mbox\n");
     dot_qmail(bob, ".qmail-default", "./Maildir/\n");
     inst.start();
-    for rcpt in ["bob-FOO@example.com", "bob-bar-Baz.Qux@example.com", "bob-john.doe@example.com", "bob-other@example.com"] {
+    for rcpt in [
+        "bob-FOO@example.com",
+        "bob-bar-Baz.Qux@example.com",
+        "bob-john.doe@example.com",
+        "bob-other@example.com",
+    ] {
         assert_eq!(inst.queue_raw("alice@example.com", &[rcpt], MESSAGE), 0);
     }
     assert!(wait_file(&bob.join("foo.mbox")).contains("Delivered-To: bob-FOO@example.com\n"));
-    assert_eq!(wait_file(&bob.join("default.txt")), "Baz.Qux|bar-Baz.Qux|Baz.Qux");
-    assert!(wait_file(&bob.join("johndoe.mbox")).contains("Delivered-To: bob-john.doe@example.com\n"));
+    assert_eq!(
+        wait_file(&bob.join("default.txt")),
+        "Baz.Qux|bar-Baz.Qux|Baz.Qux"
+    );
+    assert!(
+        wait_file(&bob.join("johndoe.mbox")).contains("Delivered-To: bob-john.doe@example.com\n")
+    );
     let files = inst.wait_for_mail(&bob.join("Maildir"), 1);
     assert!(read(&files[0]).contains("Delivered-To: bob-other@example.com\n"));
 }
@@ -99,13 +150,22 @@ fn unknown_users_bounce_to_the_sender_in_qsbmf() {
     let mut inst = Instance::new("bounce");
     let homes = inst.add_users(&["alice"]);
     inst.start();
-    assert_eq!(inst.queue_raw("alice@example.com", &["nosuch@example.com"], MESSAGE), 0);
+    assert_eq!(
+        inst.queue_raw("alice@example.com", &["nosuch@example.com"], MESSAGE),
+        0
+    );
     let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
     let bounce = read(&files[0]);
-    assert!(bounce.starts_with("Return-Path: <>\nDelivered-To: alice@example.com\nReceived: (rqmail "), "{bounce}");
+    assert!(
+        bounce.starts_with("Return-Path: <>\nDelivered-To: alice@example.com\nReceived: (rqmail "),
+        "{bounce}"
+    );
     let body_start = bounce.find("\n\n").unwrap() + 2;
     let header = &bounce[..body_start];
-    assert!(header.contains("\nFrom: MAILER-DAEMON@example.com\n"), "{header}");
+    assert!(
+        header.contains("\nFrom: MAILER-DAEMON@example.com\n"),
+        "{header}"
+    );
     assert!(header.contains("\nTo: alice@example.com\n"), "{header}");
     assert!(header.contains("\nSubject: failure notice\n"), "{header}");
     let body = &bounce[body_start..];
@@ -126,20 +186,43 @@ fn a_bounce_that_bounces_goes_to_doublebounceto() {
         std::fs::create_dir_all(alias.join(sub)).unwrap();
     }
     if rqmail_e2e::as_root() {
-        std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(&alias).status().unwrap();
+        std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&alias)
+            .status()
+            .unwrap();
     }
     dot_qmail(&alias, ".qmail-postmaster", "./Maildir/\n");
     inst.start();
     // The sender does not exist either: its bounce bounces, and the postmaster gets it.
-    assert_eq!(inst.queue_raw("ghost@example.com", &["nosuch@example.com"], MESSAGE), 0);
+    assert_eq!(
+        inst.queue_raw("ghost@example.com", &["nosuch@example.com"], MESSAGE),
+        0
+    );
     let files = inst.wait_for_mail(&alias.join("Maildir"), 1);
     let double = read(&files[0]);
-    assert!(double.starts_with("Return-Path: <#@[]>\nDelivered-To: postmaster@example.com\n"), "{double}");
-    assert!(double.contains("\nTo: postmaster@example.com\n"), "{double}");
+    assert!(
+        double.starts_with("Return-Path: <#@[]>\nDelivered-To: postmaster@example.com\n"),
+        "{double}"
+    );
+    assert!(
+        double.contains("\nTo: postmaster@example.com\n"),
+        "{double}"
+    );
     assert!(double.contains("bounce bounced"), "{double}");
-    assert!(double.contains("<ghost@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n"), "{double}");
-    assert!(double.contains("--- Below this line is the original bounce.\n\nReturn-Path: <>\n"), "{double}");
-    assert!(wait_for(Duration::from_secs(10), || inst.queued() == 0), "{}", inst.log_text());
+    assert!(
+        double.contains("<ghost@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n"),
+        "{double}"
+    );
+    assert!(
+        double.contains("--- Below this line is the original bounce.\n\nReturn-Path: <>\n"),
+        "{double}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || inst.queued() == 0),
+        "{}",
+        inst.log_text()
+    );
 }
 
 #[test]
@@ -149,25 +232,53 @@ fn a_forwarding_loop_is_stopped_and_bounced() {
     dot_qmail(&homes[1], ".qmail", "&carol@example.com\n");
     dot_qmail(&homes[2], ".qmail", "&bob@example.com\n");
     inst.start();
-    assert_eq!(inst.queue_raw("alice@example.com", &["bob@example.com"], MESSAGE), 0);
+    assert_eq!(
+        inst.queue_raw("alice@example.com", &["bob@example.com"], MESSAGE),
+        0
+    );
     let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
     let bounce = read(&files[0]);
     assert!(bounce.contains("<bob@example.com>:\nThis message is looping: it already has my Delivered-To line. (#5.4.6)\n"), "{bounce}");
-    assert!(wait_for(Duration::from_secs(10), || inst.queued() == 0), "{}", inst.log_text());
+    assert!(
+        wait_for(Duration::from_secs(10), || inst.queued() == 0),
+        "{}",
+        inst.log_text()
+    );
 }
 
 #[test]
 fn program_exit_111_is_retried_and_exit_100_bounces() {
     let mut inst = Instance::new("exits");
     let homes = inst.add_users(&["alice", "bob", "carol"]);
-    dot_qmail(&homes[1], ".qmail", "|test -f ready || { echo not ready yet; exit 111; }; cat > got.txt\n");
+    dot_qmail(
+        &homes[1],
+        ".qmail",
+        "|test -f ready || { echo not ready yet; exit 111; }; cat > got.txt\n",
+    );
     dot_qmail(&homes[2], ".qmail", "|echo carol refuses this; exit 100\n");
     inst.start();
-    assert_eq!(inst.queue_raw("alice@example.com", &["bob@example.com", "carol@example.com"], MESSAGE), 0);
+    assert_eq!(
+        inst.queue_raw(
+            "alice@example.com",
+            &["bob@example.com", "carol@example.com"],
+            MESSAGE
+        ),
+        0
+    );
     // qmail sends one bounce per message, once every recipient is finished: carol's
     // failure waits in bounce/ while bob's delivery is deferred.
-    assert!(wait_for(Duration::from_secs(20), || inst.log_text().contains("deferral: not ready yet/")), "{}", inst.log_text());
-    assert!(inst.log_text().contains("failure: carol refuses this/"), "{}", inst.log_text());
+    assert!(
+        wait_for(Duration::from_secs(20), || inst
+            .log_text()
+            .contains("deferral: not ready yet/")),
+        "{}",
+        inst.log_text()
+    );
+    assert!(
+        inst.log_text().contains("failure: carol refuses this/"),
+        "{}",
+        inst.log_text()
+    );
     assert_eq!(rqmail_qfiles_bounces(&inst), 1);
     assert!(Instance::maildir_new(&homes[0].join("Maildir")).is_empty());
     assert!(!homes[1].join("got.txt").exists());
@@ -178,12 +289,21 @@ fn program_exit_111_is_retried_and_exit_100_bounces() {
     assert!(got.ends_with(std::str::from_utf8(MESSAGE).unwrap()));
     let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
     let bounce = read(&files[0]);
-    assert!(bounce.contains("<carol@example.com>:\ncarol refuses this\n"), "{bounce}");
+    assert!(
+        bounce.contains("<carol@example.com>:\ncarol refuses this\n"),
+        "{bounce}"
+    );
     assert!(!bounce.contains("<bob@example.com>"), "{bounce}");
-    assert!(wait_for(Duration::from_secs(10), || inst.queued() == 0), "{}", inst.log_text());
+    assert!(
+        wait_for(Duration::from_secs(10), || inst.queued() == 0),
+        "{}",
+        inst.log_text()
+    );
     assert_eq!(Instance::maildir_new(&homes[0].join("Maildir")).len(), 1);
 }
 
 fn rqmail_qfiles_bounces(inst: &Instance) -> usize {
-    std::fs::read_dir(inst.home.join("queue/bounce")).unwrap().count()
+    std::fs::read_dir(inst.home.join("queue/bounce"))
+        .unwrap()
+        .count()
 }

@@ -79,14 +79,19 @@ impl Instance {
     /// Makes an instance with `me` = example.com, locals example.com and localhost.
     pub fn new(name: &str) -> Instance {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let home = std::env::temp_dir().join(format!("rqmail-e2e-{name}-{}-{n}", std::process::id()));
+        let home =
+            std::env::temp_dir().join(format!("rqmail-e2e-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&home);
         std::fs::create_dir_all(home.join("bin")).unwrap();
         std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
         let target = target_dir();
         for p in PROGRAMS {
             let from = target.join(p);
-            assert!(from.exists(), "{} is not built: run `cargo build --workspace` first", from.display());
+            assert!(
+                from.exists(),
+                "{} is not built: run `cargo build --workspace` first",
+                from.display()
+            );
             let to = home.join("bin").join(p);
             if std::fs::hard_link(&from, &to).is_err() {
                 std::fs::copy(&from, &to).unwrap();
@@ -96,7 +101,8 @@ impl Instance {
         for dir in ["control", "users", "alias", "homes"] {
             std::fs::create_dir_all(home.join(dir)).unwrap();
         }
-        std::fs::set_permissions(home.join("alias"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(home.join("alias"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
         let inst = Instance {
             log: home.join("send.log"),
             home,
@@ -121,7 +127,10 @@ impl Instance {
         if as_root() {
             (NOBODY, NOBODY)
         } else {
-            (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+            (
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            )
         }
     }
 
@@ -137,8 +146,14 @@ impl Instance {
             for sub in ["Maildir/tmp", "Maildir/new", "Maildir/cur"] {
                 std::fs::create_dir_all(dir.join(sub)).unwrap();
             }
-            assign.push_str(&format!("={name}:{name}:{uid}:{gid}:{}:::\n", dir.display()));
-            assign.push_str(&format!("+{name}-:{name}:{uid}:{gid}:{}:-::\n", dir.display()));
+            assign.push_str(&format!(
+                "={name}:{name}:{uid}:{gid}:{}:::\n",
+                dir.display()
+            ));
+            assign.push_str(&format!(
+                "+{name}-:{name}:{uid}:{gid}:{}:-::\n",
+                dir.display()
+            ));
             chown_tree(&dir);
             homes.push(dir);
         }
@@ -146,7 +161,11 @@ impl Instance {
         std::fs::write(self.home.join("users/assign"), assign).unwrap();
         chown_tree(&self.home.join("users"));
         let out = self.run("rqmail-newu", &[], b"");
-        assert!(out.status.success(), "newu: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "newu: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         homes
     }
 
@@ -161,7 +180,13 @@ impl Instance {
     }
 
     /// Runs a program with extra environment variables.
-    pub fn run_env(&self, program: &str, args: &[&str], input: &[u8], env: &[(&str, &str)]) -> Output {
+    pub fn run_env(
+        &self,
+        program: &str,
+        args: &[&str],
+        input: &[u8],
+        env: &[(&str, &str)],
+    ) -> Output {
         let mut child = command(self.bin(program))
             .args(args)
             .envs(env.iter().copied())
@@ -218,7 +243,9 @@ impl Instance {
             .unwrap();
         self.start = Some(child);
         // Wait until the scheduler has announced itself.
-        wait_for(Duration::from_secs(10), || self.log_text().contains("status: local"));
+        wait_for(Duration::from_secs(10), || {
+            self.log_text().contains("status: local")
+        });
     }
 
     /// The scheduler's pid, if it runs.
@@ -277,7 +304,9 @@ impl Instance {
 
     /// Waits until a Maildir holds `count` messages in `new/`; returns them.
     pub fn wait_for_mail(&self, maildir: &Path, count: usize) -> Vec<PathBuf> {
-        let ok = wait_for(Duration::from_secs(30), || Self::maildir_new(maildir).len() >= count);
+        let ok = wait_for(Duration::from_secs(30), || {
+            Self::maildir_new(maildir).len() >= count
+        });
         let files = Self::maildir_new(maildir);
         assert!(
             ok,
@@ -291,7 +320,10 @@ impl Instance {
 
     /// Number of messages still in the queue (files in `mess/`).
     pub fn queued(&self) -> usize {
-        rqmail_qfiles::Queue::new(&self.home).list("mess").unwrap().len()
+        rqmail_qfiles::Queue::new(&self.home)
+            .list("mess")
+            .unwrap()
+            .len()
     }
 }
 
@@ -323,7 +355,10 @@ pub fn strip_delivery_lines(bytes: &[u8]) -> &[u8] {
     let mut rest = bytes;
     for prefix in [&b"Return-Path: "[..], b"Delivered-To: "] {
         if rest.starts_with(prefix) {
-            let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
             rest = &rest[end..];
         }
     }

@@ -105,7 +105,11 @@ fn main() -> ExitCode {
             request.pop();
         }
         let reply = answer(&queue, &request);
-        if output.write_all(&[reply]).and_then(|()| output.flush()).is_err() {
+        if output
+            .write_all(&[reply])
+            .and_then(|()| output.flush())
+            .is_err()
+        {
             return ExitCode::SUCCESS;
         }
         count += 1;

@@ -11,7 +11,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: rqmail-local [-nN] [--] user homedir local dash ext domain sender defaultdelivery";
+const USAGE: &str =
+    "usage: rqmail-local [-nN] [--] user homedir local dash ext domain sender defaultdelivery";
 
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();

@@ -52,7 +52,10 @@ impl Local {
             gid: entry.gid,
         };
         if let Err(e) = rqmail_privs::become_ids(ids, &[entry.gid]) {
-            let _ = writeln!(out, "Unable to switch to the recipient's uid: {e}. (#4.3.0)");
+            let _ = writeln!(
+                out,
+                "Unable to switch to the recipient's uid: {e}. (#4.3.0)"
+            );
             return EXIT_SYSTEM;
         }
         let delivery = Delivery {
@@ -100,9 +103,15 @@ impl Spawner for Local {
             }
             Ok(ForkResult::Child) => {
                 drop(read);
-                let ok = dup2_stdout(&write).is_ok() && dup2_stderr(&write).is_ok() && dup2_stdin(&message).is_ok();
+                let ok = dup2_stdout(&write).is_ok()
+                    && dup2_stderr(&write).is_ok()
+                    && dup2_stdin(&message).is_ok();
                 drop(write);
-                let code = if ok { self.child(message, request) } else { EXIT_SYSTEM };
+                let code = if ok {
+                    self.child(message, request)
+                } else {
+                    EXIT_SYSTEM
+                };
                 let _ = std::io::stdout().flush();
                 std::process::exit(code);
             }
@@ -110,7 +119,11 @@ impl Spawner for Local {
     }
 
     fn finish(&mut self, status: WaitStatus, output: &[u8]) -> Report {
-        let text = output.split(|&b| b == 0).next().unwrap_or_default().to_vec();
+        let text = output
+            .split(|&b| b == 0)
+            .next()
+            .unwrap_or_default()
+            .to_vec();
         let status = match status {
             WaitStatus::Exited(_, 0) => b'K',
             WaitStatus::Exited(_, 111 | 71 | 74 | 75) => b'Z',

@@ -26,7 +26,9 @@ fn main() -> ExitCode {
     }
     // Blocked here, read from a signalfd in the loop; children get a clean mask from exec.
     if let Err(e) = signals.thread_block() {
-        rqmail_log::line(&format!("alert: cannot start: unable to block signals: {e}"));
+        rqmail_log::line(&format!(
+            "alert: cannot start: unable to block signals: {e}"
+        ));
         return ExitCode::from(111);
     }
     let home = match rqmail_control::home() {

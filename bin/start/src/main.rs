@@ -74,15 +74,39 @@ fn run() -> anyhow::Result<std::io::Error> {
         &home,
         "rqmail-lspawn",
         &[default_delivery],
-        Some(Ids { uid: 0, gid: lspawn_gid }),
+        Some(Ids {
+            uid: 0,
+            gid: lspawn_gid,
+        }),
         to_lspawn_r,
         from_lspawn_w,
     )?;
-    start_helper(&home, "rqmail-rspawn", &[], Some(remote_ids), to_rspawn_r, from_rspawn_w)?;
-    start_helper(&home, "rqmail-clean", &[], Some(queue_ids), to_clean_r, from_clean_w)?;
+    start_helper(
+        &home,
+        "rqmail-rspawn",
+        &[],
+        Some(remote_ids),
+        to_rspawn_r,
+        from_rspawn_w,
+    )?;
+    start_helper(
+        &home,
+        "rqmail-clean",
+        &[],
+        Some(queue_ids),
+        to_clean_r,
+        from_clean_w,
+    )?;
 
     // Park send's ends high, so that moving them to 3..8 cannot overwrite one of them.
-    let ends = [to_lspawn_w, from_lspawn_r, to_rspawn_w, from_rspawn_r, to_clean_w, from_clean_r];
+    let ends = [
+        to_lspawn_w,
+        from_lspawn_r,
+        to_rspawn_w,
+        from_rspawn_r,
+        to_clean_w,
+        from_clean_r,
+    ];
     let mut parked = Vec::with_capacity(ends.len());
     for end in ends {
         let fd = fcntl(&end, FcntlArg::F_DUPFD_CLOEXEC(PARKING_FD))?;

@@ -126,7 +126,13 @@ impl Delivery {
     fn safe_ext(&self) -> Vec<u8> {
         self.ext
             .iter()
-            .map(|&b| if b == b'.' { b':' } else { b.to_ascii_lowercase() })
+            .map(|&b| {
+                if b == b'.' {
+                    b':'
+                } else {
+                    b.to_ascii_lowercase()
+                }
+            })
             .collect()
     }
 }
@@ -186,12 +192,12 @@ fn probe(name: &[u8]) -> Result<Probe, Failure> {
         },
         Err(e) => match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => Ok(Probe::Missing),
-            io::ErrorKind::PermissionDenied => {
-                Err(temporary("Unable to open a .qmail file: permission denied. (#4.3.0)"))
-            }
-            _ if matches!(e.raw_os_error(), Some(code) if is_temporary_errno(code)) => {
-                Err(temporary(format!("Unable to open a .qmail file: {e}. (#4.3.0)")))
-            }
+            io::ErrorKind::PermissionDenied => Err(temporary(
+                "Unable to open a .qmail file: permission denied. (#4.3.0)",
+            )),
+            _ if matches!(e.raw_os_error(), Some(code) if is_temporary_errno(code)) => Err(
+                temporary(format!("Unable to open a .qmail file: {e}. (#4.3.0)")),
+            ),
             _ => Ok(Probe::Missing),
         },
     }
@@ -223,7 +229,13 @@ fn find_dot_qmail(d: &Delivery) -> Result<Option<(DotQmail, File)>, Failure> {
         let default = exact
             .ends_with(b"default")
             .then(|| d.ext[d.ext.len().saturating_sub(7)..].to_vec());
-        return Ok(Some((DotQmail { name: exact, default }, file)));
+        return Ok(Some((
+            DotQmail {
+                name: exact,
+                default,
+            },
+            file,
+        )));
     }
     for i in (0..=safe.len()).rev() {
         if i != 0 && safe[i - 1] != b'-' {
@@ -352,7 +364,11 @@ pub fn describe(d: &Delivery, out: &mut dyn Write) -> u8 {
         Ok(()) => EXIT_OK,
         Err(f) => {
             let _ = writeln!(out, "{}", f.text);
-            if f.permanent { EXIT_PERMANENT } else { EXIT_TEMPORARY }
+            if f.permanent {
+                EXIT_PERMANENT
+            } else {
+                EXIT_TEMPORARY
+            }
         }
     }
 }
@@ -361,9 +377,9 @@ pub fn describe(d: &Delivery, out: &mut dyn Write) -> u8 {
 /// has the x bit (forward-only mode, as mailing lists use).
 fn instructions_text(d: &Delivery) -> Result<(Vec<u8>, Option<DotQmail>, bool), Failure> {
     match find_dot_qmail(d)? {
-        None if !d.dash.is_empty() => Err(permanent(
-            "Sorry, no mailbox here by that name. (#5.1.1)",
-        )),
+        None if !d.dash.is_empty() => {
+            Err(permanent("Sorry, no mailbox here by that name. (#5.1.1)"))
+        }
         None => Ok((d.default_delivery.clone(), None, false)),
         Some((found, mut file)) => {
             let meta = file
@@ -388,8 +404,8 @@ fn instructions_text(d: &Delivery) -> Result<(Vec<u8>, Option<DotQmail>, bool), 
 fn run(d: &Delivery, message: &mut File, out: &mut dyn Write) -> Result<(), Failure> {
     std::env::set_current_dir(&d.homedir)
         .map_err(|_| temporary("Unable to switch to home directory. (#4.3.0)"))?;
-    let home = std::fs::metadata(".")
-        .map_err(|_| temporary("Unable to stat home directory. (#4.3.0)"))?;
+    let home =
+        std::fs::metadata(".").map_err(|_| temporary("Unable to stat home directory. (#4.3.0)"))?;
     if home.permissions().mode() & FORBIDDEN_MODE != 0 {
         return Err(temporary("Uh-oh: home directory is writable. (#4.7.0)"));
     }
@@ -433,8 +449,12 @@ fn run(d: &Delivery, message: &mut File, out: &mut dyn Write) -> Result<(), Fail
             }
             Instruction::Maildir(path) => {
                 rewind(message)?;
-                rqmail_mailbox::deliver_maildir(Path::new(OsStr::from_bytes(&path)), &prefix, message)
-                    .map_err(|e| temporary(e.text))?;
+                rqmail_mailbox::deliver_maildir(
+                    Path::new(OsStr::from_bytes(&path)),
+                    &prefix,
+                    message,
+                )
+                .map_err(|e| temporary(e.text))?;
                 tally.files += 1;
             }
             Instruction::Mbox(path) => {
@@ -465,7 +485,10 @@ fn run(d: &Delivery, message: &mut File, out: &mut dyn Write) -> Result<(), Fail
             }
         }
     }
-    let mut report = format!("did {}+{}+{}\n", tally.files, tally.forwards, tally.programs);
+    let mut report = format!(
+        "did {}+{}+{}\n",
+        tally.files, tally.forwards, tally.programs
+    );
     if !forwards.is_empty() {
         let qp = forward(d, &dtline, &newsender, &forwards, message)?;
         report.push_str(&format!("qp {qp}\n"));
@@ -541,7 +564,11 @@ fn host_prefix(host: &[u8], n: usize) -> &[u8] {
     &host[..end]
 }
 
-fn run_program(command: &[u8], env: &ProgramEnv, message: &mut File) -> Result<ProgramResult, Failure> {
+fn run_program(
+    command: &[u8],
+    env: &ProgramEnv,
+    message: &mut File,
+) -> Result<ProgramResult, Failure> {
     rewind(message)?;
     let d = env.d;
     let stdin = message

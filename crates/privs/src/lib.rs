@@ -70,8 +70,7 @@ pub fn service_ids(user: &str, group_name: &str) -> io::Result<Ids> {
     if !is_root() {
         return Ok(current());
     }
-    let ids = account(user)?
-        .ok_or_else(|| io::Error::other(format!("no account named {user}")))?;
+    let ids = account(user)?.ok_or_else(|| io::Error::other(format!("no account named {user}")))?;
     let gid = group(group_name)?
         .ok_or_else(|| io::Error::other(format!("no group named {group_name}")))?;
     Ok(Ids { uid: ids.uid, gid })

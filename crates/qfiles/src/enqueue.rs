@@ -11,6 +11,11 @@ use std::path::PathBuf;
 /// Longest address accepted in the envelope, as qmail-queue: 1002 bytes and its NUL.
 pub const MAX_ADDRESS: usize = 1002;
 
+/// Free space a message must leave on the queue's filesystem. rqmail-send needs room for
+/// `info/` and channel files to take a message from todo/, and bounces need room too:
+/// a queue filled to the last block would accept mail it cannot then process.
+pub const QUEUE_RESERVE: u64 = 256 * 1024;
+
 /// Why an enqueue failed; each maps to one of qmail-queue's exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -130,6 +135,9 @@ pub fn enqueue(
     out.flush().map_err(|_| Failure::Write)?;
     drop(out);
     file.sync_all().map_err(|_| Failure::Write)?;
+    if free_space(root).is_some_and(|free| free < QUEUE_RESERVE) {
+        return Err(Failure::Write);
+    }
     sync_dir(&queue.split_dir("mess", n)).map_err(|_| Failure::Write)?;
 
     let intd_path = queue.path("intd", n);
@@ -153,6 +161,12 @@ pub fn enqueue(
     sync_dir(&root.join("todo")).map_err(|_| Failure::Write)?;
     pull_trigger(queue);
     Ok(n)
+}
+
+/// Bytes available to unprivileged writers on the filesystem holding `dir`.
+fn free_space(dir: &std::path::Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(u64::from(st.blocks_available()) * u64::from(st.fragment_size()))
 }
 
 fn create_pid_file(queue: &Queue, caller: &Caller) -> Result<(File, PathBuf), Failure> {

@@ -19,20 +19,34 @@ pub fn read(queue: &Queue, out: &mut impl Write) -> io::Result<()> {
     let mut ids = queue.list("info")?;
     ids.sort_unstable();
     for id in ids {
-        let Ok(info) = std::fs::read(queue.path("info", id)) else { continue };
-        let birth = std::fs::metadata(queue.path("info", id)).map(|m| m.mtime()).unwrap_or(0);
-        let size = std::fs::metadata(queue.path("mess", id)).map(|m| m.len()).unwrap_or(0);
+        let Ok(info) = std::fs::read(queue.path("info", id)) else {
+            continue;
+        };
+        let birth = std::fs::metadata(queue.path("info", id))
+            .map(|m| m.mtime())
+            .unwrap_or(0);
+        let size = std::fs::metadata(queue.path("mess", id))
+            .map(|m| m.len())
+            .unwrap_or(0);
         let sender = records(&info)
             .find(|(_, k, _)| *k == b'F')
             .map(|(_, _, v)| String::from_utf8_lossy(v).into_owned())
             .unwrap_or_default();
-        let date = rqmail_date::Utc::from_unix(birth).received().replace(" -0000", " GMT");
+        let date = rqmail_date::Utc::from_unix(birth)
+            .received()
+            .replace(" -0000", " GMT");
         writeln!(out, "{date}  #{id}  {size}  <{sender}>")?;
         for channel in ["local", "remote"] {
-            let Ok(data) = std::fs::read(queue.path(channel, id)) else { continue };
+            let Ok(data) = std::fs::read(queue.path(channel, id)) else {
+                continue;
+            };
             for (_, kind, recipient) in records(&data) {
                 let done = if kind == b'D' { "done" } else { "" };
-                writeln!(out, "\t{done}\t{channel}\t{}", String::from_utf8_lossy(recipient))?;
+                writeln!(
+                    out,
+                    "\t{done}\t{channel}\t{}",
+                    String::from_utf8_lossy(recipient)
+                )?;
             }
         }
     }

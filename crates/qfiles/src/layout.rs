@@ -31,7 +31,10 @@ impl Queue {
     /// `dir/N%SPLIT/N` for split directories, `dir/N` for the others.
     pub fn path(&self, dir: &str, n: u64) -> PathBuf {
         if SPLIT_DIRS.contains(&dir) {
-            self.root.join(dir).join((n % SPLIT).to_string()).join(n.to_string())
+            self.root
+                .join(dir)
+                .join((n % SPLIT).to_string())
+                .join(n.to_string())
         } else {
             self.root.join(dir).join(n.to_string())
         }

@@ -87,9 +87,7 @@ pub fn message(
     let mut m = Vec::with_capacity(failures.len() + 2048);
     let date = rqmail_date::Utc::from_unix(now).received();
     m.extend_from_slice(format!("Date: {date}\n").as_bytes());
-    m.extend_from_slice(
-        format!("From: {}@{}\n", config.bouncefrom, config.bouncehost).as_bytes(),
-    );
+    m.extend_from_slice(format!("From: {}@{}\n", config.bouncefrom, config.bouncehost).as_bytes());
     m.extend_from_slice(b"To: ");
     if double {
         m.extend_from_slice(
@@ -100,7 +98,11 @@ pub fn message(
     }
     m.extend_from_slice(b"\nSubject: failure notice\n\n");
     m.extend_from_slice(
-        format!("Hi. This is the rqmail-send program at {}.\n", config.bouncehost).as_bytes(),
+        format!(
+            "Hi. This is the rqmail-send program at {}.\n",
+            config.bouncehost
+        )
+        .as_bytes(),
     );
     if double {
         m.extend_from_slice(

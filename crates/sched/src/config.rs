@@ -56,7 +56,11 @@ impl Config {
             Some(list) => lowercase(list),
             None => match control.me()? {
                 Some(me) => vec![me.to_ascii_lowercase()],
-                None => return Err(io::Error::other("neither control/locals nor control/me exists")),
+                None => {
+                    return Err(io::Error::other(
+                        "neither control/locals nor control/me exists",
+                    ));
+                }
             },
         };
         let virtualdomains = control

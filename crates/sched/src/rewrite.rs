@@ -65,8 +65,12 @@ fn virtual_prepend<'a>(config: &'a Config, addr: &[u8], domain: &str) -> Option<
 
 /// Undoes the virtual-domain prefix for bounce reports: `P-user@domain` -> `user@domain`.
 pub fn strip_virtual_prefix(config: &Config, recipient: &[u8]) -> Vec<u8> {
-    let at = recipient.iter().rposition(|&b| b == b'@').unwrap_or(recipient.len());
-    let domain = String::from_utf8_lossy(recipient.get(at + 1..).unwrap_or_default()).to_ascii_lowercase();
+    let at = recipient
+        .iter()
+        .rposition(|&b| b == b'@')
+        .unwrap_or(recipient.len());
+    let domain =
+        String::from_utf8_lossy(recipient.get(at + 1..).unwrap_or_default()).to_ascii_lowercase();
     let mut keys = vec![domain.clone()];
     for (i, c) in domain.char_indices() {
         if c == '.' {
@@ -115,14 +119,38 @@ mod tests {
     fn classifies_like_qmail_send() {
         let c = config();
         assert_eq!(classify(&c, b"bob"), (LOCAL, b"bob@example.com".to_vec()));
-        assert_eq!(classify(&c, b"Bob@EXAMPLE.com"), (LOCAL, b"Bob@EXAMPLE.com".to_vec()));
-        assert_eq!(classify(&c, b"info@virt.org"), (LOCAL, b"joe-info@virt.org".to_vec()));
-        assert_eq!(classify(&c, b"info@other.org"), (LOCAL, b"bob-info@other.org".to_vec()));
-        assert_eq!(classify(&c, b"a@b.sub.net"), (LOCAL, b"sub-a@b.sub.net".to_vec()));
-        assert_eq!(classify(&c, b"a@x.sub.net"), (REMOTE, b"a@x.sub.net".to_vec()));
-        assert_eq!(classify(&c, b"u%far.org@example.com"), (REMOTE, b"u@far.org".to_vec()));
+        assert_eq!(
+            classify(&c, b"Bob@EXAMPLE.com"),
+            (LOCAL, b"Bob@EXAMPLE.com".to_vec())
+        );
+        assert_eq!(
+            classify(&c, b"info@virt.org"),
+            (LOCAL, b"joe-info@virt.org".to_vec())
+        );
+        assert_eq!(
+            classify(&c, b"info@other.org"),
+            (LOCAL, b"bob-info@other.org".to_vec())
+        );
+        assert_eq!(
+            classify(&c, b"a@b.sub.net"),
+            (LOCAL, b"sub-a@b.sub.net".to_vec())
+        );
+        assert_eq!(
+            classify(&c, b"a@x.sub.net"),
+            (REMOTE, b"a@x.sub.net".to_vec())
+        );
+        assert_eq!(
+            classify(&c, b"u%far.org@example.com"),
+            (REMOTE, b"u@far.org".to_vec())
+        );
         assert_eq!(classify(&c, b"u@far.org"), (REMOTE, b"u@far.org".to_vec()));
-        assert_eq!(strip_virtual_prefix(&c, b"joe-info@virt.org"), b"info@virt.org");
-        assert_eq!(strip_virtual_prefix(&c, b"bob@example.com"), b"bob@example.com");
+        assert_eq!(
+            strip_virtual_prefix(&c, b"joe-info@virt.org"),
+            b"info@virt.org"
+        );
+        assert_eq!(
+            strip_virtual_prefix(&c, b"bob@example.com"),
+            b"bob@example.com"
+        );
     }
 }

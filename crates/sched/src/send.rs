@@ -137,18 +137,28 @@ impl Scheduler {
     /// Takes the send mutex, reads each spawn's slot count, and loads the queue.
     pub fn start(home: &Path, pipes: Pipes, signals: SigSet) -> io::Result<Scheduler> {
         let control = Control::new(home);
-        let config = Config::load(&control).map_err(|e| io::Error::other(format!("cannot start: {e}")))?;
+        let config =
+            Config::load(&control).map_err(|e| io::Error::other(format!("cannot start: {e}")))?;
         let queue = Queue::new(home);
         let mutex = File::open(queue.root().join("lock/sendmutex"))?;
-        let mutex = Flock::lock(mutex, FlockArg::LockExclusiveNonblock)
-            .map_err(|_| io::Error::other("cannot start: another rqmail-send holds lock/sendmutex"))?;
+        let mutex = Flock::lock(mutex, FlockArg::LockExclusiveNonblock).map_err(|_| {
+            io::Error::other("cannot start: another rqmail-send holds lock/sendmutex")
+        })?;
         // The lock lasts as long as the process; leak the guard on purpose.
         std::mem::forget(mutex);
         let [to_local, to_remote] = pipes.to_spawn;
         let [from_local, from_remote] = pipes.from_spawn;
         let mut channels = [
-            Self::channel(File::from(to_local), File::from(from_local), config.concurrency[LOCAL])?,
-            Self::channel(File::from(to_remote), File::from(from_remote), config.concurrency[REMOTE])?,
+            Self::channel(
+                File::from(to_local),
+                File::from(from_local),
+                config.concurrency[LOCAL],
+            )?,
+            Self::channel(
+                File::from(to_remote),
+                File::from(from_remote),
+                config.concurrency[REMOTE],
+            )?,
         ];
         for ch in &mut channels {
             set_nonblocking(&ch.to)?;
@@ -160,7 +170,8 @@ impl Scheduler {
             .write(true)
             .custom_flags(nix::libc::O_NONBLOCK)
             .open(queue.trigger())?;
-        let signals = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        let signals =
+            SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         let mut s = Scheduler {
             home: home.to_path_buf(),
             control,
@@ -188,8 +199,9 @@ impl Scheduler {
     fn channel(to: File, mut from: File, limit: usize) -> io::Result<Channel> {
         // The spawn announces its own slot limit in one byte; the lower limit wins.
         let mut byte = [0u8];
-        read_full(&mut from, &mut byte)
-            .map_err(|e| io::Error::other(format!("cannot start: spawn did not announce slots: {e}")))?;
+        read_full(&mut from, &mut byte).map_err(|e| {
+            io::Error::other(format!("cannot start: spawn did not announce slots: {e}"))
+        })?;
         let limit = limit.min(byte[0] as usize);
         Ok(Channel {
             to,
@@ -263,7 +275,9 @@ impl Scheduler {
             if self.channels.iter().any(|c| !c.alive) {
                 if self.channels.iter().all(|c| c.busy == 0 || !c.alive) {
                     self.save_schedule();
-                    return Err(io::Error::other("alert: lost connection to a spawn, exiting"));
+                    return Err(io::Error::other(
+                        "alert: lost connection to a spawn, exiting",
+                    ));
                 }
                 self.exiting = true;
             }
@@ -278,7 +292,10 @@ impl Scheduler {
         if !self.todo.is_empty() || self.done.iter().any(|&(at, _)| at <= t) {
             return PollTimeout::ZERO;
         }
-        let mut next = self.last_todo_scan.saturating_add(SLEEP_TODO).min(self.todo_retry_at);
+        let mut next = self
+            .last_todo_scan
+            .saturating_add(SLEEP_TODO)
+            .min(self.todo_retry_at);
         next = next.min(self.last_cleanup.saturating_add(SLEEP_CLEANUP));
         for (c, ch) in self.channels.iter().enumerate() {
             if ch.busy < ch.limit
@@ -341,7 +358,11 @@ impl Scheduler {
                 Ok(Signal::SIGTERM) => self.exiting = true,
                 Ok(Signal::SIGALRM) => {
                     for ch in &mut self.channels {
-                        let entries: Vec<_> = ch.queue.drain().map(|Reverse((_, id))| Reverse((0, id))).collect();
+                        let entries: Vec<_> = ch
+                            .queue
+                            .drain()
+                            .map(|Reverse((_, id))| Reverse((0, id)))
+                            .collect();
                         ch.queue.extend(entries);
                     }
                     self.todo_retry_at = 0;
@@ -353,7 +374,9 @@ impl Scheduler {
                         self.config.virtualdomains = virtualdomains;
                         log("status: reread locals and virtualdomains (HUP)");
                     }
-                    Err(e) => log(&format!("alert: unable to reread controls, keeping the old ones: {e}")),
+                    Err(e) => log(&format!(
+                        "alert: unable to reread controls, keeping the old ones: {e}"
+                    )),
                 },
                 _ => {}
             }
@@ -401,11 +424,15 @@ impl Scheduler {
         }
         let mut made = Vec::new();
         while made.len() < TODO_BATCH {
-            let Some(id) = self.todo.pop_front() else { break };
+            let Some(id) = self.todo.pop_front() else {
+                break;
+            };
             match self.preprocess(id) {
                 Ok(p) => made.push(p),
                 Err(e) => {
-                    log(&format!("warning: trouble preprocessing todo/{id}: {e}; will retry"));
+                    log(&format!(
+                        "warning: trouble preprocessing todo/{id}: {e}; will retry"
+                    ));
                     self.todo_seen.remove(&id);
                     self.todo_retry_at = self.todo_retry_at.min(now() + SLEEP_SYSFAIL);
                 }
@@ -418,7 +445,9 @@ impl Scheduler {
         let synced = File::open(self.queue.root())
             .and_then(|dir| nix::unistd::syncfs(&dir).map_err(io::Error::from));
         if let Err(e) = synced {
-            log(&format!("warning: unable to sync the queue: {e}; will retry"));
+            log(&format!(
+                "warning: unable to sync the queue: {e}; will retry"
+            ));
             for p in made {
                 self.todo_seen.remove(&p.id);
             }
@@ -430,7 +459,10 @@ impl Scheduler {
             match self.clean(&format!("todo/{}", p.id)) {
                 Ok(()) => {}
                 Err(e) => {
-                    log(&format!("warning: qmail-clean unable to clean up todo/{}: {e}", p.id));
+                    log(&format!(
+                        "warning: qmail-clean unable to clean up todo/{}: {e}",
+                        p.id
+                    ));
                     self.todo_retry_at = now() + SLEEP_SYSFAIL;
                     continue;
                 }
@@ -529,14 +561,18 @@ impl Scheduler {
     /// Removes messages whose writer died before committing them: `mess/N` with no
     /// `todo/N`, no `info/N`, and no live rqmail-queue holding its lock.
     fn cleanup_orphans(&mut self) {
-        let Ok(ids) = self.queue.list("mess") else { return };
+        let Ok(ids) = self.queue.list("mess") else {
+            return;
+        };
         for id in ids {
             if self.messages.contains_key(&id) || self.todo_seen.contains(&id) {
                 continue;
             }
             // Lock first, then look: once the lock is ours the writer is gone, so what
             // it committed (todo/N) is already visible.
-            let Ok(file) = File::open(self.queue.path("mess", id)) else { continue };
+            let Ok(file) = File::open(self.queue.path("mess", id)) else {
+                continue;
+            };
             let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
                 continue;
             };
@@ -544,7 +580,9 @@ impl Scheduler {
                 continue;
             }
             match self.clean(&format!("foop/{id}")) {
-                Ok(()) => log(&format!("status: removed mess/{id}, left by a writer that died")),
+                Ok(()) => log(&format!(
+                    "status: removed mess/{id}, left by a writer that died"
+                )),
                 Err(e) => log(&format!("warning: unable to remove orphan mess/{id}: {e}")),
             }
         }
@@ -564,12 +602,16 @@ impl Scheduler {
                 if queued >= ch.limit - ch.busy {
                     break;
                 }
-                let Some(&Reverse((at, id))) = ch.queue.peek() else { break };
+                let Some(&Reverse((at, id))) = ch.queue.peek() else {
+                    break;
+                };
                 if at > t {
                     break;
                 }
                 self.channels[c].queue.pop();
-                let Some(msg) = self.messages.get_mut(&id) else { continue };
+                let Some(msg) = self.messages.get_mut(&id) else {
+                    continue;
+                };
                 if msg.active[c] || !msg.pending[c] {
                     continue;
                 }
@@ -587,7 +629,9 @@ impl Scheduler {
                             "warning: unable to open {}/{id}: {e}; will retry",
                             CHANNEL_NAMES[c]
                         ));
-                        self.channels[c].queue.push(Reverse((t + SLEEP_SYSFAIL, id)));
+                        self.channels[c]
+                            .queue
+                            .push(Reverse((t + SLEEP_SYSFAIL, id)));
                     }
                 }
             }
@@ -640,7 +684,9 @@ impl Scheduler {
                     idx += 1;
                     continue;
                 };
-                let Some(slot) = ch.slots.iter().position(Option::is_none) else { break };
+                let Some(slot) = ch.slots.iter().position(Option::is_none) else {
+                    break;
+                };
                 pass.outstanding += 1;
                 let sender = spawn_sender(&pass.sender, &recipient);
                 let delivery = self.next_delivery;
@@ -678,7 +724,10 @@ impl Scheduler {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    log(&format!("alert: lost connection to {}spawn: {e}", &CHANNEL_NAMES[c][..1]));
+                    log(&format!(
+                        "alert: lost connection to {}spawn: {e}",
+                        &CHANNEL_NAMES[c][..1]
+                    ));
                     ch.alive = false;
                 }
             }
@@ -741,12 +790,20 @@ impl Scheduler {
 
     fn result(&mut self, c: usize, slot: usize, status: u8, text: &[u8]) {
         let ch = &mut self.channels[c];
-        let Some(job) = ch.slots[slot].take() else { return };
+        let Some(job) = ch.slots[slot].take() else {
+            return;
+        };
         ch.busy -= 1;
         let d = job.delivery;
-        let Some(pass) = ch.passes.get_mut(&job.pass) else { return };
+        let Some(pass) = ch.passes.get_mut(&job.pass) else {
+            return;
+        };
         pass.outstanding -= 1;
-        let status = if status == b'Z' && pass.dying { b'X' } else { status };
+        let status = if status == b'Z' && pass.dying {
+            b'X'
+        } else {
+            status
+        };
         match status {
             b'K' => {
                 log(&format!("delivery {d}: success: {}", escape(text, true)));
@@ -787,24 +844,37 @@ impl Scheduler {
 
     fn maybe_finish_pass(&mut self, c: usize, id: u64) {
         let ch = &mut self.channels[c];
-        let Some(pass) = ch.passes.get(&id) else { return };
+        let Some(pass) = ch.passes.get(&id) else {
+            return;
+        };
         if pass.outstanding > 0 || !pass.todo.is_empty() {
             return;
         }
-        let Some(pass) = ch.passes.remove(&id) else { return };
+        let Some(pass) = ch.passes.remove(&id) else {
+            return;
+        };
         ch.order.retain(|&p| p != id);
-        let Some(msg) = self.messages.get_mut(&id) else { return };
+        let Some(msg) = self.messages.get_mut(&id) else {
+            return;
+        };
         msg.active[c] = false;
         if pass.remaining == 0 {
             match std::fs::remove_file(self.queue.path(CHANNEL_NAMES[c], id)) {
                 Ok(()) => msg.pending[c] = false,
                 Err(e) => {
-                    log(&format!("warning: unable to unlink {}/{id}: {e}", CHANNEL_NAMES[c]));
+                    log(&format!(
+                        "warning: unable to unlink {}/{id}: {e}",
+                        CHANNEL_NAMES[c]
+                    ));
                     ch.queue.push(Reverse((now() + SLEEP_SYSFAIL, id)));
                     return;
                 }
             }
-            if !msg.pending[LOCAL] && !msg.pending[REMOTE] && !msg.active[LOCAL] && !msg.active[REMOTE] {
+            if !msg.pending[LOCAL]
+                && !msg.pending[REMOTE]
+                && !msg.active[LOCAL]
+                && !msg.active[REMOTE]
+            {
                 self.done.push_back((0, id));
             }
         } else {
@@ -817,13 +887,17 @@ impl Scheduler {
     fn finish_done(&mut self, t: i64) {
         let n = self.done.len();
         for _ in 0..n {
-            let Some((at, id)) = self.done.pop_front() else { break };
+            let Some((at, id)) = self.done.pop_front() else {
+                break;
+            };
             if at > t {
                 self.done.push_back((at, id));
                 continue;
             }
             if let Err(e) = self.finish_message(id) {
-                log(&format!("warning: trouble finishing msg {id}: {e}; will retry"));
+                log(&format!(
+                    "warning: trouble finishing msg {id}: {e}; will retry"
+                ));
                 self.done.push_back((t + SLEEP_SYSFAIL, id));
             }
         }
@@ -840,13 +914,20 @@ impl Scheduler {
             Err(e) => return Err(e),
         }
         log(&format!("end msg {id}"));
+        // Space or inodes were just freed: todo entries that failed to preprocess (a full
+        // disk, most likely) are worth another try now rather than in two minutes.
+        if self.todo_retry_at != i64::MAX {
+            self.todo_retry_at = now();
+        }
         match std::fs::remove_file(self.queue.path("info", id)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
         self.messages.remove(&id);
         if let Err(e) = self.clean(&format!("foop/{id}")) {
-            log(&format!("warning: qmail-clean unable to clean up mess/{id}: {e}"));
+            log(&format!(
+                "warning: qmail-clean unable to clean up mess/{id}: {e}"
+            ));
         }
         Ok(())
     }
@@ -857,24 +938,35 @@ impl Scheduler {
             .find(|(_, k, _)| *k == b'F')
             .map(|(_, _, v)| v.to_vec())
             .unwrap_or_default();
-        let (env_sender, to, double): (&[u8], Vec<u8>, bool) = match bounce::kind(&self.config, &sender) {
-            bounce::BounceKind::Triple => {
-                log(&format!("triple bounce: discarding bounce/{id}"));
-                return Ok(());
-            }
-            bounce::BounceKind::Double { to } => (b"#@[]", to, true),
-            bounce::BounceKind::Single { to } => (b"", to, false),
-        };
+        let (env_sender, to, double): (&[u8], Vec<u8>, bool) =
+            match bounce::kind(&self.config, &sender) {
+                bounce::BounceKind::Triple => {
+                    log(&format!("triple bounce: discarding bounce/{id}"));
+                    return Ok(());
+                }
+                bounce::BounceKind::Double { to } => (b"#@[]", to, true),
+                bounce::BounceKind::Single { to } => (b"", to, false),
+            };
         let mut mess = File::open(self.queue.path("mess", id))?;
         let size = mess.metadata()?.len();
         mess.seek(SeekFrom::Start(0))?;
-        let message = bounce::message(&self.config, &sender, double, failures, &mut mess, size, now())?;
+        let message = bounce::message(
+            &self.config,
+            &sender,
+            double,
+            failures,
+            &mut mess,
+            size,
+            now(),
+        )?;
         match rqmail_qfiles::client::queue_message(&self.home, &message, env_sender, &[&to]) {
             Ok(qp) => {
                 log(&format!("bounce msg {id} qp {qp}"));
                 Ok(())
             }
-            Err(f) => Err(io::Error::other(format!("trouble injecting bounce message: {f}"))),
+            Err(f) => Err(io::Error::other(format!(
+                "trouble injecting bounce message: {f}"
+            ))),
         }
     }
 

@@ -121,8 +121,8 @@ fn open_message(request: &Request, queue_owner: u32) -> Result<File, Report> {
     if !request.recipient.contains(&b'@') {
         return Err(Report::fail("Recipient has no @ sign. (#5.1.3)"));
     }
-    let file = File::open(name)
-        .map_err(|_| Report::defer("Unable to open message file. (#4.3.0)"))?;
+    let file =
+        File::open(name).map_err(|_| Report::defer("Unable to open message file. (#4.3.0)"))?;
     let meta = file
         .metadata()
         .map_err(|_| Report::defer("Unable to stat message file. (#4.3.0)"))?;
@@ -180,8 +180,9 @@ pub fn serve(spawner: &mut impl Spawner, queue_owner: u32) -> io::Result<()> {
             Ok(_) => {}
         }
         let ready = |fd: &PollFd| {
-            fd.revents()
-                .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+            fd.revents().is_some_and(|r| {
+                r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            })
         };
         let stdin_ready = input_open && ready(&fds[0]);
         let first_child = usize::from(input_open);
@@ -194,10 +195,14 @@ pub fn serve(spawner: &mut impl Spawner, queue_owner: u32) -> io::Result<()> {
         drop(fds);
 
         for slot in ready_slots {
-            let Some(r) = running[slot].as_mut() else { continue };
+            let Some(r) = running[slot].as_mut() else {
+                continue;
+            };
             match r.output.read(&mut buf) {
                 Ok(0) | Err(_) => {
-                    let Some(r) = running[slot].take() else { continue };
+                    let Some(r) = running[slot].take() else {
+                        continue;
+                    };
                     let status = loop {
                         match waitpid(r.pid, None) {
                             Err(nix::errno::Errno::EINTR) => continue,
@@ -264,7 +269,10 @@ mod tests {
         assert!(parse_request(b"\x035/28\0a@b\0").is_none());
         let (r, used) = parse_request(b"\x035/28\0a@b\0c@d\0rest").unwrap();
         assert_eq!((r.slot, r.message.as_str(), used), (3, "5/28", 14));
-        assert_eq!((r.sender.as_slice(), r.recipient.as_slice()), (&b"a@b"[..], &b"c@d"[..]));
+        assert_eq!(
+            (r.sender.as_slice(), r.recipient.as_slice()),
+            (&b"a@b"[..], &b"c@d"[..])
+        );
     }
 
     #[test]
