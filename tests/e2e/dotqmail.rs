@@ -307,3 +307,143 @@ fn rqmail_qfiles_bounces(inst: &Instance) -> usize {
         .unwrap()
         .count()
 }
+
+#[test]
+fn virtualdomains_reread_on_hup_route_to_the_prepended_user() {
+    let mut inst = Instance::new("virtual");
+    let homes = inst.add_users(&["alice", "bob"]);
+    dot_qmail(&homes[1], ".qmail-default", "./Maildir/\n");
+    inst.start();
+    inst.control("virtualdomains", "# virtual domains\nvirt.org:bob\n");
+    inst.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(wait_for(Duration::from_secs(10), || inst
+        .log_text()
+        .contains("reread locals and virtualdomains")));
+    assert_eq!(
+        inst.queue_raw("alice@example.com", &["Info@virt.org"], MESSAGE),
+        0
+    );
+    let files = inst.wait_for_mail(&homes[1].join("Maildir"), 1);
+    assert!(
+        read(&files[0]).contains("\nDelivered-To: bob-Info@virt.org\n"),
+        "{}",
+        read(&files[0])
+    );
+    // An unknown virtual user bounces under its own address, without the prefix.
+    std::fs::remove_file(homes[1].join(".qmail-default")).unwrap();
+    dot_qmail(&homes[1], ".qmail-info", "./Maildir/\n");
+    assert_eq!(
+        inst.queue_raw("alice@example.com", &["nobody@virt.org"], MESSAGE),
+        0
+    );
+    let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
+    assert!(
+        read(&files[0]).contains("\n<nobody@virt.org>:\n"),
+        "{}",
+        read(&files[0])
+    );
+}
+
+#[test]
+fn a_message_past_queuelifetime_bounces_on_its_last_attempt() {
+    let mut inst = Instance::new("lifetime");
+    let homes = inst.add_users(&["alice", "bob"]);
+    inst.control("queuelifetime", "1\n");
+    dot_qmail(&homes[1], ".qmail", "|echo mailbox busy; exit 111\n");
+    inst.start();
+    assert_eq!(
+        inst.queue_raw("alice@example.com", &["bob@example.com"], MESSAGE),
+        0
+    );
+    assert!(wait_for(Duration::from_secs(20), || inst
+        .log_text()
+        .contains("deferral: mailbox busy/")));
+    std::thread::sleep(Duration::from_millis(2100));
+    inst.signal(nix::sys::signal::Signal::SIGALRM);
+    let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
+    let bounce = read(&files[0]);
+    assert!(bounce.contains("<bob@example.com>:\nmailbox busy\nI'm not going to try again; this message has been in the queue too long.\n"), "{bounce}");
+    assert!(wait_for(Duration::from_secs(10), || inst.queued() == 0));
+}
+
+#[test]
+fn a_world_writable_home_defers_until_it_is_fixed() {
+    let mut inst = Instance::new("perms");
+    let homes = inst.add_users(&["bob"]);
+    std::fs::set_permissions(&homes[0], std::fs::Permissions::from_mode(0o777)).unwrap();
+    inst.start();
+    assert_eq!(
+        inst.queue_raw("alice@example.com", &["bob@example.com"], MESSAGE),
+        0
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || inst.log_text().contains(
+            "deferral: Uh-oh: home directory is writable. (#4.7.0)"
+        )),
+        "{}",
+        inst.log_text()
+    );
+    std::fs::set_permissions(&homes[0], std::fs::Permissions::from_mode(0o1755)).unwrap();
+    inst.signal(nix::sys::signal::Signal::SIGALRM);
+    assert!(
+        wait_for(Duration::from_secs(20), || inst
+            .log_text()
+            .contains("user is editing")),
+        "{}",
+        inst.log_text()
+    );
+    std::fs::set_permissions(&homes[0], std::fs::Permissions::from_mode(0o755)).unwrap();
+    inst.signal(nix::sys::signal::Signal::SIGALRM);
+    inst.wait_for_mail(&homes[0].join("Maildir"), 1);
+}
+
+#[test]
+fn a_list_with_an_owner_file_forwards_with_the_owner_as_sender() {
+    let mut inst = Instance::new("owner");
+    let homes = inst.add_users(&["bob", "carol", "dave"]);
+    dot_qmail(&homes[0], ".qmail-list", "carol@example.com\n");
+    dot_qmail(&homes[0], ".qmail-list-owner", "./Maildir/\n");
+    dot_qmail(&homes[0], ".qmail-verp", "dave@example.com\n");
+    dot_qmail(&homes[0], ".qmail-verp-owner", "./Maildir/\n");
+    dot_qmail(&homes[0], ".qmail-verp-owner-default", "./Maildir/\n");
+    // The x bit: a mailing-list file may only forward.
+    dot_qmail(&homes[0], ".qmail-xlist", "./Maildir/\n");
+    std::fs::set_permissions(
+        homes[0].join(".qmail-xlist"),
+        std::fs::Permissions::from_mode(0o744),
+    )
+    .unwrap();
+    inst.start();
+    assert_eq!(
+        inst.queue_raw("alice@example.com", &["bob-list@example.com"], MESSAGE),
+        0
+    );
+    assert_eq!(
+        inst.queue_raw("alice@example.com", &["bob-verp@example.com"], MESSAGE),
+        0
+    );
+    assert_eq!(
+        inst.queue_raw("alice@example.com", &["bob-xlist@example.com"], MESSAGE),
+        0
+    );
+    let carol = inst.wait_for_mail(&homes[1].join("Maildir"), 1);
+    assert!(
+        read(&carol[0]).starts_with("Return-Path: <bob-list-owner@example.com>\n"),
+        "{}",
+        read(&carol[0])
+    );
+    let dave = inst.wait_for_mail(&homes[2].join("Maildir"), 1);
+    // VERP: the owner address names the recipient.
+    assert!(
+        read(&dave[0]).starts_with("Return-Path: <bob-verp-owner-dave=example.com@example.com>\n"),
+        "{}",
+        read(&dave[0])
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || inst
+            .log_text()
+            .contains("has file delivery but has x bit set. (#4.7.0)")),
+        "{}",
+        inst.log_text()
+    );
+}

@@ -1,0 +1,487 @@
+//! The installer end to end, as root: install/install.sh into a scratch prefix with the
+//! real accounts, then mail from a real user through every uid change to their Maildir.
+//!
+//! The prefix lives under the workspace's `target/`, not /tmp, because a set-uid
+//! rqmail-queue only works on a filesystem mounted without `nosuid`, which /tmp often is.
+//! Accounts and groups the installer creates here are removed again at the end; ones that
+//! existed before the test (a real install) are left alone.
+
+use rqmail_e2e::{target_dir, wait_for};
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The test's mail user; its home lives under the scratch directory.
+const USER: &str = "rqtest1";
+/// control/me of the scratch install.
+const HOST: &str = "install-test.example";
+/// The accounts and groups install.sh creates (crates/privs/src/lib.rs).
+const ACCOUNTS: [&str; 6] = ["rqmaild", "rqmaill", "alias", "rqmailq", "rqmails", "rqmailr"];
+const GROUPS: [&str; 2] = ["rqmail", "rqnofiles"];
+/// A clean PATH, as the service managers give rqmail-start.
+const PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn uid_of(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name).unwrap().map(|u| u.uid.as_raw())
+}
+
+fn gid_of(name: &str) -> Option<u32> {
+    nix::unistd::Group::from_name(name).unwrap().map(|g| g.gid.as_raw())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs a system command (useradd, userdel, ...) and returns whether it succeeded.
+fn system(program: &str, args: &[&str]) -> bool {
+    let out = Command::new(program).args(args).env("PATH", PATH).output().unwrap();
+    if !out.status.success() {
+        eprintln!("{program} {args:?}: {}", text(&out.stderr));
+    }
+    out.status.success()
+}
+
+/// Everything the test made outside its scratch directory, undone on drop, panic or not.
+struct Scratch {
+    base: PathBuf,
+    prefix: PathBuf,
+    start: Option<Child>,
+    log: PathBuf,
+    accounts_before: Vec<&'static str>,
+    groups_before: Vec<&'static str>,
+    user_created: bool,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let base = target_dir()
+            .parent()
+            .unwrap()
+            .join(format!("install-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch {
+            prefix: base.join("rqmail"),
+            log: base.join("send.log"),
+            base,
+            start: None,
+            accounts_before: ACCOUNTS.into_iter().filter(|a| uid_of(a).is_some()).collect(),
+            groups_before: GROUPS.into_iter().filter(|g| gid_of(g).is_some()).collect(),
+            user_created: false,
+        }
+    }
+
+    fn install(&self, extra: &[&str]) -> Output {
+        let out = Command::new(repo().join("install/install.sh"))
+            .arg("--prefix")
+            .arg(&self.prefix)
+            .arg("--bindir")
+            .arg(target_dir())
+            .args(extra)
+            .env_clear()
+            .env("PATH", PATH)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "install.sh failed:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    }
+
+    fn log_text(&self) -> String {
+        text(&std::fs::read(&self.log).unwrap_or_default())
+    }
+
+    /// Starts rqmail-start as root with a clean environment, as systemd would.
+    fn start(&mut self) -> u32 {
+        let log = std::fs::File::create(&self.log).unwrap();
+        let child = Command::new(self.prefix.join("bin/rqmail-start"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        self.start = Some(child);
+        assert!(
+            wait_for(Duration::from_secs(15), || self.log_text().contains("status: local")),
+            "rqmail-send did not start:\n{}",
+            self.log_text()
+        );
+        pid
+    }
+
+    /// TERM to rqmail-send; it finishes what is in flight and exits. Returns whether it
+    /// exited within the time limit (else it is killed).
+    fn stop(&mut self) -> bool {
+        let Some(mut child) = self.start.take() else { return true };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let exited = wait_for(Duration::from_secs(30), || matches!(child.try_wait(), Ok(Some(_))));
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        exited
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.stop();
+        // The spawns exit when send's pipes close; give them a moment before the files go.
+        wait_for(Duration::from_secs(10), || daemons(&self.prefix).is_empty());
+        if self.user_created {
+            system("userdel", &[USER]);
+        }
+        for account in ACCOUNTS {
+            if !self.accounts_before.contains(&account) && uid_of(account).is_some() {
+                system("userdel", &[account]);
+            }
+        }
+        for group in GROUPS {
+            if !self.groups_before.contains(&group) && gid_of(group).is_some() {
+                system("groupdel", &[group]);
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("rqmail-send's log:\n{}", self.log_text());
+        }
+        // Removed even after a failure: it holds a set-uid binary.
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+/// The mount options of the filesystem holding `path` (findmnt), if findmnt works.
+fn mount_options(path: &Path) -> Option<String> {
+    let out = Command::new("findmnt")
+        .args(["-n", "-o", "OPTIONS", "-T"])
+        .arg(path)
+        .env("PATH", PATH)
+        .output()
+        .ok()?;
+    out.status.success().then(|| text(&out.stdout).trim().to_string())
+}
+
+/// One field of /proc/PID/status, e.g. `Uid:` -> its numbers (real, effective, saved, fs).
+fn status_ids(pid: u32, field: &str) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .map(|rest| rest.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn parent_pid(pid: u32) -> Option<u32> {
+    status_ids(pid, "PPid:").first().copied()
+}
+
+/// The running programs of this install: program name -> pids, found through the
+/// executable each process runs (/proc/PID/exe), so other instances do not count.
+fn daemons(prefix: &Path) -> HashMap<String, Vec<u32>> {
+    let bin = prefix.join("bin");
+    let mut found: HashMap<String, Vec<u32>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else { continue };
+        if exe.parent() == Some(bin.as_path()) {
+            let name = exe.file_name().unwrap().to_string_lossy().into_owned();
+            found.entry(name).or_default().push(pid);
+        }
+    }
+    found
+}
+
+/// Owner, group and permission bits (with set-uid and friends) of a path.
+fn owner_mode(path: &Path) -> (u32, u32, u32) {
+    let meta = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (meta.uid(), meta.gid(), meta.mode() & 0o7777)
+}
+
+fn maildir_new(maildir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(maildir.join("new"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Waits until `maildir/new` holds a message containing `marker`; returns its path.
+fn wait_for_message(s: &Scratch, maildir: &Path, marker: &str) -> PathBuf {
+    let find = || {
+        maildir_new(maildir)
+            .into_iter()
+            .find(|f| text(&std::fs::read(f).unwrap_or_default()).contains(marker))
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), || find().is_some()),
+        "no message with {marker:?} in {}; log:\n{}",
+        maildir.display(),
+        s.log_text()
+    );
+    find().unwrap()
+}
+
+/// Runs `program` as the test user with a clean environment plus `env`, message on stdin.
+fn run_as_user(program: &Path, args: &[&str], home: &Path, ids: (u32, u32), input: &[u8]) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .uid(ids.0)
+        .gid(ids.1)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home)
+        .env("USER", USER)
+        .env("LOGNAME", USER)
+        .current_dir(home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Checks owner, group and mode of each path against the install's specification.
+fn check_modes(prefix: &Path) {
+    let q = uid_of("rqmailq").unwrap();
+    let s = uid_of("rqmails").unwrap();
+    let r = uid_of("rqmailr").unwrap();
+    let a = uid_of("alias").unwrap();
+    let g = gid_of("rqmail").unwrap();
+    let expected: Vec<(String, u32, u32)> = vec![
+        ("bin/rqmail-queue".into(), q, 0o4711),
+        ("bin/rqmail-lspawn".into(), 0, 0o700),
+        ("bin/rqmail-start".into(), 0, 0o700),
+        ("bin/rqmail-newu".into(), 0, 0o700),
+        ("bin/rqmail-send".into(), 0, 0o711),
+        ("bin/rqmail-clean".into(), 0, 0o711),
+        ("bin/rqmail-rspawn".into(), 0, 0o711),
+        ("bin/rqmail-local".into(), 0, 0o711),
+        ("bin/rqmail-inject".into(), 0, 0o755),
+        ("bin/sendmail".into(), 0, 0o755),
+        ("bin/rqmail-qread".into(), 0, 0o755),
+        ("bin/rqmail-qstat".into(), 0, 0o755),
+        ("bin/rqmail-maildirmake".into(), 0, 0o755),
+        ("control".into(), 0, 0o755),
+        ("users".into(), 0, 0o755),
+        ("alias".into(), a, 0o2755),
+        ("queue".into(), q, 0o750),
+        ("queue/pid".into(), q, 0o700),
+        ("queue/intd".into(), q, 0o700),
+        ("queue/todo".into(), q, 0o750),
+        ("queue/mess".into(), q, 0o750),
+        ("queue/mess/0".into(), q, 0o750),
+        ("queue/mess/22".into(), q, 0o750),
+        ("queue/info/22".into(), s, 0o700),
+        ("queue/local/0".into(), s, 0o700),
+        ("queue/remote/11".into(), s, 0o700),
+        ("queue/bounce".into(), s, 0o700),
+        ("queue/lock".into(), q, 0o750),
+        ("queue/lock/trigger".into(), s, 0o622),
+        ("queue/lock/sendmutex".into(), s, 0o600),
+        ("queue/lock/tcpto".into(), r, 0o644),
+        ("alias/.qmail-postmaster".into(), a, 0o644),
+        ("alias/.qmail-mailer-daemon".into(), a, 0o644),
+        ("alias/.qmail-root".into(), a, 0o644),
+    ];
+    for (path, uid, mode) in expected {
+        let (got_uid, _, got_mode) = owner_mode(&prefix.join(&path));
+        assert_eq!((got_uid, got_mode), (uid, mode), "owner and mode of {path}");
+    }
+    for path in ["queue", "queue/mess/5", "queue/info/5", "queue/lock/trigger", "bin/rqmail-queue"] {
+        assert_eq!(owner_mode(&prefix.join(path)).1, g, "group of {path}");
+    }
+    let split = std::fs::read_dir(prefix.join("queue/local")).unwrap().count();
+    assert_eq!(split, 23, "queue/local has the 23 split subdirectories");
+    assert!(std::fs::symlink_metadata(prefix.join("queue/lock/trigger")).unwrap().file_type().is_fifo());
+    assert_eq!(std::fs::metadata(prefix.join("queue/lock/tcpto")).unwrap().len(), 1024);
+    for sub in ["tmp", "new", "cur"] {
+        assert_eq!(owner_mode(&prefix.join("alias/Maildir").join(sub)).0, a, "alias/Maildir/{sub}");
+    }
+}
+
+#[test]
+fn installs_with_real_accounts_and_delivers_as_each_uid() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root (real account separation)");
+        return;
+    }
+    let mut s = Scratch::new();
+    if let Some(options) = mount_options(&s.base) {
+        if options.split(',').any(|o| o == "nosuid") {
+            eprintln!("SKIPPED: {} is on a nosuid mount ({options})", s.base.display());
+            return;
+        }
+    }
+    // A user left behind by a killed earlier run of this test goes first.
+    if let Some(user) = nix::unistd::User::from_name(USER).unwrap() {
+        assert!(
+            user.dir.to_string_lossy().contains("/install-test-"),
+            "an account {USER} exists that this test did not make; refusing to touch it"
+        );
+        assert!(system("userdel", &[USER]));
+    }
+
+    // 1. A fresh install: accounts, tree, binaries, control files, run scripts.
+    let out = s.install(&["--hostname", HOST, "--daemontools"]);
+    let said = text(&out.stdout);
+    assert!(said.contains("rqmail-start"), "install.sh says how to start:\n{said}");
+    let prefix = s.prefix.clone();
+    for account in ACCOUNTS {
+        assert!(uid_of(account).is_some(), "install.sh created {account}");
+    }
+    check_modes(&prefix);
+    let control = |name: &str| std::fs::read_to_string(prefix.join("control").join(name)).unwrap_or_default();
+    assert_eq!(control("me"), format!("{HOST}\n"));
+    assert_eq!(control("locals"), format!("{HOST}\nlocalhost\n"));
+    assert_eq!(control("rcpthosts"), format!("{HOST}\nlocalhost\n"));
+    assert_eq!(control("defaultdelivery").lines().next(), Some("./Maildir/"));
+    assert_eq!(control("concurrencylocal").lines().next(), Some("10"));
+    assert!(!prefix.join("control/bouncehost").exists(), "host-specific files are only samples");
+    assert!(prefix.join("control/bouncehost.sample").exists());
+    let run = std::fs::read_to_string(prefix.join("service/rqmail/run")).unwrap();
+    assert!(run.contains(&format!("{}/bin/rqmail-start", prefix.display())), "{run}");
+    assert!(!run.contains("/var/rqmail"), "the prefix is substituted:\n{run}");
+
+    // 2. A real user with a Maildir in a home under the scratch directory.
+    let home = s.base.join("home").join(USER);
+    std::fs::create_dir_all(home.parent().unwrap()).unwrap();
+    let home_arg = home.to_str().unwrap();
+    assert!(system("useradd", &["--home-dir", home_arg, "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", USER]));
+    s.user_created = true;
+    let user = nix::unistd::User::from_name(USER).unwrap().unwrap();
+    let ids = (user.uid.as_raw(), user.gid.as_raw());
+    for sub in ["Maildir/tmp", "Maildir/new", "Maildir/cur"] {
+        std::fs::create_dir_all(home.join(sub)).unwrap();
+    }
+    assert!(system("chown", &["-R", &format!("{}:{}", ids.0, ids.1), home_arg]));
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let maildir = home.join("Maildir");
+
+    // 3. The admin edits things; a second run keeps every edit, compiles users/assign
+    //    and still leaves a working install.
+    std::fs::write(prefix.join("control/concurrencylocal"), "5\n").unwrap();
+    std::fs::write(prefix.join("alias/.qmail-root"), "&nobody@elsewhere.example\n").unwrap();
+    let assign = format!("=rqalias:{USER}:{}:{}:{}:::\n.\n", ids.0, ids.1, home.display());
+    std::fs::write(prefix.join("users/assign"), assign).unwrap();
+    s.install(&["--hostname", "other.example"]);
+    assert_eq!(control("me"), format!("{HOST}\n"), "control/me kept");
+    assert_eq!(control("concurrencylocal"), "5\n", "an edited control file kept");
+    assert_eq!(
+        std::fs::read_to_string(prefix.join("alias/.qmail-root")).unwrap(),
+        "&nobody@elsewhere.example\n"
+    );
+    assert!(prefix.join("users/cdb").exists(), "install.sh ran rqmail-newu");
+    check_modes(&prefix);
+
+    // 4. rqmail-start as root: each daemon under its own uid.
+    let send_pid = s.start();
+    let running = daemons(&prefix);
+    let child_of_send = |name: &str| -> u32 {
+        let pids: Vec<u32> = running
+            .get(name)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&p| parent_pid(p) == Some(send_pid))
+            .collect();
+        assert_eq!(pids.len(), 1, "one {name} started by rqmail-start: {running:?}");
+        pids[0]
+    };
+    let g = gid_of("rqmail").unwrap();
+    let expect = [
+        ("rqmail-lspawn", child_of_send("rqmail-lspawn"), 0),
+        ("rqmail-rspawn", child_of_send("rqmail-rspawn"), uid_of("rqmailr").unwrap()),
+        ("rqmail-clean", child_of_send("rqmail-clean"), uid_of("rqmailq").unwrap()),
+        ("rqmail-send", send_pid, uid_of("rqmails").unwrap()),
+    ];
+    assert_eq!(running.get("rqmail-send"), Some(&vec![send_pid]), "rqmail-start became rqmail-send");
+    for (name, pid, uid) in expect {
+        let uids = status_ids(pid, "Uid:");
+        assert_eq!(&uids[..2], &[uid, uid], "{name} (pid {pid}) real and effective uid");
+        let gids = status_ids(pid, "Gid:");
+        assert_eq!(&gids[..2], &[g, g], "{name} (pid {pid}) real and effective gid");
+    }
+
+    // 5. sendmail run by the user: delivered by rqmail-local as the user.
+    let sendmail = prefix.join("bin/sendmail");
+    let to = format!("{USER}@{HOST}");
+    let out = run_as_user(&sendmail, &[&to], &home, ids, b"Subject: one\n\nfrom sendmail, as the user\n");
+    assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
+    let file = wait_for_message(&s, &maildir, "from sendmail, as the user");
+    assert_eq!(owner_mode(&file).0, ids.0, "the delivered file belongs to the user");
+    let got = text(&std::fs::read(&file).unwrap());
+    assert!(got.contains(&format!("invoked by uid {}", ids.0)), "{got}");
+    assert!(got.contains(&format!("Delivered-To: {to}\n")), "{got}");
+
+    // 6. rqmail-queue is set-uid: variables that would move its home change nothing.
+    let (message_read, message_write) = nix::unistd::pipe().unwrap();
+    let (envelope_read, envelope_write) = nix::unistd::pipe().unwrap();
+    let mut queue = Command::new(prefix.join("bin/rqmail-queue"))
+        .uid(ids.0)
+        .gid(ids.1)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("QMAILHOME", "/nonexistent")
+        .env("RQMAIL_HOME", "/nonexistent")
+        .env("HOME", "/nonexistent")
+        .current_dir("/")
+        .stdin(Stdio::from(message_read))
+        .stdout(Stdio::from(envelope_read))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut message = std::fs::File::from(message_write);
+    message.write_all(b"Subject: two\n\nqueued directly, hostile environment\n").unwrap();
+    drop(message);
+    let mut envelope = std::fs::File::from(envelope_write);
+    envelope.write_all(format!("F{to}\0T{to}\0\0").as_bytes()).unwrap();
+    drop(envelope);
+    let status = queue.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "rqmail-queue with a hostile environment");
+    let file = wait_for_message(&s, &maildir, "queued directly, hostile environment");
+    assert_eq!(owner_mode(&file).0, ids.0);
+    let got = text(&std::fs::read(&file).unwrap());
+    assert!(got.contains(&format!("invoked by uid {}", ids.0)), "{got}");
+    assert!(!Path::new("/nonexistent").exists());
+
+    // 7. users/assign (compiled by install.sh) and the alias account's home.
+    let out = run_as_user(&sendmail, &[&format!("rqalias@{HOST}")], &home, ids, b"Subject: three\n\nvia users/assign\n");
+    assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
+    wait_for_message(&s, &maildir, "via users/assign");
+    let out = run_as_user(&sendmail, &[&format!("postmaster@{HOST}")], &home, ids, b"Subject: four\n\nfor the postmaster\n");
+    assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
+    let file = wait_for_message(&s, &prefix.join("alias/Maildir"), "for the postmaster");
+    assert_eq!(owner_mode(&file).0, uid_of("alias").unwrap(), "alias mail belongs to alias");
+
+    // 8. TERM stops rqmail-send; the spawns follow when their pipes close.
+    assert!(wait_for(Duration::from_secs(10), || s.log_text().contains("end msg")));
+    assert!(s.stop(), "rqmail-send did not exit on TERM:\n{}", s.log_text());
+    assert!(s.log_text().contains("status: exiting"), "{}", s.log_text());
+    assert!(
+        wait_for(Duration::from_secs(10), || daemons(&prefix).is_empty()),
+        "still running after TERM: {:?}",
+        daemons(&prefix)
+    );
+}
