@@ -2,21 +2,7 @@
 //! rqmail-lspawn -> dot-qmail -> Maildir, mbox, programs and forwards, with real files.
 
 use rqmail_e2e::{Instance, strip_delivery_lines, wait_for};
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
-
-fn write_dot_qmail(home: &std::path::Path, name: &str, text: &str) {
-    let path = home.join(name);
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    if rqmail_e2e::as_root() {
-        std::process::Command::new("chown")
-            .args(["65534:65534"])
-            .arg(&path)
-            .status()
-            .unwrap();
-    }
-}
 
 #[test]
 fn sendmail_delivers_to_a_maildir_byte_exact() {

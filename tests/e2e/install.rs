@@ -20,21 +20,30 @@ const USER: &str = "rqtest1";
 /// control/me of the scratch install.
 const HOST: &str = "install-test.example";
 /// The accounts and groups install.sh creates (crates/privs/src/lib.rs).
-const ACCOUNTS: [&str; 6] = ["rqmaild", "rqmaill", "alias", "rqmailq", "rqmails", "rqmailr"];
+const ACCOUNTS: [&str; 6] = [
+    "rqmaild", "rqmaill", "alias", "rqmailq", "rqmails", "rqmailr",
+];
 const GROUPS: [&str; 2] = ["rqmail", "rqnofiles"];
 /// A clean PATH, as the service managers give rqmail-start.
 const PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn uid_of(name: &str) -> Option<u32> {
-    nix::unistd::User::from_name(name).unwrap().map(|u| u.uid.as_raw())
+    nix::unistd::User::from_name(name)
+        .unwrap()
+        .map(|u| u.uid.as_raw())
 }
 
 fn gid_of(name: &str) -> Option<u32> {
-    nix::unistd::Group::from_name(name).unwrap().map(|g| g.gid.as_raw())
+    nix::unistd::Group::from_name(name)
+        .unwrap()
+        .map(|g| g.gid.as_raw())
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -43,7 +52,11 @@ fn text(bytes: &[u8]) -> String {
 
 /// Runs a system command (useradd, userdel, ...) and returns whether it succeeded.
 fn system(program: &str, args: &[&str]) -> bool {
-    let out = Command::new(program).args(args).env("PATH", PATH).output().unwrap();
+    let out = Command::new(program)
+        .args(args)
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
     if !out.status.success() {
         eprintln!("{program} {args:?}: {}", text(&out.stderr));
     }
@@ -75,7 +88,10 @@ impl Scratch {
             log: base.join("send.log"),
             base,
             start: None,
-            accounts_before: ACCOUNTS.into_iter().filter(|a| uid_of(a).is_some()).collect(),
+            accounts_before: ACCOUNTS
+                .into_iter()
+                .filter(|a| uid_of(a).is_some())
+                .collect(),
             groups_before: GROUPS.into_iter().filter(|g| gid_of(g).is_some()).collect(),
             user_created: false,
         }
@@ -120,7 +136,9 @@ impl Scratch {
         let pid = child.id();
         self.start = Some(child);
         assert!(
-            wait_for(Duration::from_secs(15), || self.log_text().contains("status: local")),
+            wait_for(Duration::from_secs(15), || self
+                .log_text()
+                .contains("status: local")),
             "rqmail-send did not start:\n{}",
             self.log_text()
         );
@@ -130,10 +148,14 @@ impl Scratch {
     /// TERM to rqmail-send; it finishes what is in flight and exits. Returns whether it
     /// exited within the time limit (else it is killed).
     fn stop(&mut self) -> bool {
-        let Some(mut child) = self.start.take() else { return true };
+        let Some(mut child) = self.start.take() else {
+            return true;
+        };
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let exited = wait_for(Duration::from_secs(30), || matches!(child.try_wait(), Ok(Some(_))));
+        let exited = wait_for(Duration::from_secs(30), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
         if !exited {
             let _ = child.kill();
             let _ = child.wait();
@@ -176,7 +198,9 @@ fn mount_options(path: &Path) -> Option<String> {
         .env("PATH", PATH)
         .output()
         .ok()?;
-    out.status.success().then(|| text(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| text(&out.stdout).trim().to_string())
 }
 
 /// One field of /proc/PID/status, e.g. `Uid:` -> its numbers (real, effective, saved, fs).
@@ -185,7 +209,11 @@ fn status_ids(pid: u32, field: &str) -> Vec<u32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(field))
-        .map(|rest| rest.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -199,10 +227,16 @@ fn daemons(prefix: &Path) -> HashMap<String, Vec<u32>> {
     let bin = prefix.join("bin");
     let mut found: HashMap<String, Vec<u32>> = HashMap::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
-        let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else { continue };
+        let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else {
+            continue;
+        };
         if exe.parent() == Some(bin.as_path()) {
             let name = exe.file_name().unwrap().to_string_lossy().into_owned();
             found.entry(name).or_default().push(pid);
@@ -213,7 +247,8 @@ fn daemons(prefix: &Path) -> HashMap<String, Vec<u32>> {
 
 /// Owner, group and permission bits (with set-uid and friends) of a path.
 fn owner_mode(path: &Path) -> (u32, u32, u32) {
-    let meta = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let meta =
+        std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (meta.uid(), meta.gid(), meta.mode() & 0o7777)
 }
 
@@ -242,7 +277,13 @@ fn wait_for_message(s: &Scratch, maildir: &Path, marker: &str) -> PathBuf {
 }
 
 /// Runs `program` as the test user with a clean environment plus `env`, message on stdin.
-fn run_as_user(program: &Path, args: &[&str], home: &Path, ids: (u32, u32), input: &[u8]) -> Output {
+fn run_as_user(
+    program: &Path,
+    args: &[&str],
+    home: &Path,
+    ids: (u32, u32),
+    input: &[u8],
+) -> Output {
     let mut child = Command::new(program)
         .args(args)
         .uid(ids.0)
@@ -309,15 +350,37 @@ fn check_modes(prefix: &Path) {
         let (got_uid, _, got_mode) = owner_mode(&prefix.join(&path));
         assert_eq!((got_uid, got_mode), (uid, mode), "owner and mode of {path}");
     }
-    for path in ["queue", "queue/mess/5", "queue/info/5", "queue/lock/trigger", "bin/rqmail-queue"] {
+    for path in [
+        "queue",
+        "queue/mess/5",
+        "queue/info/5",
+        "queue/lock/trigger",
+        "bin/rqmail-queue",
+    ] {
         assert_eq!(owner_mode(&prefix.join(path)).1, g, "group of {path}");
     }
-    let split = std::fs::read_dir(prefix.join("queue/local")).unwrap().count();
+    let split = std::fs::read_dir(prefix.join("queue/local"))
+        .unwrap()
+        .count();
     assert_eq!(split, 23, "queue/local has the 23 split subdirectories");
-    assert!(std::fs::symlink_metadata(prefix.join("queue/lock/trigger")).unwrap().file_type().is_fifo());
-    assert_eq!(std::fs::metadata(prefix.join("queue/lock/tcpto")).unwrap().len(), 1024);
+    assert!(
+        std::fs::symlink_metadata(prefix.join("queue/lock/trigger"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert_eq!(
+        std::fs::metadata(prefix.join("queue/lock/tcpto"))
+            .unwrap()
+            .len(),
+        1024
+    );
     for sub in ["tmp", "new", "cur"] {
-        assert_eq!(owner_mode(&prefix.join("alias/Maildir").join(sub)).0, a, "alias/Maildir/{sub}");
+        assert_eq!(
+            owner_mode(&prefix.join("alias/Maildir").join(sub)).0,
+            a,
+            "alias/Maildir/{sub}"
+        );
     }
 }
 
@@ -330,7 +393,10 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
     let mut s = Scratch::new();
     if let Some(options) = mount_options(&s.base) {
         if options.split(',').any(|o| o == "nosuid") {
-            eprintln!("SKIPPED: {} is on a nosuid mount ({options})", s.base.display());
+            eprintln!(
+                "SKIPPED: {} is on a nosuid mount ({options})",
+                s.base.display()
+            );
             return;
         }
     }
@@ -346,53 +412,99 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
     // 1. A fresh install: accounts, tree, binaries, control files, run scripts.
     let out = s.install(&["--hostname", HOST, "--daemontools"]);
     let said = text(&out.stdout);
-    assert!(said.contains("rqmail-start"), "install.sh says how to start:\n{said}");
+    assert!(
+        said.contains("rqmail-start"),
+        "install.sh says how to start:\n{said}"
+    );
     let prefix = s.prefix.clone();
     for account in ACCOUNTS {
         assert!(uid_of(account).is_some(), "install.sh created {account}");
     }
     check_modes(&prefix);
-    let control = |name: &str| std::fs::read_to_string(prefix.join("control").join(name)).unwrap_or_default();
+    let control =
+        |name: &str| std::fs::read_to_string(prefix.join("control").join(name)).unwrap_or_default();
     assert_eq!(control("me"), format!("{HOST}\n"));
     assert_eq!(control("locals"), format!("{HOST}\nlocalhost\n"));
     assert_eq!(control("rcpthosts"), format!("{HOST}\nlocalhost\n"));
-    assert_eq!(control("defaultdelivery").lines().next(), Some("./Maildir/"));
+    assert_eq!(
+        control("defaultdelivery").lines().next(),
+        Some("./Maildir/")
+    );
     assert_eq!(control("concurrencylocal").lines().next(), Some("10"));
-    assert!(!prefix.join("control/bouncehost").exists(), "host-specific files are only samples");
+    assert!(
+        !prefix.join("control/bouncehost").exists(),
+        "host-specific files are only samples"
+    );
     assert!(prefix.join("control/bouncehost.sample").exists());
     let run = std::fs::read_to_string(prefix.join("service/rqmail/run")).unwrap();
-    assert!(run.contains(&format!("{}/bin/rqmail-start", prefix.display())), "{run}");
-    assert!(!run.contains("/var/rqmail"), "the prefix is substituted:\n{run}");
+    assert!(
+        run.contains(&format!("{}/bin/rqmail-start", prefix.display())),
+        "{run}"
+    );
+    assert!(
+        !run.contains("/var/rqmail"),
+        "the prefix is substituted:\n{run}"
+    );
 
     // 2. A real user with a Maildir in a home under the scratch directory.
     let home = s.base.join("home").join(USER);
     std::fs::create_dir_all(home.parent().unwrap()).unwrap();
     let home_arg = home.to_str().unwrap();
-    assert!(system("useradd", &["--home-dir", home_arg, "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", USER]));
+    assert!(system(
+        "useradd",
+        &[
+            "--home-dir",
+            home_arg,
+            "--no-create-home",
+            "--user-group",
+            "--shell",
+            "/usr/sbin/nologin",
+            USER
+        ]
+    ));
     s.user_created = true;
     let user = nix::unistd::User::from_name(USER).unwrap().unwrap();
     let ids = (user.uid.as_raw(), user.gid.as_raw());
     for sub in ["Maildir/tmp", "Maildir/new", "Maildir/cur"] {
         std::fs::create_dir_all(home.join(sub)).unwrap();
     }
-    assert!(system("chown", &["-R", &format!("{}:{}", ids.0, ids.1), home_arg]));
+    assert!(system(
+        "chown",
+        &["-R", &format!("{}:{}", ids.0, ids.1), home_arg]
+    ));
     std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
     let maildir = home.join("Maildir");
 
     // 3. The admin edits things; a second run keeps every edit, compiles users/assign
     //    and still leaves a working install.
     std::fs::write(prefix.join("control/concurrencylocal"), "5\n").unwrap();
-    std::fs::write(prefix.join("alias/.qmail-root"), "&nobody@elsewhere.example\n").unwrap();
-    let assign = format!("=rqalias:{USER}:{}:{}:{}:::\n.\n", ids.0, ids.1, home.display());
+    std::fs::write(
+        prefix.join("alias/.qmail-root"),
+        "&nobody@elsewhere.example\n",
+    )
+    .unwrap();
+    let assign = format!(
+        "=rqalias:{USER}:{}:{}:{}:::\n.\n",
+        ids.0,
+        ids.1,
+        home.display()
+    );
     std::fs::write(prefix.join("users/assign"), assign).unwrap();
     s.install(&["--hostname", "other.example"]);
     assert_eq!(control("me"), format!("{HOST}\n"), "control/me kept");
-    assert_eq!(control("concurrencylocal"), "5\n", "an edited control file kept");
+    assert_eq!(
+        control("concurrencylocal"),
+        "5\n",
+        "an edited control file kept"
+    );
     assert_eq!(
         std::fs::read_to_string(prefix.join("alias/.qmail-root")).unwrap(),
         "&nobody@elsewhere.example\n"
     );
-    assert!(prefix.join("users/cdb").exists(), "install.sh ran rqmail-newu");
+    assert!(
+        prefix.join("users/cdb").exists(),
+        "install.sh ran rqmail-newu"
+    );
     check_modes(&prefix);
 
     // 4. rqmail-start as root: each daemon under its own uid.
@@ -406,38 +518,74 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
             .copied()
             .filter(|&p| parent_pid(p) == Some(send_pid))
             .collect();
-        assert_eq!(pids.len(), 1, "one {name} started by rqmail-start: {running:?}");
+        assert_eq!(
+            pids.len(),
+            1,
+            "one {name} started by rqmail-start: {running:?}"
+        );
         pids[0]
     };
     let g = gid_of("rqmail").unwrap();
     let expect = [
         ("rqmail-lspawn", child_of_send("rqmail-lspawn"), 0),
-        ("rqmail-rspawn", child_of_send("rqmail-rspawn"), uid_of("rqmailr").unwrap()),
-        ("rqmail-clean", child_of_send("rqmail-clean"), uid_of("rqmailq").unwrap()),
+        (
+            "rqmail-rspawn",
+            child_of_send("rqmail-rspawn"),
+            uid_of("rqmailr").unwrap(),
+        ),
+        (
+            "rqmail-clean",
+            child_of_send("rqmail-clean"),
+            uid_of("rqmailq").unwrap(),
+        ),
         ("rqmail-send", send_pid, uid_of("rqmails").unwrap()),
     ];
-    assert_eq!(running.get("rqmail-send"), Some(&vec![send_pid]), "rqmail-start became rqmail-send");
+    assert_eq!(
+        running.get("rqmail-send"),
+        Some(&vec![send_pid]),
+        "rqmail-start became rqmail-send"
+    );
     for (name, pid, uid) in expect {
         let uids = status_ids(pid, "Uid:");
-        assert_eq!(&uids[..2], &[uid, uid], "{name} (pid {pid}) real and effective uid");
+        assert_eq!(
+            &uids[..2],
+            &[uid, uid],
+            "{name} (pid {pid}) real and effective uid"
+        );
         let gids = status_ids(pid, "Gid:");
-        assert_eq!(&gids[..2], &[g, g], "{name} (pid {pid}) real and effective gid");
+        assert_eq!(
+            &gids[..2],
+            &[g, g],
+            "{name} (pid {pid}) real and effective gid"
+        );
     }
 
     // 5. sendmail run by the user: delivered by rqmail-local as the user.
     let sendmail = prefix.join("bin/sendmail");
     let to = format!("{USER}@{HOST}");
-    let out = run_as_user(&sendmail, &[&to], &home, ids, b"Subject: one\n\nfrom sendmail, as the user\n");
+    let out = run_as_user(
+        &sendmail,
+        &[&to],
+        &home,
+        ids,
+        b"Subject: one\n\nfrom sendmail, as the user\n",
+    );
     assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
     let file = wait_for_message(&s, &maildir, "from sendmail, as the user");
-    assert_eq!(owner_mode(&file).0, ids.0, "the delivered file belongs to the user");
+    assert_eq!(
+        owner_mode(&file).0,
+        ids.0,
+        "the delivered file belongs to the user"
+    );
     let got = text(&std::fs::read(&file).unwrap());
     assert!(got.contains(&format!("invoked by uid {}", ids.0)), "{got}");
     assert!(got.contains(&format!("Delivered-To: {to}\n")), "{got}");
 
     // 6. rqmail-queue is set-uid: variables that would move its home change nothing.
-    let (message_read, message_write) = nix::unistd::pipe().unwrap();
-    let (envelope_read, envelope_write) = nix::unistd::pipe().unwrap();
+    // Close-on-exec, so that rqmail-queue holds no write end and sees EOF on both.
+    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let (message_read, message_write) = pipe();
+    let (envelope_read, envelope_write) = pipe();
     let mut queue = Command::new(prefix.join("bin/rqmail-queue"))
         .uid(ids.0)
         .gid(ids.1)
@@ -453,13 +601,21 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
         .spawn()
         .unwrap();
     let mut message = std::fs::File::from(message_write);
-    message.write_all(b"Subject: two\n\nqueued directly, hostile environment\n").unwrap();
+    message
+        .write_all(b"Subject: two\n\nqueued directly, hostile environment\n")
+        .unwrap();
     drop(message);
     let mut envelope = std::fs::File::from(envelope_write);
-    envelope.write_all(format!("F{to}\0T{to}\0\0").as_bytes()).unwrap();
+    envelope
+        .write_all(format!("F{to}\0T{to}\0\0").as_bytes())
+        .unwrap();
     drop(envelope);
     let status = queue.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "rqmail-queue with a hostile environment");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "rqmail-queue with a hostile environment"
+    );
     let file = wait_for_message(&s, &maildir, "queued directly, hostile environment");
     assert_eq!(owner_mode(&file).0, ids.0);
     let got = text(&std::fs::read(&file).unwrap());
@@ -467,17 +623,39 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
     assert!(!Path::new("/nonexistent").exists());
 
     // 7. users/assign (compiled by install.sh) and the alias account's home.
-    let out = run_as_user(&sendmail, &[&format!("rqalias@{HOST}")], &home, ids, b"Subject: three\n\nvia users/assign\n");
+    let out = run_as_user(
+        &sendmail,
+        &[&format!("rqalias@{HOST}")],
+        &home,
+        ids,
+        b"Subject: three\n\nvia users/assign\n",
+    );
     assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
     wait_for_message(&s, &maildir, "via users/assign");
-    let out = run_as_user(&sendmail, &[&format!("postmaster@{HOST}")], &home, ids, b"Subject: four\n\nfor the postmaster\n");
+    let out = run_as_user(
+        &sendmail,
+        &[&format!("postmaster@{HOST}")],
+        &home,
+        ids,
+        b"Subject: four\n\nfor the postmaster\n",
+    );
     assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
     let file = wait_for_message(&s, &prefix.join("alias/Maildir"), "for the postmaster");
-    assert_eq!(owner_mode(&file).0, uid_of("alias").unwrap(), "alias mail belongs to alias");
+    assert_eq!(
+        owner_mode(&file).0,
+        uid_of("alias").unwrap(),
+        "alias mail belongs to alias"
+    );
 
     // 8. TERM stops rqmail-send; the spawns follow when their pipes close.
-    assert!(wait_for(Duration::from_secs(10), || s.log_text().contains("end msg")));
-    assert!(s.stop(), "rqmail-send did not exit on TERM:\n{}", s.log_text());
+    assert!(wait_for(Duration::from_secs(10), || s
+        .log_text()
+        .contains("end msg")));
+    assert!(
+        s.stop(),
+        "rqmail-send did not exit on TERM:\n{}",
+        s.log_text()
+    );
     assert!(s.log_text().contains("status: exiting"), "{}", s.log_text());
     assert!(
         wait_for(Duration::from_secs(10), || daemons(&prefix).is_empty()),

@@ -113,7 +113,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         count += 1;
-        if count % SCAN_EVERY == 0 {
+        if count.is_multiple_of(SCAN_EVERY) {
             scan_pid(&queue);
         }
     }

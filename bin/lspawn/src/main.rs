@@ -141,7 +141,7 @@ impl Spawner for Local {
 fn main() -> ExitCode {
     let default_delivery = std::env::args_os()
         .nth(1)
-        .map(|a| std::os::unix::ffi::OsStringExt::into_vec(a))
+        .map(std::os::unix::ffi::OsStringExt::into_vec)
         .unwrap_or_else(|| b"./Maildir/".to_vec());
     let result = rqmail_control::home().and_then(|home| {
         let owner = std::fs::metadata(home.join("queue"))?.uid();

@@ -2,7 +2,6 @@
 //! with the message on its fd 0 and the envelope on its fd 1, and read the exit code.
 
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
@@ -109,7 +108,7 @@ impl Submission {
         Ok(Submission {
             body: child.stdin.take(),
             child,
-            envelope: Some(std::fs::File::from(OwnedFd::from(env_write))),
+            envelope: Some(std::fs::File::from(env_write)),
             write_failed: false,
         })
     }

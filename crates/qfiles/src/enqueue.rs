@@ -166,7 +166,7 @@ pub fn enqueue(
 /// Bytes available to unprivileged writers on the filesystem holding `dir`.
 fn free_space(dir: &std::path::Path) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some(u64::from(st.blocks_available()) * u64::from(st.fragment_size()))
+    Some(st.blocks_available() * st.fragment_size())
 }
 
 fn create_pid_file(queue: &Queue, caller: &Caller) -> Result<(File, PathBuf), Failure> {

@@ -3,6 +3,9 @@
 use rqmail_control::Control;
 use std::io;
 
+/// `locals` and `virtualdomains`: the domains that HUP rereads.
+pub type Domains = (Vec<String>, Vec<(String, String)>);
+
 /// rqmail-send's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -51,7 +54,7 @@ impl Config {
 
     /// `locals` (default: `me`; with neither, rqmail-send cannot start) and
     /// `virtualdomains`, the two files HUP rereads.
-    pub fn load_domains(control: &Control) -> io::Result<(Vec<String>, Vec<(String, String)>)> {
+    pub fn load_domains(control: &Control) -> io::Result<Domains> {
         let locals = match control.list("locals")? {
             Some(list) => lowercase(list),
             None => match control.me()? {
