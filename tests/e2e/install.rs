@@ -348,7 +348,10 @@ fn check_modes(prefix: &Path) {
     ];
     for (path, uid, mode) in expected {
         let (got_uid, _, got_mode) = owner_mode(&prefix.join(&path));
-        assert_eq!((got_uid, got_mode), (uid, mode), "owner and mode of {path}");
+        assert!(
+            (got_uid, got_mode) == (uid, mode),
+            "{path}: owner {got_uid} mode {got_mode:04o}, expected owner {uid} mode {mode:04o}"
+        );
     }
     for path in [
         "queue",
@@ -391,14 +394,14 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
         return;
     }
     let mut s = Scratch::new();
-    if let Some(options) = mount_options(&s.base) {
-        if options.split(',').any(|o| o == "nosuid") {
-            eprintln!(
-                "SKIPPED: {} is on a nosuid mount ({options})",
-                s.base.display()
-            );
-            return;
-        }
+    if let Some(options) = mount_options(&s.base)
+        && options.split(',').any(|o| o == "nosuid")
+    {
+        eprintln!(
+            "SKIPPED: {} is on a nosuid mount ({options})",
+            s.base.display()
+        );
+        return;
     }
     // A user left behind by a killed earlier run of this test goes first.
     if let Some(user) = nix::unistd::User::from_name(USER).unwrap() {
@@ -632,20 +635,30 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
     );
     assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
     wait_for_message(&s, &maildir, "via users/assign");
-    let out = run_as_user(
-        &sendmail,
-        &[&format!("postmaster@{HOST}")],
-        &home,
-        ids,
-        b"Subject: four\n\nfor the postmaster\n",
-    );
-    assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
-    let file = wait_for_message(&s, &prefix.join("alias/Maildir"), "for the postmaster");
-    assert_eq!(
-        owner_mode(&file).0,
-        uid_of("alias").unwrap(),
-        "alias mail belongs to alias"
-    );
+    // An alias account from a real install keeps its home there: then mail for the
+    // postmaster would land in the real install's mailbox, so that part is left out.
+    let alias_home = nix::unistd::User::from_name("alias").unwrap().unwrap().dir;
+    if alias_home == prefix.join("alias") {
+        let out = run_as_user(
+            &sendmail,
+            &[&format!("postmaster@{HOST}")],
+            &home,
+            ids,
+            b"Subject: four\n\nfor the postmaster\n",
+        );
+        assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
+        let file = wait_for_message(&s, &prefix.join("alias/Maildir"), "for the postmaster");
+        assert_eq!(
+            owner_mode(&file).0,
+            uid_of("alias").unwrap(),
+            "alias mail belongs to alias"
+        );
+    } else {
+        eprintln!(
+            "note: the alias account's home is {}, not this install's; postmaster mail not tried",
+            alias_home.display()
+        );
+    }
 
     // 8. TERM stops rqmail-send; the spawns follow when their pipes close.
     assert!(wait_for(Duration::from_secs(10), || s

@@ -1,0 +1,431 @@
+#!/bin/bash
+# install.sh: installs rqmail into one directory (default /var/rqmail) with qmail's
+# accounts, owners and modes, and never touches a file the admin has edited.
+#
+# usage: install/install.sh [--prefix DIR] [--hostname NAME] [--bindir DIR]
+#                           [--no-accounts-check] [--sendmail-link] [--daemontools]
+#
+# Run it as root. Running it again upgrades the binaries, repairs the owners and modes of
+# the queue directories, and keeps every control file, users/assign and ~alias file.
+set -eu
+umask 022 # files and directories get exactly the modes set below
+
+usage() {
+    cat <<EOF
+usage: $0 [options]
+  --prefix DIR          install into DIR (default /var/rqmail); absolute path
+  --hostname NAME       this host's name for control/me, locals, rcpthosts
+                        (default: hostname -f, else hostname)
+  --bindir DIR          take the binaries from DIR (default: the repository's
+                        target/release, built with cargo if missing)
+  --no-accounts-check   do not create or compare the rqmail accounts and groups
+                        (managed elsewhere, e.g. LDAP); they must exist
+  --sendmail-link       point /usr/sbin/sendmail and /usr/lib/sendmail at rqmail's
+  --daemontools         install daemontools run scripts in PREFIX/service/rqmail
+EOF
+}
+
+say() { echo "install.sh: $*"; }
+warn() { echo "install.sh: warning: $*" >&2; }
+die() {
+    echo "install.sh: fatal: $*" >&2
+    exit 111
+}
+
+# --- Options ------------------------------------------------------------------------
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+prefix=/var/rqmail
+host=
+bindir=
+accounts_check=yes
+sendmail_link=no
+daemontools=no
+
+while [ $# -gt 0 ]; do
+    case $1 in
+    --prefix) [ $# -ge 2 ] || die "--prefix needs a directory"; prefix=$2; shift ;;
+    --prefix=*) prefix=${1#*=} ;;
+    --hostname) [ $# -ge 2 ] || die "--hostname needs a name"; host=$2; shift ;;
+    --hostname=*) host=${1#*=} ;;
+    --bindir) [ $# -ge 2 ] || die "--bindir needs a directory"; bindir=$2; shift ;;
+    --bindir=*) bindir=${1#*=} ;;
+    --no-accounts-check) accounts_check=no ;;
+    --sendmail-link) sendmail_link=yes ;;
+    --daemontools) daemontools=yes ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+    esac
+    shift
+done
+
+[ "$(id -u)" = 0 ] || die "must be run as root: it creates accounts and sets owners"
+
+# The prefix ends up in run scripts, the systemd unit and sed expressions: keep it to
+# characters that need no quoting anywhere.
+case $prefix in
+/*) ;;
+*) die "--prefix must be an absolute path: $prefix" ;;
+esac
+case $prefix in
+*[!A-Za-z0-9._/+-]*) die "--prefix may only hold letters, digits and . _ / + -: $prefix" ;;
+esac
+while [ "$prefix" != / ] && [ "${prefix%/}" != "$prefix" ]; do prefix=${prefix%/}; done
+[ "$prefix" != / ] || die "--prefix may not be /"
+
+# --- Names (crates/privs/src/lib.rs) and what each binary is installed as --------------
+
+GROUP=rqmail     # rqmailq, rqmails, rqmailr
+NOFILES=rqnofiles # rqmaild, rqmaill, alias: accounts that own no queue files
+
+# name  owner  mode: the modes of qmail's hier.c. rqmail-queue is the only setuid
+# program; the root-only programs are unreadable by others; daemons are 0711.
+BINARIES="
+rqmail-queue       rqmailq 4711
+rqmail-lspawn      root    0700
+rqmail-start       root    0700
+rqmail-newu        root    0700
+rqmail-send        root    0711
+rqmail-clean       root    0711
+rqmail-rspawn      root    0711
+rqmail-local       root    0711
+rqmail-inject      root    0755
+sendmail           root    0755
+rqmail-qread       root    0755
+rqmail-qstat       root    0755
+rqmail-maildirmake root    0755
+"
+
+# --- The binaries ---------------------------------------------------------------------
+
+missing_binaries() {
+    echo "$BINARIES" | while read -r name _ _; do
+        [ -z "$name" ] || [ -x "$1/$name" ] || echo "$name"
+    done
+}
+
+if [ -z "$bindir" ]; then
+    bindir=$repo/target/release
+    if [ -n "$(missing_binaries "$bindir")" ]; then
+        command -v cargo >/dev/null ||
+            die "no binaries in $bindir and no cargo in PATH: run 'cargo build --release --workspace' first"
+        # As root, this leaves root-owned files in target/: better build first as yourself.
+        say "building the release binaries (cargo build --release --workspace)"
+        cargo build --release --workspace --manifest-path "$repo/Cargo.toml"
+    fi
+fi
+missing=$(missing_binaries "$bindir")
+[ -z "$missing" ] || die "missing in $bindir: $(echo "$missing" | tr '\n' ' ')"
+
+# --- Accounts -------------------------------------------------------------------------
+
+nologin=/usr/sbin/nologin
+[ -x $nologin ] || nologin=/sbin/nologin
+[ -x $nologin ] || nologin=/bin/false
+
+ensure_group() {
+    if getent group "$1" >/dev/null; then return; fi
+    groupadd --system "$1"
+    say "created group $1"
+}
+
+# ensure_account NAME GROUP HOME: a system account that cannot log in.
+ensure_account() {
+    local name=$1 group=$2 home=$3 entry
+    if ! entry=$(getent passwd "$name"); then
+        useradd --system --gid "$group" --home-dir "$home" --no-create-home \
+            --shell "$nologin" --comment "rqmail" "$name"
+        say "created account $name (group $group, home $home)"
+        return
+    fi
+    # An existing account is kept as it is (it may be a qmail install's), but say what
+    # differs: rqmail-start uses group $GROUP whatever the primary group is, while the
+    # alias account's home is where mail for unknown addresses goes.
+    local gid home_now want_gid
+    gid=$(echo "$entry" | cut -d: -f4)
+    home_now=$(echo "$entry" | cut -d: -f6)
+    want_gid=$(getent group "$group" | cut -d: -f3)
+    [ "$gid" = "$want_gid" ] || warn "account $name exists with primary gid $gid, not group $group"
+    [ "$home_now" = "$home" ] || warn "account $name exists with home $home_now, not $home"
+}
+
+if [ $accounts_check = yes ]; then
+    ensure_group $GROUP
+    ensure_group $NOFILES
+    ensure_account rqmaild $NOFILES "$prefix"
+    ensure_account rqmaill $NOFILES "$prefix"
+    ensure_account alias $NOFILES "$prefix/alias"
+    ensure_account rqmailq $GROUP "$prefix"
+    ensure_account rqmails $GROUP "$prefix"
+    ensure_account rqmailr $GROUP "$prefix"
+else
+    # Managed elsewhere, but they must resolve, or chown would fail half-way through.
+    for name in $GROUP $NOFILES; do
+        getent group "$name" >/dev/null || die "no group $name: create it first (--no-accounts-check)"
+    done
+    for name in rqmaild rqmaill alias rqmailq rqmails rqmailr; do
+        getent passwd "$name" >/dev/null || die "no account $name: create it first (--no-accounts-check)"
+    done
+fi
+
+# --- Directories ----------------------------------------------------------------------
+
+# no_symlink PATH: stops if PATH is a symbolic link. The queue and ~alias belong to
+# less trusted accounts; a link planted there must not make root chown or chmod (which
+# follow links) something elsewhere, such as /etc/shadow.
+no_symlink() {
+    [ ! -L "$1" ] || die "$1 is a symbolic link; remove it and run again"
+}
+
+# dir PATH OWNER GROUP MODE [quiet]: creates PATH if missing, then sets its owner and
+# mode (also on a second run, which repairs them). The extra leading 0 makes chmod clear
+# set-gid bits a parent directory may have passed down.
+dir() {
+    no_symlink "$1"
+    if [ ! -d "$1" ]; then
+        mkdir "$1"
+        [ $# -gt 4 ] || say "created $1"
+    fi
+    chown "$2:$3" "$1"
+    chmod "0$4" "$1"
+}
+
+mkdir -p "$(dirname "$prefix")"
+dir "$prefix" root $GROUP 0755
+dir "$prefix/bin" root $GROUP 0755
+dir "$prefix/control" root $GROUP 0755
+dir "$prefix/users" root $GROUP 0755
+
+# The queue: owners and modes of spec/queue.md §1. rqmail-queue (rqmailq) writes pid,
+# mess, intd, todo; rqmail-send (rqmails) writes info, local, remote, bounce; both only
+# read what the other writes, through group rqmail.
+q=$prefix/queue
+dir "$q" rqmailq $GROUP 0750
+dir "$q/pid" rqmailq $GROUP 0700
+dir "$q/intd" rqmailq $GROUP 0700
+dir "$q/todo" rqmailq $GROUP 0750
+dir "$q/bounce" rqmails $GROUP 0700
+dir "$q/lock" rqmailq $GROUP 0750
+split=23 # rqmail_control::SPLIT
+for spec in "mess rqmailq 0750" "info rqmails 0700" "local rqmails 0700" "remote rqmails 0700"; do
+    read -r name owner mode <<<"$spec"
+    [ -d "$q/$name/$((split - 1))" ] || say "created $q/$name/0 ... $((split - 1))"
+    dir "$q/$name" "$owner" $GROUP "$mode" quiet
+    i=0
+    while [ $i -lt $split ]; do
+        dir "$q/$name/$i" "$owner" $GROUP "$mode" quiet
+        i=$((i + 1))
+    done
+done
+
+for f in trigger sendmutex tcpto; do no_symlink "$q/lock/$f"; done
+# lock/trigger: the FIFO any rqmail-queue writes a byte into to wake rqmail-send.
+if [ -e "$q/lock/trigger" ] && [ ! -p "$q/lock/trigger" ]; then
+    die "$q/lock/trigger exists and is not a FIFO"
+fi
+if [ ! -p "$q/lock/trigger" ]; then
+    mkfifo "$q/lock/trigger"
+    say "created $q/lock/trigger"
+fi
+chown rqmails:$GROUP "$q/lock/trigger"
+chmod 0622 "$q/lock/trigger"
+# lock/sendmutex: rqmail-send flocks it so that only one runs.
+[ -f "$q/lock/sendmutex" ] || : >"$q/lock/sendmutex"
+chown rqmails:$GROUP "$q/lock/sendmutex"
+chmod 0600 "$q/lock/sendmutex"
+# lock/tcpto: remote delivery's table of hosts that timed out, 1024 bytes as qmail's.
+[ -f "$q/lock/tcpto" ] || head -c 1024 /dev/zero >"$q/lock/tcpto"
+chown rqmailr:$GROUP "$q/lock/tcpto"
+chmod 0644 "$q/lock/tcpto"
+
+# ~alias: set-gid like qmail's, holding the system aliases. An empty .qmail file means
+# "the default delivery", i.e. alias/Maildir; put a real person's address in them.
+dir "$prefix/alias" alias $GROUP 2755
+if [ ! -e "$prefix/alias/Maildir" ]; then
+    for sub in "" /tmp /new /cur; do
+        install -d -o alias -g $GROUP -m 0700 "$prefix/alias/Maildir$sub"
+    done
+    say "created $prefix/alias/Maildir"
+fi
+for name in postmaster mailer-daemon root; do
+    f=$prefix/alias/.qmail-$name
+    if [ ! -e "$f" ] && [ ! -L "$f" ]; then
+        install -o alias -g $GROUP -m 0644 /dev/null "$f"
+        say "created $f (empty: mail goes to $prefix/alias/Maildir)"
+    fi
+done
+
+# --- Binaries -------------------------------------------------------------------------
+
+# Each binary is copied to a temporary name and renamed into place, so a running program
+# keeps its old file and a program started meanwhile sees either the old or the new one.
+echo "$BINARIES" | while read -r name owner mode; do
+    [ -n "$name" ] || continue
+    dest=$prefix/bin/$name
+    if [ -f "$dest" ] && cmp -s "$bindir/$name" "$dest"; then
+        # Unchanged: only repair owner and mode (chown first: it clears set-uid).
+        chown "$owner:$GROUP" "$dest"
+        chmod "$mode" "$dest"
+        continue
+    fi
+    tmp=$prefix/bin/.$name.new
+    rm -f "$tmp"
+    install -m "$mode" -o "$owner" -g $GROUP "$bindir/$name" "$tmp"
+    mv -f "$tmp" "$dest"
+    say "installed $dest ($owner, mode $mode)"
+done
+
+# rqmail-queue finds its queue through the path it was run from (/proc/self/exe). If
+# users may hard-link files they do not own, one could link the set-uid binary into a
+# directory of their own and point it at a queue tree they made.
+if [ "$(cat /proc/sys/fs/protected_hardlinks 2>/dev/null || echo 1)" = 0 ]; then
+    warn "fs.protected_hardlinks is 0: set it to 1 (sysctl) so that users cannot hard-link $prefix/bin/rqmail-queue elsewhere"
+fi
+
+# --- Control files --------------------------------------------------------------------
+
+# control_file NAME TEXT: writes control/NAME only if it does not exist.
+control_file() {
+    local f=$prefix/control/$1
+    if [ -e "$f" ] || [ -L "$f" ]; then
+        return
+    fi
+    printf '%s\n' "$2" >"$f.new"
+    chown root:$GROUP "$f.new"
+    chmod 0644 "$f.new"
+    mv -f "$f.new" "$f"
+    say "wrote $f: $(printf '%s' "$2" | tr '\n' ' ')"
+}
+
+# The host name: --hostname, else an existing control/me, else the system's name.
+me_now=
+[ ! -f "$prefix/control/me" ] || me_now=$(head -n 1 "$prefix/control/me")
+if [ -n "$host" ] && [ -n "$me_now" ] && [ "$host" != "$me_now" ]; then
+    warn "control/me already says $me_now; kept (edit it to change the host name)"
+fi
+if [ ! -e "$prefix/control/me" ] || [ ! -e "$prefix/control/locals" ] ||
+    [ ! -e "$prefix/control/rcpthosts" ]; then
+    [ -n "$host" ] || host=$me_now
+    if [ -z "$host" ]; then
+        host=$(hostname -f 2>/dev/null) || host=
+        [ -n "$host" ] || host=$(hostname)
+    fi
+    case $host in
+    "" | *[!A-Za-z0-9.-]*) die "bad host name '$host': give one with --hostname" ;;
+    esac
+    case $host in
+    *.*) ;;
+    *) warn "host name $host is not fully qualified; edit $prefix/control/me" ;;
+    esac
+    domains=$host
+    [ "$host" = localhost ] || domains=$(printf '%s\nlocalhost' "$host")
+    control_file me "$host"
+    control_file locals "$domains"
+    control_file rcpthosts "$domains"
+fi
+control_file defaultdelivery "./Maildir/"
+
+# The samples: files holding the defaults, comment-only lists, NAME.sample files and
+# the README. An admin's file of the same name always wins.
+for sample in "$repo"/control/*; do
+    [ -f "$sample" ] || continue
+    f=$prefix/control/$(basename "$sample")
+    if [ ! -e "$f" ] && [ ! -L "$f" ]; then
+        install -m 0644 -o root -g $GROUP "$sample" "$f"
+        say "copied $f"
+    fi
+done
+
+if [ -f "$prefix/users/assign" ]; then
+    "$prefix/bin/rqmail-newu"
+    say "compiled $prefix/users/assign into $prefix/users/cdb"
+fi
+
+# --- Service files --------------------------------------------------------------------
+
+# shipped FILE: the shipped file with /var/rqmail replaced by the prefix.
+shipped() {
+    sed "s|/var/rqmail|$prefix|g" "$1"
+}
+
+# install_text DEST MODE SOURCE: installs the prefix-substituted SOURCE at DEST unless
+# DEST exists; an existing different DEST is the admin's and is kept.
+install_text() {
+    local dest=$1 mode=$2 src=$3
+    if [ -e "$dest" ]; then
+        shipped "$src" | cmp -s - "$dest" ||
+            warn "$dest differs from the shipped $src; kept as it is"
+        return
+    fi
+    shipped "$src" >"$dest.new"
+    chmod "$mode" "$dest.new"
+    mv -f "$dest.new" "$dest"
+    say "installed $dest"
+}
+
+systemd=no
+if [ -d /run/systemd/system ]; then
+    systemd=yes
+    install_text /etc/systemd/system/rqmail.service 0644 "$repo/install/systemd/rqmail.service"
+fi
+
+if [ $daemontools = yes ]; then
+    dir "$prefix/service" root $GROUP 0755
+    dir "$prefix/service/rqmail" root $GROUP 0755
+    dir "$prefix/service/rqmail/log" root $GROUP 0755
+    dir "$prefix/service/rqmail/log/main" rqmaill $NOFILES 0755
+    install_text "$prefix/service/rqmail/run" 0755 "$repo/install/daemontools/rqmail/run"
+    install_text "$prefix/service/rqmail/log/run" 0755 "$repo/install/daemontools/rqmail/log/run"
+fi
+
+# --- sendmail -------------------------------------------------------------------------
+
+if [ $sendmail_link = yes ]; then
+    for link in /usr/sbin/sendmail /usr/lib/sendmail; do
+        [ -d "$(dirname "$link")" ] || continue
+        if [ -L "$link" ] && [ "$(readlink "$link")" = "$prefix/bin/sendmail" ]; then
+            continue
+        fi
+        if [ -e "$link" ] || [ -L "$link" ]; then
+            warn "$link exists (another MTA's?); left alone"
+            continue
+        fi
+        ln -s "$prefix/bin/sendmail" "$link"
+        say "linked $link -> $prefix/bin/sendmail"
+    done
+fi
+
+# --- How to start it ------------------------------------------------------------------
+
+cat <<EOF
+
+rqmail is installed in $prefix (mail for $(head -n 1 "$prefix/control/me")).
+Next:
+  * put a real person's address (e.g. &you@example.com) in these files in
+    $prefix/alias: .qmail-postmaster, .qmail-mailer-daemon, .qmail-root
+  * optionally map addresses to users in $prefix/users/assign and run
+    $prefix/bin/rqmail-newu (without it, each passwd account gets its own mail)
+
+Start it (rqmail-start must get a clean environment; it logs to stderr):
+EOF
+if [ $systemd = yes ]; then
+    cat <<EOF
+  systemd:     systemctl daemon-reload && systemctl enable --now rqmail.service
+               (logs: journalctl -u rqmail)
+EOF
+fi
+if [ $daemontools = yes ]; then
+    cat <<EOF
+  daemontools: ln -s $prefix/service/rqmail /etc/service/   (or /service/)
+               (logs in $prefix/service/rqmail/log/main)
+EOF
+else
+    cat <<EOF
+  daemontools: run this script again with --daemontools, then
+               ln -s $prefix/service/rqmail /etc/service/
+EOF
+fi
+cat <<EOF
+  by hand:     env - PATH=/usr/bin:/bin $prefix/bin/rqmail-start
+Stop it with SIGTERM to rqmail-send: it finishes the deliveries in progress first.
+EOF

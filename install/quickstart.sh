@@ -1,0 +1,321 @@
+#!/bin/bash
+# rqmail quick start: builds the release binaries and runs a complete rqmail instance in one
+# directory, in the foreground, until interrupted (Ctrl-C stops it cleanly).
+#
+#   install/quickstart.sh [--dir DIR] [--base-port N] [--domain D] [--user NAME]
+#                         [--password PW] [--setup-only]
+#
+# Run again on the same directory, it copies the freshly built binaries into DIR/bin and
+# reuses everything else that is there: control files, users/assign entries, the queue and
+# the mail are never overwritten, so whatever the admin edited stays as it is.
+#
+# Run as root, the instance still runs as one unprivileged user (nobody): DIR is given to
+# nobody and everything after the build runs as nobody, through setpriv (util-linux).
+set -eu
+
+usage() {
+	cat <<'EOF'
+usage: install/quickstart.sh [--dir DIR] [--base-port N] [--domain D] [--user NAME]
+                             [--password PW] [--setup-only]
+  --dir DIR        the instance directory (default ./run)
+  --base-port N    services listen on N+25 (SMTP), N+587 and N+465 (submission),
+                   N+110 and N+995 (POP3), N+143 and N+993 (IMAP); default 10000
+  --domain D       the mail domain (control/me, control/locals); default example.test
+  --user NAME      the test user, with a Maildir in DIR/home/NAME; default test
+  --password PW    the test user's password (for the login services); default test
+  --setup-only     create or update the instance, print how to use it, do not start it
+A second run on the same DIR reuses its settings unless they are given again.
+EOF
+}
+
+die() {
+	echo "quickstart: $*" >&2
+	exit 100
+}
+
+# ---------------------------------------------------------------------------- options
+dir=./run
+base_port='' domain='' user='' password='' setup_only=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--dir) [ $# -ge 2 ] || die "--dir needs a value"; dir=$2; shift 2 ;;
+	--dir=*) dir=${1#*=}; shift ;;
+	--base-port) [ $# -ge 2 ] || die "--base-port needs a value"; base_port=$2; shift 2 ;;
+	--base-port=*) base_port=${1#*=}; shift ;;
+	--domain) [ $# -ge 2 ] || die "--domain needs a value"; domain=$2; shift 2 ;;
+	--domain=*) domain=${1#*=}; shift ;;
+	--user) [ $# -ge 2 ] || die "--user needs a value"; user=$2; shift 2 ;;
+	--user=*) user=${1#*=}; shift ;;
+	--password) [ $# -ge 2 ] || die "--password needs a value"; password=$2; shift 2 ;;
+	--password=*) password=${1#*=}; shift ;;
+	--setup-only) setup_only=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 100 ;;
+	esac
+done
+
+[ -n "$dir" ] || die "--dir must not be empty"
+case $dir in
+*:* | *$'\n'*) die "--dir must not contain ':' or a newline (users/assign could not hold it)" ;;
+esac
+
+# The settings of an earlier run on the same directory are the defaults of this one.
+saved="$dir/quickstart.settings"
+saved_value() {
+	[ -f "$saved" ] || return 0
+	sed -n "s/^$1=//p" "$saved" | head -n 1
+}
+[ -n "$base_port" ] || base_port=$(saved_value base_port)
+[ -n "$domain" ] || domain=$(saved_value domain)
+[ -n "$user" ] || user=$(saved_value user)
+: "${password:=${_RQMAIL_QUICKSTART_PASSWORD:-}}"
+unset _RQMAIL_QUICKSTART_PASSWORD
+: "${base_port:=10000}" "${domain:=example.test}" "${user:=test}" "${password:=test}"
+
+case $base_port in
+'' | *[!0-9]*) die "--base-port must be a number, not '$base_port'" ;;
+esac
+if [ ${#base_port} -gt 5 ] || [ $((10#$base_port + 995)) -gt 65535 ]; then
+	die "--base-port $base_port is too large: the highest port, base+995, must be below 65536"
+fi
+base_port=$((10#$base_port))
+if ! [[ $domain =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] || [[ $domain == *..* ]]; then
+	die "--domain '$domain' is not a domain name"
+fi
+if ! [[ $user =~ ^[a-z_][a-z0-9_.]*$ ]] || [ ${#user} -ge 32 ]; then
+	die "--user '$user' must be lower case letters, digits, '_' or '.' (no '-': it separates extensions)"
+fi
+case $password in
+*$'\n'*) die "--password must not contain a newline" ;;
+esac
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+repo=$(dirname "$here")
+
+# ---------------------------------------------------------------------------- stage 1: build
+# Stage 1 runs as whoever called the script; stage 2 (everything in DIR) runs as the user
+# the instance belongs to. They are the same process unless the caller is root.
+if [ "${_RQMAIL_QUICKSTART_STAGE:-}" != instance ]; then
+	echo "quickstart: building the release binaries in $repo"
+	(cd "$repo" && cargo build --release --workspace)
+	target=${CARGO_TARGET_DIR:-$repo/target}
+	case $target in /*) ;; *) target=$repo/$target ;; esac
+	export _RQMAIL_QUICKSTART_TARGET="$target/release"
+	mkdir -p "$dir"
+	if [ "$(id -u)" = 0 ]; then
+		run_uid=$(id -u nobody) || die "no account 'nobody' to run the instance as"
+		run_gid=$(id -g nobody)
+		owner=$(stat -c %u "$dir")
+		if [ "$owner" != "$run_uid" ]; then
+			if [ -z "$(ls -A "$dir")" ]; then
+				chown "$run_uid:$run_gid" "$dir"
+			else
+				die "$dir belongs to uid $owner, but run as root the instance runs as nobody;" \
+					"use an empty or new --dir, or chown -R nobody: $dir"
+			fi
+		fi
+		setpriv --reuid="$run_uid" --regid="$run_gid" --clear-groups -- test -w "$dir" -a -x "$dir" ||
+			die "nobody cannot enter $dir (a parent directory is closed to others, like /root);" \
+				"choose a --dir elsewhere, e.g. /tmp/rqmail or /srv/rqmail"
+		# The password goes through the environment, not the command line (ps shows that).
+		export _RQMAIL_QUICKSTART_STAGE=instance _RQMAIL_QUICKSTART_ROOT=1
+		export _RQMAIL_QUICKSTART_PASSWORD="$password"
+		again=(--dir "$dir" --base-port "$base_port" --domain "$domain" --user "$user")
+		[ "$setup_only" = 0 ] || again+=(--setup-only)
+		exec setpriv --reuid="$run_uid" --regid="$run_gid" --clear-groups -- \
+			/bin/bash "$here/quickstart.sh" "${again[@]}"
+	fi
+fi
+
+# ---------------------------------------------------------------------------- stage 2: instance
+umask 022
+dir=$(cd "$dir" && pwd -P)
+case $dir in
+*:* | *$'\n'*) die "$dir must not contain ':' or a newline (users/assign could not hold it)" ;;
+esac
+release=${_RQMAIL_QUICKSTART_TARGET:?}
+uid=$(id -u)
+gid=$(id -g)
+changed=()
+
+# Writes a file only if it does not exist yet: what is there may be the admin's.
+create_file() { # path mode content
+	if [ ! -e "$1" ]; then
+		printf '%s' "$3" >"$1.quickstart-tmp"
+		chmod "$2" "$1.quickstart-tmp"
+		mv -f "$1.quickstart-tmp" "$1"
+		changed+=("${1#"$dir"/}")
+	fi
+}
+
+# The binaries: every executable of the workspace's bin/ packages, copied (never symlinked:
+# a program finds its home as the parent of the directory holding it) and renamed into
+# place, so a running instance keeps its old files and the next start uses the new ones.
+programs=()
+for manifest in "$repo"/bin/*/Cargo.toml; do
+	names=$(awk '
+		/^\[\[bin\]\]/ { inbin = 1; pkg = 0; next }
+		/^\[package\]/ { pkg = 1; inbin = 0; next }
+		/^\[/ { pkg = 0; inbin = 0; next }
+		(pkg || inbin) && /^name[ \t]*=/ {
+			gsub(/^name[ \t]*=[ \t]*"|".*$/, ""); if (inbin) bins = bins " " $0; else p = $0
+		}
+		END { print (bins != "" ? bins : p) }' "$manifest")
+	for name in $names; do programs+=("$name"); done
+done
+mkdir -p "$dir/bin"
+chmod 755 "$dir" "$dir/bin"
+for p in "${programs[@]}"; do
+	[ -x "$release/$p" ] || die "$release/$p was not built"
+	cp "$release/$p" "$dir/bin/.$p.new"
+	chmod 755 "$dir/bin/.$p.new"
+	mv -f "$dir/bin/.$p.new" "$dir/bin/$p"
+done
+
+# The settings this directory was last set up with.
+printf 'base_port=%s\ndomain=%s\nuser=%s\n' "$base_port" "$domain" "$user" >"$dir/.quickstart.settings.new"
+mv -f "$dir/.quickstart.settings.new" "$dir/quickstart.settings"
+
+# Control files.
+mkdir -p "$dir/control"
+create_file "$dir/control/me" 644 "$domain"$'\n'
+create_file "$dir/control/locals" 644 "$domain"$'\n'localhost$'\n'
+create_file "$dir/control/rcpthosts" 644 "$domain"$'\n'localhost$'\n'
+create_file "$dir/control/defaultdelivery" 644 $'./Maildir/\n'
+
+# The queue, laid out as rqmail_qfiles::Queue::create makes it (the split count is
+# rqmail_control::SPLIT, qmail's conf-split): only missing parts are made.
+q=$dir/queue
+[ -d "$q" ] || changed+=(queue/)
+[ -d "$q" ] || mkdir -m 750 "$q"
+for d in mess info local remote; do
+	[ -d "$q/$d" ] || mkdir -m 750 "$q/$d"
+	for ((i = 0; i < 23; i++)); do
+		[ -d "$q/$d/$i" ] || mkdir -m 750 "$q/$d/$i"
+	done
+done
+for d in pid intd todo bounce lock; do
+	[ -d "$q/$d" ] || mkdir -m 750 "$q/$d"
+done
+[ -p "$q/lock/trigger" ] || mkfifo -m 622 "$q/lock/trigger"
+chmod 622 "$q/lock/trigger"
+[ -e "$q/lock/sendmutex" ] || : >"$q/lock/sendmutex"
+
+# The test user: a home with a Maildir, and an entry in users/assign.
+home=$dir/home/$user
+maildir=$home/Maildir
+mkdir -p "$dir/home"
+if [ ! -d "$home" ]; then
+	mkdir -m 755 "$home"
+	changed+=("home/$user/")
+fi
+if [ ! -d "$maildir" ]; then
+	"$dir/bin/rqmail-maildirmake" "$maildir"
+	changed+=("home/$user/Maildir/")
+fi
+
+# Mail for postmaster, root and MAILER-DAEMON (bounces, double bounces) goes to the test user.
+mkdir -p "$dir/alias"
+chmod 755 "$dir/alias"
+for a in postmaster root mailer-daemon; do
+	create_file "$dir/alias/.qmail-$a" 644 "&$user@$domain"$'\n'
+done
+
+mkdir -p "$dir/users"
+assign=$dir/users/assign
+entry="=$user:$user:$uid:$gid:$home:::"$'\n'"+$user-:$user:$uid:$gid:$home:-::"$'\n'
+if [ ! -e "$assign" ]; then
+	create_file "$assign" 644 "$entry."$'\n'
+elif ! grep -q "^=$user:" "$assign"; then
+	# Add the user's entries before the closing "." line, leaving the others as they are.
+	awk -v entry="$entry" '!done && $0 == "." { printf "%s", entry; done = 1 } { print }
+		END { if (!done) printf "%s.\n", entry }' "$assign" >"$assign.quickstart-tmp"
+	mv -f "$assign.quickstart-tmp" "$assign"
+	changed+=("users/assign (+$user)")
+fi
+if [ ! -e "$dir/users/cdb" ] || [ "$assign" -nt "$dir/users/cdb" ]; then
+	"$dir/bin/rqmail-newu"
+fi
+
+# The password, for the login services of later issues: a SHA-512 crypt hash, one
+# "name:hash" line per user, readable by the instance's user only.
+password_note="login services (POP3, IMAP, SMTP AUTH) come in later issues"
+if command -v openssl >/dev/null 2>&1; then
+	pw=$dir/users/password
+	if ! { [ -e "$pw" ] && grep -q "^$user:" "$pw"; }; then
+		hash=$(printf '%s\n' "$password" | openssl passwd -6 -stdin)
+		(umask 077 && printf '%s:%s\n' "$user" "$hash" >>"$pw")
+		changed+=("users/password (+$user)")
+	fi
+	password_note="its hash is in $pw; $password_note"
+fi
+
+# ---------------------------------------------------------------------------- what to do now
+if [ "${_RQMAIL_QUICKSTART_ROOT:-}" = 1 ]; then
+	as="setpriv --reuid=$uid --regid=$gid --clear-groups "
+	who="nobody (uid $uid), since this script was started as root"
+else
+	as=''
+	who="$(id -un 2>/dev/null || echo "uid $uid")"
+fi
+me=$(head -n 1 "$dir/control/me")
+p=$base_port
+cat <<EOF
+
+rqmail instance in $dir, running as $who
+  created this run:  ${changed[*]:-nothing (everything was already there; binaries updated)}
+  mail domain:       $me (control/me; locals: $(paste -sd ' ' "$dir/control/locals"))
+  test user:         $user, password '$password' ($password_note)
+
+Mail for $user@$me lands in
+  $maildir/new/
+
+Send a message:
+  echo hi | ${as}$dir/bin/sendmail $user@$me
+  printf 'Subject: hello\n\nhi\n' | ${as}$dir/bin/sendmail -f someone@$me $user@$me
+  printf 'To: $user@$me\nSubject: hello\n\nhi\n' | ${as}$dir/bin/rqmail-inject
+Read it:
+  ls $maildir/new
+  cat $maildir/new/*
+See the queue:
+  ${as}$dir/bin/rqmail-qstat
+  ${as}$dir/bin/rqmail-qread
+Configure: edit $dir/control/*, $dir/users/assign (then ${as}$dir/bin/rqmail-newu),
+  dot-qmail files in $home.
+
+Ports (loopback, base $p). The SMTP, POP3 and IMAP servers come in later issues and are
+not running yet:
+  SMTP        $((p + 25))
+  submission  $((p + 587)) (STARTTLS), $((p + 465)) (implicit TLS)
+  POP3        $((p + 110)) (STLS), $((p + 995)) (implicit TLS)
+  IMAP        $((p + 143)) (STARTTLS), $((p + 993)) (implicit TLS)
+EOF
+
+if [ "$setup_only" = 1 ]; then
+	echo
+	echo "Start it with: $here/quickstart.sh --dir $dir   (or: ${as}$dir/bin/rqmail-start)"
+	exit 0
+fi
+
+echo
+echo "Starting rqmail (rqmail-start: the scheduler logs below). Stop it with Ctrl-C."
+echo
+# rqmail-send stops cleanly on TERM. A background job of a script ignores SIGINT, so Ctrl-C
+# reaches only this shell, which turns it into a TERM for the scheduler.
+"$dir/bin/rqmail-start" &
+start_pid=$!
+stopping=0
+trap 'stopping=1; kill -TERM "$start_pid" 2>/dev/null || :' INT TERM HUP
+set +e
+wait "$start_pid"
+rc=$?
+while kill -0 "$start_pid" 2>/dev/null; do
+	wait "$start_pid"
+	rc=$?
+done
+if [ "$stopping" = 1 ]; then
+	echo "quickstart: rqmail stopped"
+	exit 0
+fi
+echo "quickstart: rqmail-start exited with status $rc" >&2
+exit "$rc"
