@@ -12,17 +12,18 @@ const EXIT_HOME: u8 = 61;
 /// 62: trouble with queue/.
 const EXIT_QUEUE: u8 = 62;
 
+/// How the Received line names the caller: one passwd lookup of the caller's uid.
 fn invoked_by(uid: u32) -> String {
-    use rqmail_privs::{ALIAS, RQMAILD, RQMAILS, account};
-    let is = |name| matches!(account(name), Ok(Some(ids)) if ids.uid == uid);
-    if is(ALIAS) {
-        "by alias".into()
-    } else if is(RQMAILD) {
-        "from network".into()
-    } else if is(RQMAILS) {
-        "for bounce".into()
-    } else {
-        format!("by uid {uid}")
+    use rqmail_privs::{ALIAS, RQMAILD, RQMAILS};
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    match name.as_deref() {
+        Some(ALIAS) => "by alias".into(),
+        Some(RQMAILD) => "from network".into(),
+        Some(RQMAILS) => "for bounce".into(),
+        _ => format!("by uid {uid}"),
     }
 }
 
@@ -38,6 +39,13 @@ fn main() -> ExitCode {
     }
     if std::env::set_current_dir("queue").is_err() {
         return ExitCode::from(EXIT_QUEUE);
+    }
+    // The queue must belong to the uid this program runs as: a copy of the setuid binary
+    // hard-linked into someone else's tree finds a queue it does not own, and stops.
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(".") {
+        Ok(meta) if meta.uid() == nix::unistd::geteuid().as_raw() => {}
+        _ => return ExitCode::from(EXIT_QUEUE),
     }
     // A 24-hour watchdog: a queue program that hangs must not hold files forever. The
     // default action of SIGALRM ends the process, which the caller sees as temporary.

@@ -219,6 +219,11 @@ fn getpw_in(passwd: &impl Passwd, local: &str) -> Result<Option<UserEntry>, Look
         if account.uid == 0 {
             continue;
         }
+        // Without root no uid change is possible: an instance run by one user delivers
+        // only to that user's own account, never as if it were someone else.
+        if !passwd.running_as_root() && account.uid != passwd.current().uid {
+            continue;
+        }
         match std::fs::metadata(&account.home) {
             Ok(meta) if meta.uid() == account.uid => {}
             Ok(_) => continue,
@@ -262,18 +267,20 @@ fn resolve_in(passwd: &impl Passwd, home: &Path, local: &str) -> Result<UserEntr
     if let Some(entry) = getpw_in(passwd, local)? {
         return Ok(entry);
     }
-    let alias = match passwd.account(rqmail_privs::ALIAS)? {
-        Some(account) => account,
-        None if !passwd.running_as_root() => {
-            let ids = passwd.current();
-            Account {
-                name: rqmail_privs::ALIAS.into(),
-                uid: ids.uid,
-                gid: ids.gid,
-                home: home.join("alias"),
-            }
+    // Without root, the instance's own alias directory stands for the alias account,
+    // even on a host where a real rqmail install has one.
+    let alias = if passwd.running_as_root() {
+        passwd
+            .account(rqmail_privs::ALIAS)?
+            .ok_or(LookupError::NoAlias)?
+    } else {
+        let ids = passwd.current();
+        Account {
+            name: rqmail_privs::ALIAS.into(),
+            uid: ids.uid,
+            gid: ids.gid,
+            home: home.join("alias"),
         }
-        None => return Err(LookupError::NoAlias),
     };
     Ok(UserEntry {
         user: alias.name,
