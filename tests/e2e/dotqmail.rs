@@ -447,3 +447,76 @@ fn a_list_with_an_owner_file_forwards_with_the_owner_as_sender() {
         inst.log_text()
     );
 }
+
+#[test]
+fn a_program_exiting_99_stops_later_lines_but_earlier_forwards_go_out() {
+    let mut inst = Instance::new("exit99");
+    let homes = inst.add_users(&["bob", "carol"]);
+    dot_qmail(
+        &homes[0],
+        ".qmail",
+        "&carol@example.com\n|exit 99\n./Maildir/\n",
+    );
+    inst.start();
+    assert_eq!(
+        inst.queue_raw("alice@example.com", &["bob@example.com"], MESSAGE),
+        0
+    );
+    inst.wait_for_mail(&homes[1].join("Maildir"), 1);
+    assert!(wait_for(Duration::from_secs(10), || inst.queued() == 0));
+    assert!(Instance::maildir_new(&homes[0].join("Maildir")).is_empty());
+    assert!(
+        inst.log_text().contains("success: did 0+1+1/qp "),
+        "{}",
+        inst.log_text()
+    );
+}
+
+#[test]
+fn remote_recipients_stay_queued_and_show_in_qread_and_mailq() {
+    let mut inst = Instance::new("remote");
+    let homes = inst.add_users(&["bob"]);
+    inst.start();
+    assert_eq!(
+        inst.queue_raw(
+            "alice@example.com",
+            &["bob@example.com", "far@remote.example.net"],
+            MESSAGE
+        ),
+        0
+    );
+    inst.wait_for_mail(&homes[0].join("Maildir"), 1);
+    assert!(wait_for(Duration::from_secs(10), || inst
+        .log_text()
+        .contains("deferral: Remote delivery is not available")));
+    let qstat = inst.run("rqmail-qstat", &[], b"");
+    assert_eq!(
+        String::from_utf8_lossy(&qstat.stdout),
+        "messages in queue: 1\nmessages in queue but not yet preprocessed: 0\n"
+    );
+    let qread = String::from_utf8_lossy(&inst.run("rqmail-qread", &[], b"").stdout).into_owned();
+    assert!(qread.contains("  <alice@example.com>\n"), "{qread}");
+    // The local channel is finished, so only the remote recipient is listed.
+    assert!(!qread.contains("bob@example.com"), "{qread}");
+    assert!(
+        qread.contains("\t\tremote\tfar@remote.example.net\n"),
+        "{qread}"
+    );
+    let mailq = String::from_utf8_lossy(&inst.run("sendmail", &["-bp"], b"").stdout).into_owned();
+    assert_eq!(mailq, qread);
+    // A restart keeps it queued: the remote recipient is deferred again, never dropped.
+    inst.stop();
+    assert!(inst.log_text().contains("status: exiting"));
+    inst.start();
+    inst.signal(nix::sys::signal::Signal::SIGALRM);
+    assert!(
+        wait_for(Duration::from_secs(10), || inst
+            .log_text()
+            .matches("deferral: Remote delivery")
+            .count()
+            >= 2),
+        "{}",
+        inst.log_text()
+    );
+    assert_eq!(inst.queued(), 1);
+}

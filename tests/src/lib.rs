@@ -229,6 +229,7 @@ impl Instance {
     /// Starts rqmail-start in the background, logging to `send.log`.
     pub fn start(&mut self) {
         assert!(self.start.is_none());
+        let started_before = self.log_text().matches("status: local").count();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -243,9 +244,16 @@ impl Instance {
             .unwrap();
         self.start = Some(child);
         // Wait until the scheduler has announced itself.
-        wait_for(Duration::from_secs(10), || {
-            self.log_text().contains("status: local")
+        let started = wait_for(Duration::from_secs(10), || {
+            self.log_text().matches("status: local").count() > started_before
         });
+        if !started {
+            let status = self.start.as_mut().map(|c| c.try_wait());
+            panic!(
+                "rqmail-start did not start ({status:?}):\n{}",
+                self.log_text()
+            );
+        }
     }
 
     /// The scheduler's pid, if it runs.
