@@ -102,6 +102,7 @@ if [ "${_RQMAIL_QUICKSTART_STAGE:-}" != instance ]; then
 	case $target in /*) ;; *) target=$repo/$target ;; esac
 	export _RQMAIL_QUICKSTART_TARGET="$target/release"
 	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd -P)
 	if [ "$(id -u)" = 0 ]; then
 		run_uid=$(id -u nobody) || die "no account 'nobody' to run the instance as"
 		run_gid=$(id -g nobody)
@@ -129,6 +130,7 @@ fi
 
 # ---------------------------------------------------------------------------- stage 2: instance
 umask 022
+mkdir -p "$dir"
 dir=$(cd "$dir" && pwd -P)
 case $dir in
 *:* | *$'\n'*) die "$dir must not contain ':' or a newline (users/assign could not hold it)" ;;
@@ -254,8 +256,9 @@ fi
 if [ "${_RQMAIL_QUICKSTART_ROOT:-}" = 1 ]; then
 	as="setpriv --reuid=$uid --regid=$gid --clear-groups "
 	who="nobody (uid $uid), since this script was started as root"
+	send_note=" (as nobody: rqmail-queue refuses a queue it does not own)"
 else
-	as=''
+	as='' send_note=''
 	who="$(id -un 2>/dev/null || echo "uid $uid")"
 fi
 me=$(head -n 1 "$dir/control/me")
@@ -270,7 +273,7 @@ rqmail instance in $dir, running as $who
 Mail for $user@$me lands in
   $maildir/new/
 
-Send a message:
+Send a message$send_note:
   echo hi | ${as}$dir/bin/sendmail $user@$me
   printf 'Subject: hello\n\nhi\n' | ${as}$dir/bin/sendmail -f someone@$me $user@$me
   printf 'To: $user@$me\nSubject: hello\n\nhi\n' | ${as}$dir/bin/rqmail-inject
