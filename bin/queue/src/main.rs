@@ -12,14 +12,23 @@ const EXIT_HOME: u8 = 61;
 /// 62: trouble with queue/.
 const EXIT_QUEUE: u8 = 62;
 
-/// How the Received line names the caller: one passwd lookup of the caller's uid.
+/// The account name of `uid` from `/etc/passwd`. Read directly rather than through NSS:
+/// loading NSS modules costs more than the rest of a queue run, and the name only labels
+/// the Received line (an account kept elsewhere is simply shown by number).
+fn account_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
+/// How the Received line names the caller.
 fn invoked_by(uid: u32) -> String {
     use rqmail_privs::{ALIAS, RQMAILD, RQMAILS};
-    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name);
-    match name.as_deref() {
+    match account_name(uid).as_deref() {
         Some(ALIAS) => "by alias".into(),
         Some(RQMAILD) => "from network".into(),
         Some(RQMAILS) => "for bounce".into(),
