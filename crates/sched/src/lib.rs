@@ -5,6 +5,5 @@
 
 pub mod bounce;
 pub mod config;
-pub mod rewrite;
 pub mod schedule;
 pub mod send;

@@ -1,9 +1,6 @@
 //! qmail's retry schedule: quadratic in the square root of a message's age.
 
-/// Channel index of local deliveries.
-pub const LOCAL: usize = 0;
-/// Channel index of remote deliveries.
-pub const REMOTE: usize = 1;
+pub use rqmail_route::{LOCAL, REMOTE};
 /// Channel names for logs and file names.
 pub const CHANNEL_NAMES: [&str; 2] = ["local", "remote"];
 

@@ -3,7 +3,6 @@
 
 use crate::bounce;
 use crate::config::Config;
-use crate::rewrite::{classify, strip_virtual_prefix};
 use crate::schedule::{CHANNEL_NAMES, LOCAL, REMOTE, next_retry};
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -13,6 +12,7 @@ use rqmail_control::Control;
 use rqmail_log::{addr, escape, line as log};
 use rqmail_qfiles::Queue;
 use rqmail_qfiles::layout::records;
+use rqmail_route::{classify, strip_virtual_prefix};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -368,10 +368,8 @@ impl Scheduler {
                     self.todo_retry_at = 0;
                     log("status: retrying all deliveries now (ALRM)");
                 }
-                Ok(Signal::SIGHUP) => match Config::load_domains(&self.control) {
-                    Ok((locals, virtualdomains)) => {
-                        self.config.locals = locals;
-                        self.config.virtualdomains = virtualdomains;
+                Ok(Signal::SIGHUP) => match self.config.routing.reload_domains(&self.control) {
+                    Ok(()) => {
                         log("status: reread locals and virtualdomains (HUP)");
                     }
                     Err(e) => log(&format!(
@@ -524,7 +522,7 @@ impl Scheduler {
                     ));
                 }
                 b'T' => {
-                    let (c, address) = classify(&self.config, value);
+                    let (c, address) = classify(&self.config.routing, value);
                     channel_data[c].push(b'T');
                     channel_data[c].extend_from_slice(&address);
                     channel_data[c].push(0);
@@ -820,7 +818,7 @@ impl Scheduler {
                     );
                 }
                 let recipient = if c == LOCAL {
-                    strip_virtual_prefix(&self.config, &job.recipient)
+                    strip_virtual_prefix(&self.config.routing, &job.recipient)
                 } else {
                     job.recipient.clone()
                 };

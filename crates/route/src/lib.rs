@@ -1,10 +1,83 @@
-//! Recipient classification: `envnoathost`, the percent hack, `locals`, `virtualdomains`.
+//! Recipient routing as qmail-send does it: `envnoathost`, the percent hack, `locals`,
+//! then `virtualdomains`; shared by the scheduler and by smtpd's recipient checks.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
-use crate::config::Config;
-use crate::schedule::{LOCAL, REMOTE};
+use rqmail_control::Control;
+use std::io;
+
+/// Channel index of local deliveries.
+pub const LOCAL: usize = 0;
+/// Channel index of remote deliveries.
+pub const REMOTE: usize = 1;
+
+/// The control files that decide where a recipient goes.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    /// Domains delivered locally (lowercase).
+    pub locals: Vec<String>,
+    /// `key:prepend` pairs, keys lowercase.
+    pub virtualdomains: Vec<(String, String)>,
+    /// Domains whose `%` hack is honoured (lowercase).
+    pub percenthack: Vec<String>,
+    /// Appended to recipients without `@`.
+    pub envnoathost: String,
+}
+
+impl Routing {
+    /// Reads `locals` (default `me`; with neither there is no mail system), `virtualdomains`,
+    /// `percenthack` and `envnoathost`.
+    pub fn load(control: &Control) -> io::Result<Routing> {
+        let mut r = Routing {
+            percenthack: lowercase(control.list("percenthack")?.unwrap_or_default()),
+            envnoathost: control.line_or_me("envnoathost", "envnoathost")?,
+            ..Routing::default()
+        };
+        r.reload_domains(control)?;
+        Ok(r)
+    }
+
+    /// Rereads `locals` and `virtualdomains` (what HUP does); on error nothing changes.
+    pub fn reload_domains(&mut self, control: &Control) -> io::Result<()> {
+        let locals = match control.list("locals")? {
+            Some(list) => lowercase(list),
+            None => match control.me()? {
+                Some(me) => vec![me.to_ascii_lowercase()],
+                None => {
+                    return Err(io::Error::other(
+                        "neither control/locals nor control/me exists",
+                    ));
+                }
+            },
+        };
+        let virtualdomains = control
+            .list("virtualdomains")?
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                Some((key.to_ascii_lowercase(), value.to_string()))
+            })
+            .collect();
+        self.locals = locals;
+        self.virtualdomains = virtualdomains;
+        Ok(())
+    }
+
+    /// True if mail for `domain` (lowercase) stays on this host: in locals, or a virtual
+    /// domain with a non-empty prepend.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.locals.iter().any(|l| l == domain)
+            || virtual_prepend(self, format!("x@{domain}").as_bytes(), domain).is_some()
+    }
+}
+
+fn lowercase(list: Vec<String>) -> Vec<String> {
+    list.into_iter().map(|s| s.to_ascii_lowercase()).collect()
+}
 
 /// Where a recipient goes and its address after rewriting.
-pub fn classify(config: &Config, recipient: &[u8]) -> (usize, Vec<u8>) {
+pub fn classify(config: &Routing, recipient: &[u8]) -> (usize, Vec<u8>) {
     let mut addr = recipient.to_vec();
     if !addr.contains(&b'@') {
         addr.push(b'@');
@@ -39,7 +112,7 @@ pub fn classify(config: &Config, recipient: &[u8]) -> (usize, Vec<u8>) {
 
 /// The `virtualdomains` value for an address: full address, domain, each `.suffix`, then
 /// the empty key; an empty value means "not virtual".
-fn virtual_prepend<'a>(config: &'a Config, addr: &[u8], domain: &str) -> Option<&'a str> {
+fn virtual_prepend<'a>(config: &'a Routing, addr: &[u8], domain: &str) -> Option<&'a str> {
     let lookup = |key: &str| {
         config
             .virtualdomains
@@ -64,7 +137,7 @@ fn virtual_prepend<'a>(config: &'a Config, addr: &[u8], domain: &str) -> Option<
 }
 
 /// Undoes the virtual-domain prefix for bounce reports: `P-user@domain` -> `user@domain`.
-pub fn strip_virtual_prefix(config: &Config, recipient: &[u8]) -> Vec<u8> {
+pub fn strip_virtual_prefix(config: &Routing, recipient: &[u8]) -> Vec<u8> {
     let at = recipient
         .iter()
         .rposition(|&b| b == b'@')
@@ -95,8 +168,8 @@ pub fn strip_virtual_prefix(config: &Config, recipient: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn config() -> Config {
-        Config {
+    fn config() -> Routing {
+        Routing {
             locals: vec!["example.com".into(), "localhost".into()],
             virtualdomains: vec![
                 ("virt.org".into(), "joe".into()),
@@ -106,12 +179,6 @@ mod tests {
             ],
             percenthack: vec!["example.com".into()],
             envnoathost: "example.com".into(),
-            bouncefrom: "MAILER-DAEMON".into(),
-            bouncehost: "example.com".into(),
-            doublebouncehost: "example.com".into(),
-            doublebounceto: "postmaster".into(),
-            queuelifetime: 604800,
-            concurrency: [10, 20],
         }
     }
 
