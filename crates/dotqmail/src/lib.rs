@@ -218,25 +218,21 @@ fn is_temporary_errno(code: i32) -> bool {
     .contains(&code)
 }
 
-/// Finds the controlling `.qmail` file in the current directory (local-delivery.md §5).
-fn find_dot_qmail(d: &Delivery) -> Result<Option<(DotQmail, File)>, Failure> {
-    let safe = d.safe_ext();
+/// The `.qmail` names that can control `.qmail` + dash + ext, in the order qmail-local tries
+/// them (local-delivery.md §5), each with what `default` would stand for.
+fn candidates(dash: &[u8], ext: &[u8]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let safe: Vec<u8> = ext
+        .iter()
+        .map(|&b| if b == b'.' { b':' } else { b.to_ascii_lowercase() })
+        .collect();
     let mut base = b".qmail".to_vec();
-    base.extend_from_slice(&d.dash);
+    base.extend_from_slice(dash);
     let mut exact = base.clone();
     exact.extend_from_slice(&safe);
-    if let Probe::Found(file) = probe(&exact)? {
-        let default = exact
-            .ends_with(b"default")
-            .then(|| d.ext[d.ext.len().saturating_sub(7)..].to_vec());
-        return Ok(Some((
-            DotQmail {
-                name: exact,
-                default,
-            },
-            file,
-        )));
-    }
+    let exact_default = exact
+        .ends_with(b"default")
+        .then(|| ext[ext.len().saturating_sub(7)..].to_vec());
+    let mut out = vec![(exact, exact_default)];
     for i in (0..=safe.len()).rev() {
         if i != 0 && safe[i - 1] != b'-' {
             continue;
@@ -244,12 +240,38 @@ fn find_dot_qmail(d: &Delivery) -> Result<Option<(DotQmail, File)>, Failure> {
         let mut name = base.clone();
         name.extend_from_slice(&safe[..i]);
         name.extend_from_slice(b"default");
+        out.push((name, Some(ext.get(i..).unwrap_or_default().to_vec())));
+    }
+    out
+}
+
+/// Finds the controlling `.qmail` file in the current directory (local-delivery.md §5).
+fn find_dot_qmail(d: &Delivery) -> Result<Option<(DotQmail, File)>, Failure> {
+    for (name, default) in candidates(&d.dash, &d.ext) {
         if let Probe::Found(file) = probe(&name)? {
-            let default = Some(d.ext.get(i..).unwrap_or_default().to_vec());
             return Ok(Some((DotQmail { name, default }, file)));
         }
     }
     Ok(None)
+}
+
+/// Whether an address has somewhere to go, judged as the recipient's delivery would:
+/// the user's own address always does (the default delivery); an extension needs a
+/// `.qmail-EXT` or `-default` file. `None` when it cannot be told (an unreadable home),
+/// so the caller accepts and leaves the decision to the delivery. Used by smtpd at RCPT.
+pub fn mailbox_exists(homedir: &Path, dash: &[u8], ext: &[u8]) -> Option<bool> {
+    if dash.is_empty() {
+        return Some(true);
+    }
+    for (name, _) in candidates(dash, ext) {
+        match std::fs::metadata(homedir.join(OsStr::from_bytes(&name))) {
+            Ok(m) if m.is_file() => return Some(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+    }
+    Some(false)
 }
 
 /// NEWSENDER: the sender for forwards, following `-owner` files and VERP requests.
