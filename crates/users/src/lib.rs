@@ -171,6 +171,22 @@ trait Passwd {
     fn current(&self) -> rqmail_privs::Ids;
 }
 
+/// True in an instance run by one user, as tests and the quick start run it: its queue
+/// belongs to the uid running this program. In a real install the queue belongs to
+/// rqmailq, which never looks users up, so lspawn (root) and smtpd (rqmaild) both see
+/// real account separation and agree on every lookup.
+fn single_user_instance() -> bool {
+    use std::sync::OnceLock;
+    static SINGLE: OnceLock<bool> = OnceLock::new();
+    *SINGLE.get_or_init(|| {
+        let euid = nix::unistd::geteuid().as_raw();
+        rqmail_control::home()
+            .and_then(|home| std::fs::metadata(home.join("queue")))
+            .map(|meta| meta.uid() == euid && euid != 0)
+            .unwrap_or(false)
+    })
+}
+
 /// The system's passwd database (NSS).
 struct System;
 
@@ -191,7 +207,7 @@ impl Passwd for System {
     }
 
     fn running_as_root(&self) -> bool {
-        rqmail_privs::is_root()
+        !single_user_instance()
     }
 
     fn current(&self) -> rqmail_privs::Ids {

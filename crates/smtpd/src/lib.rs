@@ -1,0 +1,10 @@
+//! rqmail-smtpd's session: one SMTP conversation on fds 0 and 1, with STARTTLS, AUTH
+//! through a checkpassword program, relay control, recipient checks and durable queueing.
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod conn;
+pub mod rcpt;
+pub mod session;
+pub mod settings;
+pub mod tls;
