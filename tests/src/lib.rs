@@ -25,6 +25,7 @@ pub const PROGRAMS: &[&str] = &[
     "rqmail-maildirmake",
     "rqmail-qread",
     "rqmail-qstat",
+    "rqmail-smtpd",
 ];
 
 /// The unprivileged account tests run instances as when the suite runs as root, so that
@@ -340,6 +341,116 @@ impl Drop for Instance {
         self.stop();
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.home);
+        }
+    }
+}
+
+/// A loopback listener that runs one of the instance's servers per connection, as
+/// tcpserver would, with tcpserver's environment.
+pub struct Listener {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Instance {
+    /// Serves `program args...` on a fresh loopback port with extra environment `env`
+    /// (e.g. RELAYCLIENT), one process per connection.
+    pub fn listen(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> Listener {
+        use std::sync::atomic::AtomicBool;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let bin = self.bin(program);
+        let home = self.home.clone();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut children: Vec<Child> = Vec::new();
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let peer = stream.peer_addr().unwrap();
+                let local = stream.local_addr().unwrap();
+                let input = std::os::fd::OwnedFd::from(stream.try_clone().unwrap());
+                let output = std::os::fd::OwnedFd::from(stream);
+                let child = command(&bin)
+                    .args(&args)
+                    .current_dir(&home)
+                    .env_clear()
+                    .env("PATH", "/usr/bin:/bin")
+                    .env("PROTO", "TCP")
+                    .env("TCPREMOTEIP", peer.ip().to_string())
+                    .env("TCPREMOTEPORT", peer.port().to_string())
+                    .env("TCPLOCALIP", local.ip().to_string())
+                    .env("TCPLOCALPORT", local.port().to_string())
+                    .env("TCPLOCALHOST", "mail.example.com")
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .stdin(Stdio::from(input))
+                    .stdout(Stdio::from(output))
+                    .spawn();
+                if let Ok(child) = child {
+                    children.push(child);
+                }
+                children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+            }
+            for mut c in children {
+                let _ = c.wait();
+            }
+        });
+        Listener { port, stop, thread: Some(thread) }
+    }
+
+    /// Writes a self-signed certificate and key to `control/servercert.pem`.
+    pub fn make_certificate(&self) {
+        let dir = self.home.join("control");
+        let status = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=mail.example.com"])
+            .arg("-keyout")
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem"))
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success());
+        let mut pem = std::fs::read(dir.join("cert.pem")).unwrap();
+        pem.extend(std::fs::read(dir.join("key.pem")).unwrap());
+        std::fs::write(dir.join("servercert.pem"), pem).unwrap();
+        std::fs::set_permissions(dir.join("servercert.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        chown_tree(&dir.join("servercert.pem"));
+    }
+
+    /// Runs a Python 3 script (with `PORT` and `HOME_DIR` in its environment); returns
+    /// its output, asserting it succeeded.
+    pub fn python(&self, port: u16, script: &str) -> String {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .env("PORT", port.to_string())
+            .env("HOME_DIR", &self.home)
+            .output()
+            .expect("python3");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "python failed:\n{text}\nlog:\n{}", self.log_text());
+        text
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }

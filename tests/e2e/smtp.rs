@@ -1,0 +1,297 @@
+//! rqmail-smtpd with real clients (Python's smtplib, raw sockets, swaks): plain, STARTTLS
+//! and AUTH sessions, relay control, recipient checks, smuggling and injection probes,
+//! limits, and many connections at once. Messages are checked in the Maildir byte for byte.
+
+use rqmail_e2e::{Instance, wait_for};
+use std::time::Duration;
+
+/// A fake checkpassword for AUTH tests: accepts joe/secret (the real one is tested with
+/// system accounts in checkpassword.rs).
+const FAKE_CHECKPASSWORD: &str = "#!/usr/bin/env python3\n\
+import os, sys\n\
+data = os.read(3, 600).split(b'\\0')\n\
+sys.exit(0 if data[:2] == [b'joe', b'secret'] else 1)\n";
+
+fn setup(name: &str) -> (Instance, Vec<std::path::PathBuf>) {
+    let mut inst = Instance::new(name);
+    let homes = inst.add_users(&["bob", "carol"]);
+    inst.make_certificate();
+    let fake = inst.home.join("bin/fake-checkpassword");
+    std::fs::write(&fake, FAKE_CHECKPASSWORD).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    inst.start();
+    (inst, homes)
+}
+
+fn read(path: &std::path::Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned()
+}
+
+#[test]
+fn smtplib_plain_session_delivers_byte_exact() {
+    let (inst, homes) = setup("smtp-plain");
+    let l = inst.listen("rqmail-smtpd", &[], &[]);
+    inst.python(l.port, r#"
+import os, smtplib
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
+code, caps = s.ehlo("client.example")
+assert code == 250 and b"PIPELINING" in caps and b"8BITMIME" in caps and b"ENHANCEDSTATUSCODES" in caps, caps
+assert b"STARTTLS" in caps
+assert b"AUTH" not in caps, "no AUTH without TLS or checkpassword"
+body = b"Subject: plain\r\n\r\nline one\r\n.leading dot\r\n\r\n\xc3\xa9 8bit\r\n"
+s.sendmail("alice@remote.example", ["bob@example.com", "carol@example.com"], body)
+s.quit()
+"#);
+    for home in &homes {
+        let files = inst.wait_for_mail(&home.join("Maildir"), 1);
+        let text = read(&files[0]);
+        assert!(text.contains("\nReceived: from unknown (HELO client.example) (127.0.0.1)\n  by mail.example.com with ESMTP; "), "{text}");
+        assert!(text.ends_with("Subject: plain\n\nline one\n.leading dot\n\n\u{e9} 8bit\n"), "{text:?}");
+    }
+}
+
+#[test]
+fn starttls_and_auth_allow_relaying_and_are_recorded() {
+    let (inst, homes) = setup("smtp-tls");
+    let fake = inst.bin("fake-checkpassword");
+    let l = inst.listen("rqmail-smtpd", &["mail.example.com", fake.to_str().unwrap(), "/bin/true"], &[]);
+    let out = inst.python(l.port, r#"
+import os, smtplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
+s.ehlo("c")
+# Relaying is refused before authentication.
+code, msg = s.docmd("MAIL FROM:<joe@example.com>"); assert code == 250, msg
+code, msg = s.docmd("RCPT TO:<far@elsewhere.example>"); assert code == 553 and msg.startswith(b"5.7.1"), (code, msg)
+s.rset()
+# AUTH is only offered inside TLS.
+code, msg = s.docmd("AUTH PLAIN AGpvZQBzZWNyZXQ="); assert code == 538, (code, msg)
+s.starttls(context=ctx)
+code, caps = s.ehlo("c")
+assert b"AUTH PLAIN LOGIN" in caps and b"STARTTLS" not in caps, caps
+try:
+    s.login("joe", "wrong")
+    raise SystemExit("wrong password accepted")
+except smtplib.SMTPAuthenticationError as e:
+    assert e.smtp_code == 535, e
+s.login("joe", "secret")
+refused = s.sendmail("joe@example.com", ["bob@example.com", "far@elsewhere.example"], b"Subject: tls\r\n\r\nsecret stuff\r\n")
+assert refused == {}, refused
+s.quit()
+print("ok")
+"#);
+    assert!(out.contains("ok"));
+    let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
+    let text = read(&files[0]);
+    assert!(text.contains("(joe@127.0.0.1)\n  by mail.example.com with ESMTPSA (TLSv1.3 TLS13_"), "{text}");
+    assert!(!text.contains("secret\n") && !text.contains("c2VjcmV0"), "the password must never be recorded");
+    // The relayed copy waits in the queue for remote delivery.
+    assert!(wait_for(Duration::from_secs(10), || inst.log_text().contains("to remote far@elsewhere.example")), "{}", inst.log_text());
+}
+
+#[test]
+fn relayclient_may_relay_and_unknown_recipients_get_550() {
+    let (inst, _homes) = setup("smtp-relay");
+    let open = inst.listen("rqmail-smtpd", &[], &[("RELAYCLIENT", "")]);
+    let closed = inst.listen("rqmail-smtpd", &[], &[]);
+    inst.python(open.port, r#"
+import os, smtplib
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"])); s.ehlo("c")
+s.mail("a@b.example")
+code, msg = s.rcpt("far@elsewhere.example"); assert code == 250, (code, msg)
+code, msg = s.rcpt("nosuch@example.com"); assert code == 550 and msg.startswith(b"5.1.1"), (code, msg)
+s.quit()
+"#);
+    inst.python(closed.port, r#"
+import os, smtplib
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"])); s.ehlo("c")
+s.mail("a@b.example")
+code, msg = s.rcpt("far@elsewhere.example"); assert code == 553, (code, msg)
+code, msg = s.rcpt("nosuch@example.com"); assert code == 550, (code, msg)
+code, msg = s.rcpt("bob-ext@example.com"); assert code == 550, "an extension without a .qmail file has no mailbox"
+code, msg = s.rcpt("bob@EXAMPLE.com"); assert code == 250, (code, msg)
+s.quit()
+"#);
+}
+
+/// Each probe tries to end DATA with something other than CRLF.CRLF and smuggle a second
+/// message after it. None may queue anything, and the smuggled message must never appear.
+#[test]
+fn smuggling_probes_never_produce_a_second_message() {
+    let (inst, homes) = setup("smtp-smuggle");
+    let l = inst.listen("rqmail-smtpd", &[], &[]);
+    let out = inst.python(l.port, r#"
+import os, socket
+probes = [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r"]
+results = []
+for probe in probes:
+    s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+    f = s.makefile("rb")
+    f.readline()
+    smuggled = b"MAIL FROM:<evil@example.net>\r\nRCPT TO:<carol@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n"
+    s.sendall(b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+    for _ in range(4): f.readline()
+    s.sendall(b"Subject: first\r\n\r\nfirst" + probe + smuggled + b"QUIT\r\n")
+    rest = f.read()
+    results.append(rest)
+    s.close()
+for r in results:
+    assert r.startswith(b"451 4.5.0") or r.startswith(b"250"), r
+print("\n".join(repr(r) for r in results))
+"#);
+    std::thread::sleep(Duration::from_millis(500));
+    // Nothing smuggled was delivered anywhere, and carol got nothing at all.
+    assert!(Instance::maildir_new(&homes[1].join("Maildir")).is_empty(), "{out}");
+    for f in Instance::maildir_new(&homes[0].join("Maildir")) {
+        assert!(!read(&f).contains("smuggled"), "{}", read(&f));
+    }
+    assert!(out.matches("451 4.5.0").count() == 6, "{out}");
+}
+
+#[test]
+fn commands_pipelined_after_starttls_are_discarded() {
+    let (inst, _homes) = setup("smtp-inject");
+    let l = inst.listen("rqmail-smtpd", &[], &[]);
+    let out = inst.python(l.port, r#"
+import os, socket, ssl
+s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+f = s.makefile("rb"); f.readline()
+s.sendall(b"EHLO c\r\n")
+while not f.readline().startswith(b"250 "): pass
+# The classic injection: a command in the same packet as STARTTLS.
+s.sendall(b"STARTTLS\r\nRSET\r\n")
+line = f.readline(); assert line.startswith(b"220"), line
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s, server_hostname="mail.example.com")
+t.sendall(b"NOOP\r\n")
+reply = t.recv(1000)
+# The first reply inside TLS answers NOOP; an injected RSET would have answered first
+# with "2.0.0 ok" as well, so NOOP's reply must be the only one.
+assert reply == b"250 2.0.0 ok\r\n", reply
+t.sendall(b"QUIT\r\n"); t.recv(1000)
+print("clean")
+"#);
+    assert!(out.contains("clean"));
+}
+
+#[test]
+fn limits_give_clear_errors() {
+    let (inst, homes) = setup("smtp-limits");
+    inst.control("databytes", "1000\n");
+    inst.control("badmailfrom", "spammer@bad.example\n@worse.example\n");
+    let l = inst.listen("rqmail-smtpd", &[], &[]);
+    inst.python(l.port, r#"
+import os, smtplib, socket
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
+code, caps = s.ehlo("c"); assert b"SIZE 1000" in caps, caps
+code, msg = s.docmd("MAIL FROM:<a@b.example> SIZE=5000"); assert code == 552, (code, msg)
+code, msg = s.docmd("MAIL FROM:<a@b.example> FOO=bar"); assert code == 555, (code, msg)
+code, msg = s.docmd("MAIL FROM:<a@b.example>"); assert code == 250
+code, msg = s.docmd("MAIL FROM:<a@b.example>"); assert code == 503, "nested MAIL"
+s.rset()
+code, msg = s.docmd("RCPT TO:<bob@example.com>"); assert code == 503, "RCPT before MAIL"
+code, msg = s.docmd("DATA"); assert code == 503
+code, msg = s.docmd("X" * 600); assert code == 500 and msg.startswith(b"5.5.2"), (code, msg)
+code, msg = s.docmd("FROB"); assert code == 502
+# smtplib announces SIZE, so an oversize message is refused at MAIL...
+try:
+    s.sendmail("a@b.example", ["bob@example.com"], b"Subject: big\r\n\r\n" + b"x" * 2000 + b"\r\n")
+    raise SystemExit("oversize accepted")
+except smtplib.SMTPSenderRefused as e:
+    assert e.smtp_code == 552, e
+# ...and one that does not announce it is refused after its data.
+s.rset()
+s.docmd("MAIL FROM:<a@b.example>"); s.docmd("RCPT TO:<bob@example.com>")
+code, msg = s.data(b"Subject: big\r\n\r\n" + b"x" * 2000 + b"\r\n")
+assert code == 552 and msg.startswith(b"5.3.4"), (code, msg)
+for sender in ["spammer@bad.example", "anyone@worse.example"]:
+    s.mail(sender)
+    code, msg = s.rcpt("bob@example.com"); assert code == 553, (code, msg)
+    s.rset()
+s.sendmail("a@b.example", ["bob@example.com"], b"Subject: small\r\n\r\nfits\r\n")
+s.quit()
+# A client without HELO cannot send mail.
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
+code, msg = s.docmd("MAIL FROM:<a@b.example>"); assert code == 503, (code, msg)
+"#);
+    let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(Instance::maildir_new(&homes[0].join("Maildir")).len(), 1, "only the small message arrives");
+    assert!(read(&files[0]).ends_with("Subject: small\n\nfits\n"));
+}
+
+#[test]
+fn swaks_sends_plain_starttls_and_auth() {
+    if std::process::Command::new("swaks").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: swaks not installed (Debian package swaks)");
+        return;
+    }
+    let (inst, homes) = setup("smtp-swaks");
+    let fake = inst.bin("fake-checkpassword");
+    let l = inst.listen("rqmail-smtpd", &["mail.example.com", fake.to_str().unwrap(), "/bin/true"], &[]);
+    let port = l.port.to_string();
+    for extra in [&[][..], &["--tls"][..], &["--tls", "--auth", "PLAIN", "--auth-user", "joe", "--auth-password", "secret"][..], &["--tls", "--auth", "LOGIN", "--auth-user", "joe", "--auth-password", "secret"][..]] {
+        let out = std::process::Command::new("swaks")
+            .args(["--server", "127.0.0.1", "--port", &port, "--from", "joe@example.com", "--to", "bob@example.com", "--helo", "swaks.example", "--body", "via swaks"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "swaks {extra:?}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    let files = inst.wait_for_mail(&homes[0].join("Maildir"), 4);
+    let all: String = files.iter().map(|f| read(f)).collect();
+    assert_eq!(all.matches("with ESMTPSA (TLSv1.3").count(), 2, "{all}");
+    assert_eq!(all.matches("with ESMTPS (TLSv1.3").count(), 1, "{all}");
+    assert_eq!(all.matches("with ESMTP;").count(), 1, "{all}");
+}
+
+#[test]
+fn two_hundred_concurrent_connections_each_deliver_and_garbage_disturbs_no_one() {
+    let (inst, homes) = setup("smtp-load");
+    let l = inst.listen("rqmail-smtpd", &[], &[]);
+    let out = inst.python(l.port, r#"
+import os, smtplib, socket, threading
+port = int(os.environ["PORT"])
+errors = []
+def garbage():
+    s = socket.create_connection(("127.0.0.1", port)); s.settimeout(30)
+    try:
+        for i in range(200):
+            s.sendall(os.urandom(700).replace(b"\n", b"x") + b"\r\n" + b"\x00\xff junk\r\n" * 5)
+    except OSError:
+        pass
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk: break
+            data += chunk
+    except OSError:
+        pass
+    if b"421 4.7.0" not in data: errors.append("no 421 for garbage: %r" % data[-200:])
+def client(i):
+    try:
+        s = smtplib.SMTP("127.0.0.1", port, timeout=60); s.ehlo("c%d" % i)
+        s.sendmail("a@b.example", ["bob@example.com"], ("Subject: n%d\r\n\r\nmessage %d\r\n" % (i, i)).encode())
+        s.quit()
+    except Exception as e:
+        errors.append("client %d: %r" % (i, e))
+threads = [threading.Thread(target=garbage)] + [threading.Thread(target=client, args=(i,)) for i in range(200)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not errors, errors[:5]
+print("all sent")
+"#);
+    assert!(out.contains("all sent"));
+    let files = inst.wait_for_mail(&homes[0].join("Maildir"), 200);
+    let mut seen: Vec<u32> = files
+        .iter()
+        .map(|f| {
+            let t = read(f);
+            t.rsplit("message ").next().unwrap().trim().parse().unwrap()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..200).collect::<Vec<_>>());
+}
