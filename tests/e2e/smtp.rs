@@ -47,7 +47,10 @@ s.quit()
         let files = inst.wait_for_mail(&home.join("Maildir"), 1);
         let text = read(&files[0]);
         assert!(text.contains("\nReceived: from unknown (HELO client.example) (127.0.0.1)\n  by mail.example.com with ESMTP; "), "{text}");
-        assert!(text.ends_with("Subject: plain\n\nline one\n.leading dot\n\n\u{e9} 8bit\n"), "{text:?}");
+        assert!(
+            text.ends_with("Subject: plain\n\nline one\n.leading dot\n\n\u{e9} 8bit\n"),
+            "{text:?}"
+        );
     }
 }
 
@@ -55,7 +58,11 @@ s.quit()
 fn starttls_and_auth_allow_relaying_and_are_recorded() {
     let (inst, homes) = setup("smtp-tls");
     let fake = inst.bin("fake-checkpassword");
-    let l = inst.listen("rqmail-smtpd", &["mail.example.com", fake.to_str().unwrap(), "/bin/true"], &[]);
+    let l = inst.listen(
+        "rqmail-smtpd",
+        &["mail.example.com", fake.to_str().unwrap(), "/bin/true"],
+        &[],
+    );
     let out = inst.python(l.port, r#"
 import os, smtplib, ssl
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
@@ -84,10 +91,22 @@ print("ok")
     assert!(out.contains("ok"));
     let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
     let text = read(&files[0]);
-    assert!(text.contains("(joe@127.0.0.1)\n  by mail.example.com with ESMTPSA (TLSv1.3 TLS13_"), "{text}");
-    assert!(!text.contains("secret\n") && !text.contains("c2VjcmV0"), "the password must never be recorded");
+    assert!(
+        text.contains("(joe@127.0.0.1)\n  by mail.example.com with ESMTPSA (TLSv1.3 TLS13_"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("secret\n") && !text.contains("c2VjcmV0"),
+        "the password must never be recorded"
+    );
     // The relayed copy waits in the queue for remote delivery.
-    assert!(wait_for(Duration::from_secs(10), || inst.log_text().contains("to remote far@elsewhere.example")), "{}", inst.log_text());
+    assert!(
+        wait_for(Duration::from_secs(10), || inst
+            .log_text()
+            .contains("to remote far@elsewhere.example")),
+        "{}",
+        inst.log_text()
+    );
 }
 
 #[test]
@@ -142,7 +161,10 @@ print("\n".join(repr(r) for r in results))
 "#);
     std::thread::sleep(Duration::from_millis(500));
     // Nothing smuggled was delivered anywhere, and carol got nothing at all.
-    assert!(Instance::maildir_new(&homes[1].join("Maildir")).is_empty(), "{out}");
+    assert!(
+        Instance::maildir_new(&homes[1].join("Maildir")).is_empty(),
+        "{out}"
+    );
     for f in Instance::maildir_new(&homes[0].join("Maildir")) {
         assert!(!read(&f).contains("smuggled"), "{}", read(&f));
     }
@@ -153,7 +175,9 @@ print("\n".join(repr(r) for r in results))
 fn commands_pipelined_after_starttls_are_discarded() {
     let (inst, _homes) = setup("smtp-inject");
     let l = inst.listen("rqmail-smtpd", &[], &[]);
-    let out = inst.python(l.port, r#"
+    let out = inst.python(
+        l.port,
+        r#"
 import os, socket, ssl
 s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
 f = s.makefile("rb"); f.readline()
@@ -171,7 +195,8 @@ reply = t.recv(1000)
 assert reply == b"250 2.0.0 ok\r\n", reply
 t.sendall(b"QUIT\r\n"); t.recv(1000)
 print("clean")
-"#);
+"#,
+    );
     assert!(out.contains("clean"));
 }
 
@@ -181,7 +206,9 @@ fn limits_give_clear_errors() {
     inst.control("databytes", "1000\n");
     inst.control("badmailfrom", "spammer@bad.example\n@worse.example\n");
     let l = inst.listen("rqmail-smtpd", &[], &[]);
-    inst.python(l.port, r#"
+    inst.python(
+        l.port,
+        r#"
 import os, smtplib, socket
 s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
 code, caps = s.ehlo("c"); assert b"SIZE 1000" in caps, caps
@@ -214,30 +241,81 @@ s.quit()
 # A client without HELO cannot send mail.
 s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
 code, msg = s.docmd("MAIL FROM:<a@b.example>"); assert code == 503, (code, msg)
-"#);
+"#,
+    );
     let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(Instance::maildir_new(&homes[0].join("Maildir")).len(), 1, "only the small message arrives");
+    assert_eq!(
+        Instance::maildir_new(&homes[0].join("Maildir")).len(),
+        1,
+        "only the small message arrives"
+    );
     assert!(read(&files[0]).ends_with("Subject: small\n\nfits\n"));
 }
 
 #[test]
 fn swaks_sends_plain_starttls_and_auth() {
-    if std::process::Command::new("swaks").arg("--version").output().is_err() {
+    if std::process::Command::new("swaks")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIPPED: swaks not installed (Debian package swaks)");
         return;
     }
     let (inst, homes) = setup("smtp-swaks");
     let fake = inst.bin("fake-checkpassword");
-    let l = inst.listen("rqmail-smtpd", &["mail.example.com", fake.to_str().unwrap(), "/bin/true"], &[]);
+    let l = inst.listen(
+        "rqmail-smtpd",
+        &["mail.example.com", fake.to_str().unwrap(), "/bin/true"],
+        &[],
+    );
     let port = l.port.to_string();
-    for extra in [&[][..], &["--tls"][..], &["--tls", "--auth", "PLAIN", "--auth-user", "joe", "--auth-password", "secret"][..], &["--tls", "--auth", "LOGIN", "--auth-user", "joe", "--auth-password", "secret"][..]] {
+    for extra in [
+        &[][..],
+        &["--tls"][..],
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "joe",
+            "--auth-password",
+            "secret",
+        ][..],
+        &[
+            "--tls",
+            "--auth",
+            "LOGIN",
+            "--auth-user",
+            "joe",
+            "--auth-password",
+            "secret",
+        ][..],
+    ] {
         let out = std::process::Command::new("swaks")
-            .args(["--server", "127.0.0.1", "--port", &port, "--from", "joe@example.com", "--to", "bob@example.com", "--helo", "swaks.example", "--body", "via swaks"])
+            .args([
+                "--server",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--from",
+                "joe@example.com",
+                "--to",
+                "bob@example.com",
+                "--helo",
+                "swaks.example",
+                "--body",
+                "via swaks",
+            ])
             .args(extra)
             .output()
             .unwrap();
-        assert!(out.status.success(), "swaks {extra:?}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "swaks {extra:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     let files = inst.wait_for_mail(&homes[0].join("Maildir"), 4);
     let all: String = files.iter().map(|f| read(f)).collect();
@@ -294,4 +372,172 @@ print("all sent")
         .collect();
     seen.sort();
     assert_eq!(seen, (0..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn submission_requires_auth_and_smtps_speaks_tls_from_the_first_byte() {
+    let (inst, homes) = setup("smtp-submission");
+    let fake = inst.bin("fake-checkpassword");
+    let args = ["mail.example.com", fake.to_str().unwrap(), "/bin/true"];
+    let submission = inst.listen("rqmail-smtpd", &args, &[("SMTPAUTH", "!")]);
+    let smtps = inst.listen("rqmail-smtpd", &args, &[("SMTPAUTH", "!"), ("SMTPS", "1")]);
+    inst.python(submission.port, r#"
+import os, smtplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"])); s.ehlo("c")
+s.starttls(context=ctx); s.ehlo("c")
+code, msg = s.docmd("MAIL FROM:<joe@example.com>"); assert code == 530 and msg.startswith(b"5.7.0"), (code, msg)
+s.login("joe", "secret")
+s.sendmail("joe@example.com", ["bob@example.com"], b"Subject: via 587\r\n\r\nsubmitted\r\n")
+s.quit()
+"#);
+    let script = r#"
+import os, smtplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL("127.0.0.1", int(os.environ["PORT"]), context=ctx); s.ehlo("c")
+s.login("joe", "secret")
+s.sendmail("joe@example.com", ["bob@example.com"], b"Subject: via 465\r\n\r\nsubmitted\r\n")
+s.quit()
+"#;
+    inst.python(smtps.port, script);
+    let files = inst.wait_for_mail(&homes[0].join("Maildir"), 2);
+    let all: String = files.iter().map(|f| read(f)).collect();
+    assert_eq!(all.matches("with ESMTPSA (TLSv1.3").count(), 2, "{all}");
+}
+
+#[test]
+fn qmailqueue_puts_a_filter_in_front_of_the_queue() {
+    let (inst, homes) = setup("smtp-qmailqueue");
+    // A filter that adds a header, then hands the message and envelope to rqmail-queue.
+    let filter = inst.home.join("bin/add-header-filter");
+    let queue = inst.bin("rqmail-queue");
+    std::fs::write(
+        &filter,
+        format!(
+            "#!/bin/sh\n{{ echo 'X-Filtered: yes'; cat; }} | exec {} \n",
+            queue.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&filter, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let refuse = inst.home.join("bin/refuse-filter");
+    std::fs::write(&refuse, "#!/bin/sh\ncat >/dev/null; exit 31\n").unwrap();
+    std::fs::set_permissions(&refuse, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let l = inst.listen(
+        "rqmail-smtpd",
+        &[],
+        &[("QMAILQUEUE", filter.to_str().unwrap())],
+    );
+    let r = inst.listen(
+        "rqmail-smtpd",
+        &[],
+        &[("QMAILQUEUE", refuse.to_str().unwrap())],
+    );
+    inst.python(
+        l.port,
+        r#"
+import os, smtplib
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"])); s.ehlo("c")
+s.sendmail("a@b.example", ["bob@example.com"], b"Subject: filtered\r\n\r\nbody\r\n")
+s.quit()
+"#,
+    );
+    inst.python(
+        r.port,
+        r#"
+import os, smtplib
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"])); s.ehlo("c")
+try:
+    s.sendmail("a@b.example", ["bob@example.com"], b"Subject: refused\r\n\r\nbody\r\n")
+    raise SystemExit("accepted")
+except smtplib.SMTPDataError as e:
+    assert e.smtp_code == 554, e
+"#,
+    );
+    let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
+    assert!(
+        read(&files[0]).contains("\nX-Filtered: yes\nReceived: from unknown"),
+        "{}",
+        read(&files[0])
+    );
+}
+
+#[test]
+fn auth_with_the_real_checkpassword_and_a_system_account() {
+    if !rqmail_e2e::as_root() {
+        eprintln!(
+            "SKIPPED: auth_with_the_real_checkpassword_and_a_system_account needs root (a real account)"
+        );
+        return;
+    }
+    let (inst, homes) = setup("smtp-realauth");
+    let user = "rqsmtpauth1";
+    let _ = std::process::Command::new("userdel")
+        .args(["-r", user])
+        .output();
+    assert!(
+        std::process::Command::new("useradd")
+            .args(["-m", user])
+            .status()
+            .unwrap()
+            .success()
+    );
+    struct Remove(&'static str);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("userdel")
+                .args(["-r", self.0])
+                .output();
+        }
+    }
+    let _remove = Remove(user);
+    let mut chpasswd = std::process::Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    chpasswd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{user}:correct horse\n").as_bytes())
+        .unwrap();
+    assert!(chpasswd.wait().unwrap().success());
+    // Installed as in a real system: setgid shadow, run by the unprivileged smtpd.
+    let cp = inst.bin("rqmail-checkpassword");
+    // A copy of its own, not the hard link to the build: its owner and mode change.
+    std::fs::remove_file(&cp).unwrap();
+    std::fs::copy(rqmail_e2e::target_dir().join("rqmail-checkpassword"), &cp).unwrap();
+    std::process::Command::new("chown")
+        .arg("root:shadow")
+        .arg(&cp)
+        .status()
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cp, std::fs::Permissions::from_mode(0o2755)).unwrap();
+    inst.control("checkpassworddelay", "100\n");
+    let l = inst.listen(
+        "rqmail-smtpd",
+        &["mail.example.com", cp.to_str().unwrap(), "/bin/true"],
+        &[("SMTPAUTH", "!")],
+    );
+    inst.python(l.port, &format!(r#"
+import os, smtplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"])); s.ehlo("c"); s.starttls(context=ctx); s.ehlo("c")
+try:
+    s.login("{user}", "wrong horse"); raise SystemExit("accepted a wrong password")
+except smtplib.SMTPAuthenticationError as e:
+    assert e.smtp_code == 535
+s.login("{user}", "correct horse")
+s.sendmail("{user}@example.com", ["bob@example.com"], b"Subject: real auth\r\n\r\nok\r\n")
+s.quit()
+"#));
+    let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
+    assert!(
+        read(&files[0]).contains(&format!("({user}@127.0.0.1)")),
+        "{}",
+        read(&files[0])
+    );
 }

@@ -26,6 +26,7 @@ pub const PROGRAMS: &[&str] = &[
     "rqmail-qread",
     "rqmail-qstat",
     "rqmail-smtpd",
+    "rqmail-checkpassword",
 ];
 
 /// The unprivileged account tests run instances as when the suite runs as root, so that
@@ -365,7 +366,10 @@ impl Instance {
         let bin = self.bin(program);
         let home = self.home.clone();
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let stop2 = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut children: Vec<Child> = Vec::new();
@@ -402,14 +406,28 @@ impl Instance {
                 let _ = c.wait();
             }
         });
-        Listener { port, stop, thread: Some(thread) }
+        Listener {
+            port,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Writes a self-signed certificate and key to `control/servercert.pem`.
     pub fn make_certificate(&self) {
         let dir = self.home.join("control");
         let status = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=mail.example.com"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=mail.example.com",
+            ])
             .arg("-keyout")
             .arg(dir.join("key.pem"))
             .arg("-out")
@@ -421,7 +439,11 @@ impl Instance {
         let mut pem = std::fs::read(dir.join("cert.pem")).unwrap();
         pem.extend(std::fs::read(dir.join("key.pem")).unwrap());
         std::fs::write(dir.join("servercert.pem"), pem).unwrap();
-        std::fs::set_permissions(dir.join("servercert.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(
+            dir.join("servercert.pem"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         chown_tree(&dir.join("servercert.pem"));
     }
 
@@ -440,7 +462,11 @@ impl Instance {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success(), "python failed:\n{text}\nlog:\n{}", self.log_text());
+        assert!(
+            out.status.success(),
+            "python failed:\n{text}\nlog:\n{}",
+            self.log_text()
+        );
         text
     }
 }

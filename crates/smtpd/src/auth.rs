@@ -79,6 +79,9 @@ pub fn verify(command: &[OsString], creds: &Credentials) -> Outcome {
     let Some((program, args)) = command.split_first() else {
         return Outcome::Temporary;
     };
+    if !is_program(std::path::Path::new(program)) {
+        return Outcome::Temporary;
+    }
     let Ok((read, write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         return Outcome::Temporary;
     };
@@ -119,6 +122,17 @@ pub fn verify(command: &[OsString], creds: &Credentials) -> Outcome {
     }
 }
 
+/// True if `path` is an ELF binary or a `#!` script. exec falls back to running any other
+/// file through /bin/sh, and an empty or truncated checkpassword run that way exits 0:
+/// every password would be accepted.
+fn is_program(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == *b"\x7fELF" || magic.starts_with(b"#!"))
+}
+
 impl Drop for Credentials {
     fn drop(&mut self) {
         self.password.fill(0);
@@ -139,5 +153,27 @@ mod tests {
         assert_eq!(decode(b"AGpvZQBzZWNyZXQ=").unwrap(), b"\0joe\0secret");
         assert!(decode(b"not base64!").is_none());
         assert!(login(b"joe".to_vec(), b"".to_vec()).is_none());
+    }
+
+    #[test]
+    fn an_empty_or_scriptless_checkpassword_is_never_run() {
+        let dir = std::env::temp_dir().join(format!("rqmail-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        let script = dir.join("script");
+        std::fs::write(&script, b"#!/bin/sh\nexit 1\n").unwrap();
+        let bare = dir.join("bare");
+        std::fs::write(&bare, b"exit 0\n").unwrap();
+        assert!(!is_program(&empty));
+        assert!(!is_program(&bare));
+        assert!(is_program(&script));
+        assert!(is_program(std::path::Path::new("/bin/true")));
+        let creds = plain(b"\0joe\0secret").unwrap();
+        assert_eq!(
+            verify(&[empty.into_os_string()], &creds),
+            Outcome::Temporary
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
