@@ -37,8 +37,11 @@ fn timed_out() -> io::Error {
 }
 
 impl Conn {
-    /// Wraps the two descriptors.
+    /// Wraps the two descriptors. Where the output is a socket it gets a send timeout too,
+    /// so a client that never reads its replies cannot hold the process forever.
     pub fn new(input: File, output: File, timeout: Duration) -> Conn {
+        let tv = nix::sys::time::TimeVal::new(timeout.as_secs().min(i64::MAX as u64) as i64, 0);
+        let _ = nix::sys::socket::setsockopt(&output, nix::sys::socket::sockopt::SendTimeout, &tv);
         Conn {
             input,
             output,
