@@ -105,7 +105,9 @@ fn every_line_type_is_followed() {
         assert!(got.ends_with(MESSAGE));
     }
     assert!(
-        inst.log_text().contains("success: did 2+2+1/qp "),
+        wait_for(Duration::from_secs(10), || inst
+            .log_text()
+            .contains("success: did 2+2+1/qp ")),
         "{}",
         inst.log_text()
     );
@@ -268,14 +270,10 @@ fn program_exit_111_is_retried_and_exit_100_bounces() {
     // qmail sends one bounce per message, once every recipient is finished: carol's
     // failure waits in bounce/ while bob's delivery is deferred.
     assert!(
-        wait_for(Duration::from_secs(20), || inst
-            .log_text()
-            .contains("deferral: not ready yet/")),
-        "{}",
-        inst.log_text()
-    );
-    assert!(
-        inst.log_text().contains("failure: carol refuses this/"),
+        wait_for(Duration::from_secs(20), || {
+            let log = inst.log_text();
+            log.contains("deferral: not ready yet/") && log.contains("failure: carol refuses this/")
+        }),
         "{}",
         inst.log_text()
     );
