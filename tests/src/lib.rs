@@ -27,6 +27,8 @@ pub const PROGRAMS: &[&str] = &[
     "rqmail-qstat",
     "rqmail-smtpd",
     "rqmail-checkpassword",
+    "rqmail-tcpserver",
+    "rqmail-tcprules",
 ];
 
 /// The unprivileged account tests run instances as when the suite runs as root, so that
@@ -346,70 +348,56 @@ impl Drop for Instance {
     }
 }
 
-/// A loopback listener that runs one of the instance's servers per connection, as
-/// tcpserver would, with tcpserver's environment.
+/// A real rqmail-tcpserver on a loopback port, running one of the instance's servers per
+/// connection.
 pub struct Listener {
     /// The port it listens on (127.0.0.1).
     pub port: u16,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    child: Option<Child>,
 }
 
 impl Instance {
-    /// Serves `program args...` on a fresh loopback port with extra environment `env`
-    /// (e.g. RELAYCLIENT), one process per connection.
+    /// Serves `program args...` with rqmail-tcpserver on a fresh loopback port; `env` is
+    /// given to the server (as rules would, e.g. RELAYCLIENT).
     pub fn listen(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> Listener {
-        use std::sync::atomic::AtomicBool;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let bin = self.bin(program);
-        let home = self.home.clone();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut children: Vec<Child> = Vec::new();
-            for stream in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let peer = stream.peer_addr().unwrap();
-                let local = stream.local_addr().unwrap();
-                let input = std::os::fd::OwnedFd::from(stream.try_clone().unwrap());
-                let output = std::os::fd::OwnedFd::from(stream);
-                let child = command(&bin)
-                    .args(&args)
-                    .current_dir(&home)
-                    .env_clear()
-                    .env("PATH", "/usr/bin:/bin")
-                    .env("PROTO", "TCP")
-                    .env("TCPREMOTEIP", peer.ip().to_string())
-                    .env("TCPREMOTEPORT", peer.port().to_string())
-                    .env("TCPLOCALIP", local.ip().to_string())
-                    .env("TCPLOCALPORT", local.port().to_string())
-                    .env("TCPLOCALHOST", "mail.example.com")
-                    .envs(env.iter().map(|(k, v)| (k, v)))
-                    .stdin(Stdio::from(input))
-                    .stdout(Stdio::from(output))
-                    .spawn();
-                if let Ok(child) = child {
-                    children.push(child);
-                }
-                children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
-            }
-            for mut c in children {
-                let _ = c.wait();
-            }
-        });
+        let mut child = command(self.bin("rqmail-tcpserver"))
+            .args([
+                "-1",
+                "-q",
+                "-R",
+                "-H",
+                "-l",
+                "mail.example.com",
+                "-c",
+                "400",
+                "-b",
+                "256",
+                "127.0.0.1",
+                "0",
+            ])
+            .arg(self.bin(program))
+            .args(args)
+            .current_dir(&self.home)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("rqmail-tcpserver");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("tcpserver printed {line:?}"));
         Listener {
             port,
-            stop,
-            thread: Some(thread),
+            child: Some(child),
         }
     }
 
@@ -473,10 +461,12 @@ impl Instance {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
         }
     }
 }
