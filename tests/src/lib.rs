@@ -115,6 +115,10 @@ impl Instance {
         inst.control("me", "example.com\n");
         inst.control("locals", "example.com\nlocalhost\n");
         inst.control("defaultdelivery", "./Maildir/\n");
+        // Remote deliveries go to a closed loopback port unless a test routes them: tests
+        // never look names up in the machine's DNS or send anything off this host.
+        inst.control("smtproutes", ":127.0.0.1:1\n");
+        inst.control("dnsservers", "127.0.0.1:1\n");
         std::fs::write(inst.home.join("users/assign"), ".\n").unwrap();
         chown_tree(&inst.home);
         inst

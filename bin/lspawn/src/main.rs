@@ -35,7 +35,7 @@ impl Local {
     /// looks the local part up; the message is read only as the recipient.
     fn child(&self, mut message: File, request: &Request) -> i32 {
         let mut out = std::io::stdout();
-        let (local, domain) = split_address(&request.recipient);
+        let (local, domain) = split_address(request.recipient());
         let entry = match rqmail_users::resolve(&self.home, &String::from_utf8_lossy(local)) {
             Ok(e) => e,
             Err(e) => {
@@ -79,7 +79,7 @@ impl Spawner for Local {
     }
 
     fn start(&mut self, message: File, request: &Request) -> Started {
-        let (local, _) = split_address(&request.recipient);
+        let (local, _) = split_address(request.recipient());
         if local.is_empty() {
             // `@domain` is the trash address: accepted, delivered nowhere.
             return Started::Done(Report {
@@ -118,7 +118,7 @@ impl Spawner for Local {
         }
     }
 
-    fn finish(&mut self, status: WaitStatus, output: &[u8]) -> Report {
+    fn finish(&mut self, status: WaitStatus, output: &[u8], _recipients: usize) -> Vec<Report> {
         let text = output
             .split(|&b| b == 0)
             .next()
@@ -131,10 +131,10 @@ impl Spawner for Local {
             WaitStatus::Exited(_, 112..=125) => b'Z',
             WaitStatus::Exited(_, _) => b'D',
             _ => {
-                return Report::defer("Uh-oh: local delivery crashed. (#4.3.0)");
+                return vec![Report::defer("Uh-oh: local delivery crashed. (#4.3.0)")];
             }
         };
-        Report { status, text }
+        vec![Report { status, text }]
     }
 }
 

@@ -80,8 +80,20 @@ struct Pass {
 struct Job {
     delivery: u64,
     pass: u64,
-    offset: u64,
-    recipient: Vec<u8>,
+    /// (offset of the record, recipient) for each recipient of this delivery.
+    items: Vec<(u64, Vec<u8>)>,
+}
+
+/// Most recipients handed to one remote delivery (one SMTP transaction).
+const REMOTE_BATCH: usize = 100;
+
+/// The domain of an address, lowercase, for grouping remote recipients.
+fn domain_key(recipient: &[u8]) -> Vec<u8> {
+    let at = recipient
+        .iter()
+        .rposition(|&b| b == b'@')
+        .map_or(recipient.len(), |i| i + 1);
+    recipient[at..].to_ascii_lowercase()
 }
 
 /// The spawn side of one channel.
@@ -678,34 +690,52 @@ impl Scheduler {
                     idx += 1;
                     continue;
                 };
-                let Some((offset, recipient)) = pass.todo.pop_front() else {
+                let Some(first) = pass.todo.pop_front() else {
                     idx += 1;
                     continue;
                 };
                 let Some(slot) = ch.slots.iter().position(Option::is_none) else {
+                    pass.todo.push_front(first);
                     break;
                 };
+                let sender = spawn_sender(&pass.sender, &first.1);
+                let mut items = vec![first];
+                // One SMTP transaction per destination domain: the other recipients at the
+                // same domain go along (not with VERP, whose sender differs per recipient).
+                if c == REMOTE && !pass.sender.ends_with(b"-@[]") {
+                    let domain = domain_key(&items[0].1);
+                    let mut rest = VecDeque::with_capacity(pass.todo.len());
+                    while let Some(item) = pass.todo.pop_front() {
+                        if items.len() < REMOTE_BATCH && domain_key(&item.1) == domain {
+                            items.push(item);
+                        } else {
+                            rest.push_back(item);
+                        }
+                    }
+                    pass.todo = rest;
+                }
                 pass.outstanding += 1;
-                let sender = spawn_sender(&pass.sender, &recipient);
                 let delivery = self.next_delivery;
                 self.next_delivery += 1;
-                log(&format!(
-                    "starting delivery {delivery}: msg {id} to {} {}",
-                    CHANNEL_NAMES[c],
-                    addr(&recipient)
-                ));
                 ch.outbuf.push(slot as u8);
                 ch.outbuf.extend_from_slice(Queue::mess_name(id).as_bytes());
                 ch.outbuf.push(0);
                 ch.outbuf.extend_from_slice(&sender);
                 ch.outbuf.push(0);
-                ch.outbuf.extend_from_slice(&recipient);
+                for (_, recipient) in &items {
+                    log(&format!(
+                        "starting delivery {delivery}: msg {id} to {} {}",
+                        CHANNEL_NAMES[c],
+                        addr(recipient)
+                    ));
+                    ch.outbuf.extend_from_slice(recipient);
+                    ch.outbuf.push(0);
+                }
                 ch.outbuf.push(0);
                 ch.slots[slot] = Some(Job {
                     delivery,
                     pass: id,
-                    offset,
-                    recipient,
+                    items,
                 });
                 ch.busy += 1;
             }
@@ -748,7 +778,11 @@ impl Scheduler {
                         .filter(|&s| self.channels[c].slots[s].is_some())
                         .collect();
                     for s in slots {
-                        self.result(c, s, b'Z', b"lost connection to the spawn");
+                        let n = self.channels[c].slots[s]
+                            .as_ref()
+                            .map_or(0, |j| j.items.len());
+                        let lost = vec![(b'Z', b"lost connection to the spawn".to_vec()); n];
+                        self.results(c, s, lost);
                     }
                     return;
                 }
@@ -757,36 +791,54 @@ impl Scheduler {
                 Err(_) => break,
             }
         }
-        loop {
-            let ch = &mut self.channels[c];
-            // The slot byte and status letter come first; the slot may itself be NUL.
-            let end = ch.inbuf.iter().skip(2).position(|&b| b == 0).map(|i| i + 2);
-            let Some(end) = end else {
-                if ch.inbuf.len() > REPORT_MAX + 2 {
-                    // A report with no end: the spawn is broken.
-                    log("warning: delivery report too long, will defer");
-                    ch.inbuf.clear();
-                }
-                return;
-            };
-            let report: Vec<u8> = ch.inbuf.drain(..=end).collect();
-            if report.len() < 3 {
-                log("warning: internal error: delivery report out of range");
-                continue;
-            }
-            let slot = report[0] as usize;
-            if slot >= ch.slots.len() || ch.slots[slot].is_none() {
-                log("warning: internal error: delivery report out of range");
-                continue;
-            }
-            let status = report[1];
-            let text = &report[2..report.len() - 1];
-            let text: Vec<u8> = text[..text.len().min(REPORT_MAX)].to_vec();
-            self.result(c, slot, status, &text);
+        while let Some((slot, entries)) = self.next_report(c) {
+            self.results(c, slot, entries);
         }
     }
 
-    fn result(&mut self, c: usize, slot: usize, status: u8, text: &[u8]) {
+    /// Takes one complete report off the channel's input: the slot byte, then one
+    /// `status text NUL` entry per recipient of that slot's delivery. `None` until a whole
+    /// report is there.
+    fn next_report(&mut self, c: usize) -> Option<(usize, Vec<(u8, Vec<u8>)>)> {
+        loop {
+            let ch = &mut self.channels[c];
+            let slot = *ch.inbuf.first()? as usize;
+            let expected = ch
+                .slots
+                .get(slot)
+                .and_then(|j| j.as_ref())
+                .map(|j| j.items.len());
+            let mut entries = Vec::new();
+            let mut pos = 1;
+            for _ in 0..expected.unwrap_or(1) {
+                if pos >= ch.inbuf.len() {
+                    return None;
+                }
+                let Some(end) = ch.inbuf[pos + 1..]
+                    .iter()
+                    .position(|&b| b == 0)
+                    .map(|i| i + pos + 1)
+                else {
+                    if ch.inbuf.len() > REPORT_MAX * 2 + 2 {
+                        log("warning: delivery report too long, will defer");
+                        ch.inbuf.clear();
+                    }
+                    return None;
+                };
+                let text = &ch.inbuf[pos + 1..end];
+                entries.push((ch.inbuf[pos], text[..text.len().min(REPORT_MAX)].to_vec()));
+                pos = end + 1;
+            }
+            ch.inbuf.drain(..pos);
+            if expected.is_none() {
+                log("warning: internal error: delivery report out of range");
+                continue;
+            }
+            return Some((slot, entries));
+        }
+    }
+
+    fn results(&mut self, c: usize, slot: usize, entries: Vec<(u8, Vec<u8>)>) {
         let ch = &mut self.channels[c];
         let Some(job) = ch.slots[slot].take() else {
             return;
@@ -797,44 +849,46 @@ impl Scheduler {
             return;
         };
         pass.outstanding -= 1;
-        let status = if status == b'Z' && pass.dying {
-            b'X'
-        } else {
-            status
-        };
-        match status {
-            b'K' => {
-                log(&format!("delivery {d}: success: {}", escape(text, true)));
-                mark_done(pass, job.offset);
-            }
-            b'D' | b'X' => {
-                let mut report = text.to_vec();
-                if status == b'X' {
-                    if !report.ends_with(b"\n") && !report.is_empty() {
-                        report.push(b'\n');
-                    }
-                    report.extend_from_slice(
-                        b"I'm not going to try again; this message has been in the queue too long.",
-                    );
+        for ((offset, recipient), (status, text)) in job.items.iter().zip(entries) {
+            let status = if status == b'Z' && pass.dying {
+                b'X'
+            } else {
+                status
+            };
+            match status {
+                b'K' => {
+                    log(&format!("delivery {d}: success: {}", escape(&text, true)));
+                    mark_done(pass, *offset);
                 }
-                let recipient = if c == LOCAL {
-                    strip_virtual_prefix(&self.config.routing, &job.recipient)
-                } else {
-                    job.recipient.clone()
-                };
-                let paragraph = bounce::paragraph(&recipient, &report);
-                match append_bounce(&self.queue.path("bounce", job.pass), &paragraph) {
-                    Ok(()) => {
-                        log(&format!("delivery {d}: failure: {}", escape(&report, true)));
-                        mark_done(pass, job.offset);
+                b'D' | b'X' => {
+                    let mut report = text;
+                    if status == b'X' {
+                        if !report.ends_with(b"\n") && !report.is_empty() {
+                            report.push(b'\n');
+                        }
+                        report.extend_from_slice(
+                            b"I'm not going to try again; this message has been in the queue too long.",
+                        );
                     }
-                    Err(e) => log(&format!(
-                        "alert: unable to append to bounce message: {e}; delivery {d} will be retried"
-                    )),
+                    let shown = if c == LOCAL {
+                        strip_virtual_prefix(&self.config.routing, recipient)
+                    } else {
+                        recipient.clone()
+                    };
+                    let paragraph = bounce::paragraph(&shown, &report);
+                    match append_bounce(&self.queue.path("bounce", job.pass), &paragraph) {
+                        Ok(()) => {
+                            log(&format!("delivery {d}: failure: {}", escape(&report, true)));
+                            mark_done(pass, *offset);
+                        }
+                        Err(e) => log(&format!(
+                            "alert: unable to append to bounce message: {e}; delivery {d} will be retried"
+                        )),
+                    }
                 }
+                b'Z' => log(&format!("delivery {d}: deferral: {}", escape(&text, true))),
+                _ => log(&format!("delivery {d}: report mangled, will defer")),
             }
-            b'Z' => log(&format!("delivery {d}: deferral: {}", escape(text, true))),
-            _ => log(&format!("delivery {d}: report mangled, will defer")),
         }
         let id = job.pass;
         self.maybe_finish_pass(c, id);

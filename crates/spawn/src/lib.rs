@@ -1,5 +1,9 @@
-//! The spawn side of rqmail-send's delivery protocol (qmail's spawn.c): read delivery
-//! requests, start one child per delivery, and report each result with its slot number.
+//! The spawn side of rqmail-send's delivery protocol (qmail's spawn.c, extended to several
+//! recipients per delivery): read requests, start one child each, report every recipient.
+//!
+//! Request: slot byte, `S/N\0`, `sender\0`, then `recipient\0` for each recipient and an
+//! empty `\0` to end the list. Report: the slot byte, then for each recipient in order a
+//! status letter (`K` success, `Z` temporary, `D` permanent), its text and `\0`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -27,8 +31,8 @@ pub struct Request {
     pub message: String,
     /// Envelope sender.
     pub sender: Vec<u8>,
-    /// One envelope recipient.
-    pub recipient: Vec<u8>,
+    /// The envelope recipients (one for local deliveries; one domain's for remote ones).
+    pub recipients: Vec<Vec<u8>>,
 }
 
 /// A delivery's result: `K` success, `Z` temporary failure, `D` permanent failure.
@@ -57,6 +61,16 @@ impl Report {
     }
 }
 
+impl Request {
+    /// The first recipient (local deliveries have exactly one).
+    pub fn recipient(&self) -> &[u8] {
+        self.recipients
+            .first()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+}
+
 /// What starting a delivery gave.
 pub enum Started {
     /// A child is running; its output (stdout and stderr) arrives on `output`.
@@ -66,7 +80,7 @@ pub enum Started {
         /// Read end of the child's output pipe.
         output: OwnedFd,
     },
-    /// The delivery finished at once (or could not start).
+    /// The delivery finished at once (or could not start): one report for every recipient.
     Done(Report),
 }
 
@@ -76,33 +90,44 @@ pub trait Spawner {
     fn slots(&self) -> u8;
     /// Starts one delivery with the opened message file.
     fn start(&mut self, message: File, request: &Request) -> Started;
-    /// Turns a finished child's status and output into a report.
-    fn finish(&mut self, status: WaitStatus, output: &[u8]) -> Report;
+    /// Turns a finished child's status and output into one report per recipient.
+    fn finish(&mut self, status: WaitStatus, output: &[u8], recipients: usize) -> Vec<Report>;
 }
 
 struct Running {
+    recipients: usize,
     pid: Pid,
     output: File,
     collected: Vec<u8>,
 }
 
-/// Parses one complete request from the front of `buf`: slot byte, then message name,
-/// sender and recipient, each NUL-terminated. Returns it and its length.
+/// Most recipients in one request.
+const RECIPIENTS_MAX: usize = 1000;
+
+/// Parses one complete request from the front of `buf`: slot byte, message name, sender,
+/// recipients, empty field. Returns it and its length; `None` until it is all there.
 fn parse_request(buf: &[u8]) -> Option<(Request, usize)> {
     let slot = *buf.first()?;
-    let mut fields = Vec::with_capacity(3);
+    let mut fields: Vec<&[u8]> = Vec::with_capacity(3);
     let mut pos = 1;
-    for _ in 0..3 {
+    loop {
         let end = buf[pos..].iter().position(|&b| b == 0)? + pos;
-        fields.push(&buf[pos..end]);
+        let field = &buf[pos..end];
         pos = end + 1;
+        if fields.len() >= 2 && field.is_empty() {
+            break;
+        }
+        fields.push(field);
+        if fields.len() > RECIPIENTS_MAX + 2 {
+            break;
+        }
     }
     Some((
         Request {
             slot,
             message: String::from_utf8_lossy(fields[0]).into_owned(),
             sender: fields[1].to_vec(),
-            recipient: fields[2].to_vec(),
+            recipients: fields[2..].iter().map(|r| r.to_vec()).collect(),
         },
         pos,
     ))
@@ -118,7 +143,10 @@ fn open_message(request: &Request, queue_owner: u32) -> Result<File, Report> {
     {
         return Err(Report::fail("Internal error: bad message name. (#5.3.0)"));
     }
-    if !request.recipient.contains(&b'@') {
+    if request.recipients.is_empty() {
+        return Err(Report::fail("Internal error: no recipient. (#5.3.0)"));
+    }
+    if request.recipients.iter().any(|r| !r.contains(&b'@')) {
         return Err(Report::fail("Recipient has no @ sign. (#5.1.3)"));
     }
     let file =
@@ -134,14 +162,32 @@ fn open_message(request: &Request, queue_owner: u32) -> Result<File, Report> {
     Ok(file)
 }
 
-fn write_report(out: &mut impl Write, slot: u8, report: &Report) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(report.text.len() + 3);
+fn write_report(out: &mut impl Write, slot: u8, reports: &[Report]) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(64);
     buf.push(slot);
-    buf.push(report.status);
-    buf.extend(report.text.iter().map(|&b| if b == 0 { b'_' } else { b }));
-    buf.push(0);
+    for report in reports {
+        buf.push(report.status);
+        buf.extend(report.text.iter().map(|&b| if b == 0 { b'_' } else { b }));
+        buf.push(0);
+    }
     out.write_all(&buf)?;
     out.flush()
+}
+
+/// One report per recipient: the given one, repeated, or the child's own list padded with
+/// temporary failures when it said too little (a recipient is never silently dropped).
+fn fit(mut reports: Vec<Report>, recipients: usize) -> Vec<Report> {
+    if reports.len() == 1 && recipients > 1 {
+        let one = reports.remove(0);
+        return vec![one; recipients];
+    }
+    reports.truncate(recipients);
+    while reports.len() < recipients {
+        reports.push(Report::defer(
+            "Internal error: no report for this recipient. (#4.3.0)",
+        ));
+    }
+    reports
 }
 
 /// Serves rqmail-send on fds 0 (requests) and 1 (reports) until it closes fd 0, then
@@ -209,11 +255,11 @@ pub fn serve(spawner: &mut impl Spawner, queue_owner: u32) -> io::Result<()> {
                             other => break other,
                         }
                     };
-                    let report = match status {
-                        Ok(status) => spawner.finish(status, &r.collected),
-                        Err(_) => Report::defer("Unable to wait for the delivery. (#4.3.0)"),
+                    let reports = match status {
+                        Ok(status) => spawner.finish(status, &r.collected, r.recipients),
+                        Err(_) => vec![Report::defer("Unable to wait for the delivery. (#4.3.0)")],
                     };
-                    write_report(&mut out, slot as u8, &report)?;
+                    write_report(&mut out, slot as u8, &fit(reports, r.recipients))?;
                 }
                 Ok(n) => {
                     let room = REPORT_MAX.saturating_sub(r.collected.len());
@@ -232,9 +278,10 @@ pub fn serve(spawner: &mut impl Spawner, queue_owner: u32) -> io::Result<()> {
             while let Some((request, used)) = parse_request(&pending) {
                 pending.drain(..used);
                 let slot = request.slot as usize;
+                let n = request.recipients.len().max(1);
                 if slot >= running.len() || running[slot].is_some() {
                     let report = Report::defer("Internal error: slot in use. (#4.3.0)");
-                    write_report(&mut out, request.slot, &report)?;
+                    write_report(&mut out, request.slot, &fit(vec![report], n))?;
                     continue;
                 }
                 let started = match open_message(&request, queue_owner) {
@@ -242,9 +289,12 @@ pub fn serve(spawner: &mut impl Spawner, queue_owner: u32) -> io::Result<()> {
                     Err(report) => Started::Done(report),
                 };
                 match started {
-                    Started::Done(report) => write_report(&mut out, request.slot, &report)?,
+                    Started::Done(report) => {
+                        write_report(&mut out, request.slot, &fit(vec![report], n))?
+                    }
                     Started::Child { pid, output } => {
                         running[slot] = Some(Running {
+                            recipients: n,
                             pid,
                             output: File::from(output),
                             collected: Vec::new(),
@@ -267,18 +317,25 @@ mod tests {
     fn parses_complete_requests_only() {
         assert!(parse_request(b"\x03").is_none());
         assert!(parse_request(b"\x035/28\0a@b\0").is_none());
-        let (r, used) = parse_request(b"\x035/28\0a@b\0c@d\0rest").unwrap();
-        assert_eq!((r.slot, r.message.as_str(), used), (3, "5/28", 14));
+        assert!(parse_request(b"\x035/28\0a@b\0c@d\0").is_none());
+        let (r, used) = parse_request(b"\x035/28\0a@b\0c@d\0\0rest").unwrap();
+        assert_eq!((r.slot, r.message.as_str(), used), (3, "5/28", 15));
         assert_eq!(
-            (r.sender.as_slice(), r.recipient.as_slice()),
+            (r.sender.as_slice(), r.recipient()),
             (&b"a@b"[..], &b"c@d"[..])
         );
+        let (r, _) = parse_request(b"\x00m\0\0x@y\0z@w\0\0").unwrap();
+        assert_eq!(r.sender, b"");
+        assert_eq!(r.recipients, vec![b"x@y".to_vec(), b"z@w".to_vec()]);
     }
 
     #[test]
     fn reports_are_slot_status_text_nul() {
         let mut out = Vec::new();
-        write_report(&mut out, 7, &Report::defer("a\0b")).unwrap();
+        write_report(&mut out, 7, &[Report::defer("a\0b")]).unwrap();
         assert_eq!(out, b"\x07Za_b\0");
+        let mut out = Vec::new();
+        write_report(&mut out, 0, &fit(vec![Report::fail("x")], 2)).unwrap();
+        assert_eq!(out, b"\x00Dx\0Dx\0");
     }
 }
