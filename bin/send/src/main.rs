@@ -46,7 +46,12 @@ fn main() -> ExitCode {
             return ExitCode::from(111);
         }
     };
-    match scheduler.run() {
+    let result = scheduler.run();
+    // Closing the pipes tells lspawn, rspawn and clean to finish; wait for them, so a
+    // supervisor sees one clean exit rather than orphans.
+    drop(scheduler);
+    while nix::sys::wait::wait().is_ok() {}
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             rqmail_log::line(&e.to_string());
