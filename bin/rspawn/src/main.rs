@@ -117,6 +117,11 @@ fn main() -> ExitCode {
             Some(p) if !p.is_empty() => PathBuf::from(p),
             _ => home.join("bin/rqmail-remote"),
         };
+        // A fresh start forgets which hosts timed out, as qmail-rspawn does: an empty table
+        // is what rqmail-remote reads a file of the wrong size as.
+        if let Ok(table) = std::fs::OpenOptions::new().write(true).open(home.join("queue/lock/tcpto")) {
+            let _ = table.set_len(0);
+        }
         std::env::set_current_dir(home.join("queue/mess"))?;
         serve(&mut Remote { program }, owner)
     });
