@@ -7,6 +7,8 @@
 #
 # Run it as root. Running it again upgrades the binaries, repairs the owners and modes of
 # the queue directories, and keeps every control file, users/assign and ~alias file.
+# It installs (never enables) a systemd unit per service: rqmail (the queue), and the SMTP
+# services rqmail-smtpd (port 25), rqmail-submission (587) and rqmail-smtps (465).
 set -eu
 umask 022 # files and directories get exactly the modes set below
 
@@ -21,7 +23,8 @@ usage: $0 [options]
   --no-accounts-check   do not create or compare the rqmail accounts and groups
                         (managed elsewhere, e.g. LDAP); they must exist
   --sendmail-link       point /usr/sbin/sendmail and /usr/lib/sendmail at rqmail's
-  --daemontools         install daemontools run scripts in PREFIX/service/rqmail
+  --daemontools         install daemontools run scripts in PREFIX/service/NAME for
+                        rqmail, rqmail-smtpd, rqmail-submission and rqmail-smtps
 EOF
 }
 
@@ -77,9 +80,13 @@ while [ "$prefix" != / ] && [ "${prefix%/}" != "$prefix" ]; do prefix=${prefix%/
 
 GROUP=rqmail     # rqmailq, rqmails, rqmailr
 NOFILES=rqnofiles # rqmaild, rqmaill, alias: accounts that own no queue files
+SHADOW=shadow    # may read /etc/shadow (Debian's group for unix_chkpwd)
 
-# name  owner  mode: the modes of qmail's hier.c. rqmail-queue is the only setuid
-# program; the root-only programs are unreadable by others; daemons are 0711.
+# name  owner[:group]  mode: the modes of qmail's hier.c; the group is rqmail unless
+# given. rqmail-queue is the only setuid program; the root-only programs are unreadable
+# by others; daemons are 0711. rqmail-checkpassword is setgid shadow, as Debian's
+# unix_chkpwd is, so that rqmail-smtpd (rqmaild) can have it check a system password;
+# it gives the group up as soon as it has read the hash.
 BINARIES="
 rqmail-queue       rqmailq 4711
 rqmail-lspawn      root    0700
@@ -94,6 +101,10 @@ sendmail           root    0755
 rqmail-qread       root    0755
 rqmail-qstat       root    0755
 rqmail-maildirmake root    0755
+rqmail-tcpserver   root    0755
+rqmail-tcprules    root    0755
+rqmail-smtpd       root    0755
+rqmail-checkpassword root:$SHADOW 2755
 "
 
 # --- The binaries ---------------------------------------------------------------------
@@ -152,6 +163,7 @@ ensure_account() {
 if [ $accounts_check = yes ]; then
     ensure_group $GROUP
     ensure_group $NOFILES
+    ensure_group $SHADOW
     ensure_account rqmaild $NOFILES "$prefix"
     ensure_account rqmaill $NOFILES "$prefix"
     ensure_account alias $NOFILES "$prefix/alias"
@@ -160,7 +172,7 @@ if [ $accounts_check = yes ]; then
     ensure_account rqmailr $GROUP "$prefix"
 else
     # Managed elsewhere, but they must resolve, or chown would fail half-way through.
-    for name in $GROUP $NOFILES; do
+    for name in $GROUP $NOFILES $SHADOW; do
         getent group "$name" >/dev/null || die "no group $name: create it first (--no-accounts-check)"
     done
     for name in rqmaild rqmaill alias rqmailq rqmails rqmailr; do
@@ -261,19 +273,30 @@ done
 # keeps its old file and a program started meanwhile sees either the old or the new one.
 echo "$BINARIES" | while read -r name owner mode; do
     [ -n "$name" ] || continue
+    group=$GROUP
+    case $owner in
+    *:*) group=${owner#*:}; owner=${owner%%:*} ;;
+    esac
     dest=$prefix/bin/$name
     if [ -f "$dest" ] && cmp -s "$bindir/$name" "$dest"; then
         # Unchanged: only repair owner and mode (chown first: it clears set-uid).
-        chown "$owner:$GROUP" "$dest"
+        chown "$owner:$group" "$dest"
         chmod "$mode" "$dest"
         continue
     fi
     tmp=$prefix/bin/.$name.new
     rm -f "$tmp"
-    install -m "$mode" -o "$owner" -g $GROUP "$bindir/$name" "$tmp"
+    install -m "$mode" -o "$owner" -g "$group" "$bindir/$name" "$tmp"
     mv -f "$tmp" "$dest"
-    say "installed $dest ($owner, mode $mode)"
+    say "installed $dest ($owner:$group, mode $mode)"
 done
+
+# rqmail-checkpassword reads hashes through group shadow; say so if that cannot work.
+if [ -f /etc/shadow ]; then
+    if [ "$(stat -c %G /etc/shadow)" != $SHADOW ] || [ -z "$(find /etc/shadow -perm -g=r)" ]; then
+        warn "/etc/shadow is not readable by group $SHADOW: SMTP AUTH with system passwords will fail"
+    fi
+fi
 
 # rqmail-queue finds its queue through the path it was run from (/proc/self/exe). If
 # users may hard-link files they do not own, one could link the set-uid binary into a
@@ -341,6 +364,50 @@ if [ -f "$prefix/users/assign" ]; then
     say "compiled $prefix/users/assign into $prefix/users/cdb"
 fi
 
+# The SMTP services' rules: control/tcp.smtp (copied from the sample above when missing:
+# loopback may relay, everyone else may send mail for rcpthosts) compiled into
+# tcp.smtp.cdb, which rqmail-tcpserver reads as rqmaild; recompiled when the text is newer.
+rules=$prefix/control/tcp.smtp
+if [ -f "$rules" ] && { [ ! -e "$rules.cdb" ] || [ "$rules" -nt "$rules.cdb" ]; }; then
+    if "$prefix/bin/rqmail-tcprules" "$rules.cdb" "$rules.tmp" <"$rules"; then
+        chown root:$GROUP "$rules.cdb"
+        chmod 0644 "$rules.cdb"
+        say "compiled $rules into $rules.cdb"
+    else
+        warn "$rules has an error (above); $rules.cdb left as it was: fix it and run again"
+    fi
+fi
+[ -e "$rules.cdb" ] ||
+    warn "no $rules.cdb: the SMTP services drop every connection until it exists"
+
+# control/servercert.pem: the certificate chain and private key STARTTLS and SMTPS use.
+# Made self-signed for control/me when missing; rqmail-smtpd (rqmaild) alone may read it.
+cert=$prefix/control/servercert.pem
+me=$(head -n 1 "$prefix/control/me")
+if [ ! -e "$cert" ] && [ ! -L "$cert" ]; then
+    if command -v openssl >/dev/null; then
+        tmpdir=$(mktemp -d "$prefix/control/.servercert.XXXXXX") # mode 0700: the key
+        if openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$me" \
+            -keyout "$tmpdir/key.pem" -out "$tmpdir/cert.pem" 2>"$tmpdir/errors"; then
+            cat "$tmpdir/cert.pem" "$tmpdir/key.pem" >"$tmpdir/servercert.pem"
+            chown rqmaild:$NOFILES "$tmpdir/servercert.pem"
+            chmod 0400 "$tmpdir/servercert.pem"
+            mv -f "$tmpdir/servercert.pem" "$cert"
+            say "generated a self-signed certificate for $me in $cert (owner rqmaild, mode 0400);"
+            say "  replace it with a real certificate chain followed by its key, keeping owner and mode"
+        else
+            warn "openssl could not make a certificate: $(tr '\n' ' ' <"$tmpdir/errors")"
+        fi
+        rm -rf "$tmpdir"
+    else
+        warn "no openssl: no $cert made, so STARTTLS is not offered and port 465 cannot work"
+    fi
+elif command -v setpriv >/dev/null &&
+    ! setpriv --reuid="$(id -u rqmaild)" --regid="$(id -g rqmaild)" --clear-groups \
+        test -r "$cert"; then
+    warn "rqmaild cannot read $cert: STARTTLS and SMTPS will fail (chown rqmaild $cert)"
+fi
+
 # --- Service files --------------------------------------------------------------------
 
 # shipped FILE: the shipped file with /var/rqmail replaced by the prefix.
@@ -363,19 +430,28 @@ install_text() {
     say "installed $dest"
 }
 
+# One service per program: the queue, and SMTP on ports 25, 587 and 465.
+SERVICES="rqmail rqmail-smtpd rqmail-submission rqmail-smtps"
+
 systemd=no
 if [ -d /run/systemd/system ]; then
     systemd=yes
-    install_text /etc/systemd/system/rqmail.service 0644 "$repo/install/systemd/rqmail.service"
+    for service in $SERVICES; do
+        install_text "/etc/systemd/system/$service.service" 0644 \
+            "$repo/install/systemd/$service.service"
+    done
 fi
 
 if [ $daemontools = yes ]; then
     dir "$prefix/service" root $GROUP 0755
-    dir "$prefix/service/rqmail" root $GROUP 0755
-    dir "$prefix/service/rqmail/log" root $GROUP 0755
-    dir "$prefix/service/rqmail/log/main" rqmaill $NOFILES 0755
-    install_text "$prefix/service/rqmail/run" 0755 "$repo/install/daemontools/rqmail/run"
-    install_text "$prefix/service/rqmail/log/run" 0755 "$repo/install/daemontools/rqmail/log/run"
+    for service in $SERVICES; do
+        sv=$prefix/service/$service
+        dir "$sv" root $GROUP 0755
+        dir "$sv/log" root $GROUP 0755
+        dir "$sv/log/main" rqmaill $NOFILES 0755
+        install_text "$sv/run" 0755 "$repo/install/daemontools/$service/run"
+        install_text "$sv/log/run" 0755 "$repo/install/daemontools/$service/log/run"
+    done
 fi
 
 # --- sendmail -------------------------------------------------------------------------
@@ -405,27 +481,39 @@ Next:
     $prefix/alias: .qmail-postmaster, .qmail-mailer-daemon, .qmail-root
   * optionally map addresses to users in $prefix/users/assign and run
     $prefix/bin/rqmail-newu (without it, each passwd account gets its own mail)
+  * SMTP: who may relay is in $prefix/control/tcp.smtp (loopback only, to begin
+    with; recompile it with rqmail-tcprules, see the file); $prefix/control/servercert.pem
+    is the TLS certificate (self-signed unless you replaced it). Stop any other MTA
+    listening on port 25 first.
 
-Start it (rqmail-start must get a clean environment; it logs to stderr):
+Start the queue (rqmail-start must get a clean environment; it logs to stderr) and the
+SMTP services (rqmail-smtpd: port 25; rqmail-submission: 587, AUTH required;
+rqmail-smtps: 465, TLS, AUTH required):
 EOF
 if [ $systemd = yes ]; then
     cat <<EOF
-  systemd:     systemctl daemon-reload && systemctl enable --now rqmail.service
-               (logs: journalctl -u rqmail)
+  systemd:     systemctl daemon-reload
+               systemctl enable --now rqmail.service
+               systemctl enable --now rqmail-smtpd.service rqmail-submission.service rqmail-smtps.service
+               (logs: journalctl -u rqmail -u rqmail-smtpd ...)
 EOF
 fi
 if [ $daemontools = yes ]; then
     cat <<EOF
-  daemontools: ln -s $prefix/service/rqmail /etc/service/   (or /service/)
-               (logs in $prefix/service/rqmail/log/main)
+  daemontools: ln -s $prefix/service/rqmail $prefix/service/rqmail-smtpd \\
+                 $prefix/service/rqmail-submission $prefix/service/rqmail-smtps \\
+                 /etc/service/   (or /service/)
+               (logs in $prefix/service/NAME/log/main)
 EOF
 else
     cat <<EOF
   daemontools: run this script again with --daemontools, then
-               ln -s $prefix/service/rqmail /etc/service/
+               ln -s $prefix/service/rqmail $prefix/service/rqmail-smtpd ... /etc/service/
 EOF
 fi
 cat <<EOF
   by hand:     env - PATH=/usr/bin:/bin $prefix/bin/rqmail-start
-Stop it with SIGTERM to rqmail-send: it finishes the deliveries in progress first.
+               (the SMTP command lines are in $prefix/service/*/run with --daemontools)
+Stop rqmail with SIGTERM to rqmail-send: it finishes the deliveries in progress first.
+SIGTERM to rqmail-tcpserver stops accepting; it exits when its sessions have ended.
 EOF

@@ -1,9 +1,11 @@
 #!/bin/bash
 # rqmail quick start: builds the release binaries and runs a complete rqmail instance in one
-# directory, in the foreground, until interrupted (Ctrl-C stops it cleanly).
+# directory, in the foreground, until interrupted (Ctrl-C stops it cleanly): the queue
+# (rqmail-start) and SMTP on loopback (rqmail-tcpserver + rqmail-smtpd) at base+25,
+# base+587 (submission) and base+465 (implicit TLS).
 #
 #   install/quickstart.sh [--dir DIR] [--base-port N] [--domain D] [--user NAME]
-#                         [--password PW] [--setup-only]
+#                         [--password PW] [--bindir DIR] [--setup-only]
 #
 # Run again on the same directory, it copies the freshly built binaries into DIR/bin and
 # reuses everything else that is there: control files, users/assign entries, the queue and
@@ -16,13 +18,15 @@ set -eu
 usage() {
 	cat <<'EOF'
 usage: install/quickstart.sh [--dir DIR] [--base-port N] [--domain D] [--user NAME]
-                             [--password PW] [--setup-only]
+                             [--password PW] [--bindir DIR] [--setup-only]
   --dir DIR        the instance directory (default ./run)
   --base-port N    services listen on N+25 (SMTP), N+587 and N+465 (submission),
                    N+110 and N+995 (POP3), N+143 and N+993 (IMAP); default 10000
   --domain D       the mail domain (control/me, control/locals); default example.test
   --user NAME      the test user, with a Maildir in DIR/home/NAME; default test
   --password PW    the test user's password (for the login services); default test
+  --bindir DIR     take the binaries from DIR (e.g. target/debug) instead of building
+                   the release binaries
   --setup-only     create or update the instance, print how to use it, do not start it
 A second run on the same DIR reuses its settings unless they are given again.
 EOF
@@ -35,7 +39,7 @@ die() {
 
 # ---------------------------------------------------------------------------- options
 dir=./run
-base_port='' domain='' user='' password='' setup_only=0
+base_port='' domain='' user='' password='' setup_only=0 bindir=''
 while [ $# -gt 0 ]; do
 	case $1 in
 	--dir) [ $# -ge 2 ] || die "--dir needs a value"; dir=$2; shift 2 ;;
@@ -48,6 +52,8 @@ while [ $# -gt 0 ]; do
 	--user=*) user=${1#*=}; shift ;;
 	--password) [ $# -ge 2 ] || die "--password needs a value"; password=$2; shift 2 ;;
 	--password=*) password=${1#*=}; shift ;;
+	--bindir) [ $# -ge 2 ] || die "--bindir needs a value"; bindir=$2; shift 2 ;;
+	--bindir=*) bindir=${1#*=}; shift ;;
 	--setup-only) setup_only=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 100 ;;
@@ -96,11 +102,17 @@ repo=$(dirname "$here")
 # Stage 1 runs as whoever called the script; stage 2 (everything in DIR) runs as the user
 # the instance belongs to. They are the same process unless the caller is root.
 if [ "${_RQMAIL_QUICKSTART_STAGE:-}" != instance ]; then
-	echo "quickstart: building the release binaries in $repo"
-	(cd "$repo" && cargo build --release --workspace)
-	target=${CARGO_TARGET_DIR:-$repo/target}
-	case $target in /*) ;; *) target=$repo/$target ;; esac
-	export _RQMAIL_QUICKSTART_TARGET="$target/release"
+	if [ -n "$bindir" ]; then
+		[ -d "$bindir" ] || die "--bindir $bindir is not a directory"
+		_RQMAIL_QUICKSTART_TARGET=$(cd "$bindir" && pwd -P)
+	else
+		echo "quickstart: building the release binaries in $repo"
+		(cd "$repo" && cargo build --release --workspace)
+		target=${CARGO_TARGET_DIR:-$repo/target}
+		case $target in /*) ;; *) target=$repo/$target ;; esac
+		_RQMAIL_QUICKSTART_TARGET=$target/release
+	fi
+	export _RQMAIL_QUICKSTART_TARGET
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd -P)
 	if [ "$(id -u)" = 0 ]; then
@@ -123,6 +135,7 @@ if [ "${_RQMAIL_QUICKSTART_STAGE:-}" != instance ]; then
 		export _RQMAIL_QUICKSTART_PASSWORD="$password"
 		again=(--dir "$dir" --base-port "$base_port" --domain "$domain" --user "$user")
 		[ "$setup_only" = 0 ] || again+=(--setup-only)
+		[ -z "$bindir" ] || again+=(--bindir "$_RQMAIL_QUICKSTART_TARGET")
 		exec setpriv --reuid="$run_uid" --regid="$run_gid" --clear-groups -- \
 			/bin/bash "$here/quickstart.sh" "${again[@]}"
 	fi
@@ -184,6 +197,47 @@ create_file "$dir/control/me" 644 "$domain"$'\n'
 create_file "$dir/control/locals" 644 "$domain"$'\n'localhost$'\n'
 create_file "$dir/control/rcpthosts" 644 "$domain"$'\n'localhost$'\n'
 create_file "$dir/control/defaultdelivery" 644 $'./Maildir/\n'
+me=$(head -n 1 "$dir/control/me")
+
+# The SMTP servers' rules, compiled into tcp.smtp.cdb whenever the text is newer. A real
+# install requires AUTH on the submission ports, and AUTH checks system passwords, which
+# a single-user instance cannot read (rqmail-checkpassword is not setgid shadow here): so
+# loopback clients may relay, and may submit without AUTH (SMTPAUTH="").
+rules=$dir/control/tcp.smtp
+create_file "$rules" 644 '# tcp.smtp of the quick start: who may connect to the SMTP servers, in tcprules
+# format (see control/README). Loopback may relay, and may submit on the submission
+# ports without AUTH (SMTPAUTH=""): AUTH checks system passwords, which a single-user
+# instance cannot read. Compiled into tcp.smtp.cdb when the quick start runs.
+127.:allow,RELAYCLIENT="",SMTPAUTH=""
+::1:allow,RELAYCLIENT="",SMTPAUTH=""
+:allow
+'
+if [ ! -e "$rules.cdb" ] || [ "$rules" -nt "$rules.cdb" ]; then
+	"$dir/bin/rqmail-tcprules" "$rules.cdb" "$rules.tmp" <"$rules" ||
+		die "$rules has an error (above): fix it and run again"
+fi
+
+# The TLS certificate for STARTTLS and implicit TLS: self-signed for control/me.
+cert=$dir/control/servercert.pem
+tls_note=''
+if [ ! -e "$cert" ]; then
+	if command -v openssl >/dev/null 2>&1; then
+		tmp=$(mktemp -d "$dir/control/.servercert.XXXXXX")
+		if ! openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$me" \
+			-keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>"$tmp/errors"; then
+			cat "$tmp/errors" >&2
+			rm -rf "$tmp"
+			die "openssl could not make a certificate"
+		fi
+		cat "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/servercert.pem"
+		chmod 600 "$tmp/servercert.pem"
+		mv -f "$tmp/servercert.pem" "$cert"
+		rm -rf "$tmp"
+		changed+=(control/servercert.pem)
+	else
+		tls_note=" (no openssl, so no certificate: no STARTTLS, no implicit TLS)"
+	fi
+fi
 
 # The queue, laid out as rqmail_qfiles::Queue::create makes it (the split count is
 # rqmail_control::SPLIT, qmail's conf-split): only missing parts are made.
@@ -241,7 +295,7 @@ fi
 
 # The password, for the login services of later issues: a SHA-512 crypt hash, one
 # "name:hash" line per user, readable by the instance's user only.
-password_note="login services (POP3, IMAP, SMTP AUTH) come in later issues"
+password_note="for POP3 and IMAP, which come in later issues"
 if command -v openssl >/dev/null 2>&1; then
 	pw=$dir/users/password
 	if ! { [ -e "$pw" ] && grep -q "^$user:" "$pw"; }; then
@@ -249,7 +303,7 @@ if command -v openssl >/dev/null 2>&1; then
 		(umask 077 && printf '%s:%s\n' "$user" "$hash" >>"$pw")
 		changed+=("users/password (+$user)")
 	fi
-	password_note="its hash is in $pw; $password_note"
+	password_note="its hash is in $pw, $password_note"
 fi
 
 # ---------------------------------------------------------------------------- what to do now
@@ -261,19 +315,26 @@ else
 	as='' send_note=''
 	who="$(id -un 2>/dev/null || echo "uid $uid")"
 fi
-me=$(head -n 1 "$dir/control/me")
 p=$base_port
+smtp_example="import smtplib; smtplib.SMTP(\"127.0.0.1\", $((p + 25))).sendmail(\"someone@$me\", [\"$user@$me\"], \"Subject: hello\\r\\n\\r\\nhi\\r\\n\")"
 cat <<EOF
 
 rqmail instance in $dir, running as $who
   created this run:  ${changed[*]:-nothing (everything was already there; binaries updated)}
   mail domain:       $me (control/me; locals: $(paste -sd ' ' "$dir/control/locals"))
   test user:         $user, password '$password' ($password_note)
+  SMTP AUTH:         checks system accounts, whose passwords a single-user instance cannot
+                     read; loopback clients may relay and submit without it (control/tcp.smtp)
 
 Mail for $user@$me lands in
   $maildir/new/
 
-Send a message$send_note:
+Send a message over SMTP (loopback may relay):
+  swaks --server 127.0.0.1 --port $((p + 25)) --from someone@$me --to $user@$me
+  python3 -c '$smtp_example'
+  swaks --server 127.0.0.1 --port $((p + 587)) -tls --to $user@$me       (submission, STARTTLS)
+  swaks --server 127.0.0.1 --port $((p + 465)) --tls-on-connect --to $user@$me   (implicit TLS)
+or from the command line$send_note:
   echo hi | ${as}$dir/bin/sendmail $user@$me
   printf 'Subject: hello\n\nhi\n' | ${as}$dir/bin/sendmail -f someone@$me $user@$me
   printf 'To: $user@$me\nSubject: hello\n\nhi\n' | ${as}$dir/bin/rqmail-inject
@@ -286,39 +347,96 @@ See the queue:
 Configure: edit $dir/control/*, $dir/users/assign (then ${as}$dir/bin/rqmail-newu),
   dot-qmail files in $home.
 
-Ports (loopback, base $p). The SMTP, POP3 and IMAP servers come in later issues and are
-not running yet:
-  SMTP        $((p + 25))
+Ports (loopback, base $p)$tls_note:
+  SMTP        $((p + 25)) (STARTTLS)
   submission  $((p + 587)) (STARTTLS), $((p + 465)) (implicit TLS)
-  POP3        $((p + 110)) (STLS), $((p + 995)) (implicit TLS)
-  IMAP        $((p + 143)) (STARTTLS), $((p + 993)) (implicit TLS)
+  POP3        $((p + 110)) (STLS), $((p + 995)) (implicit TLS)      not yet: a later issue
+  IMAP        $((p + 143)) (STARTTLS), $((p + 993)) (implicit TLS)   not yet: a later issue
 EOF
 
 if [ "$setup_only" = 1 ]; then
+	start_again=""
+	[ -z "$bindir" ] || start_again=" --bindir $release"
 	echo
-	echo "Start it with: $here/quickstart.sh --dir $dir   (or: ${as}$dir/bin/rqmail-start)"
+	echo "Start it with: $here/quickstart.sh --dir $dir$start_again"
 	exit 0
 fi
 
 echo
-echo "Starting rqmail (rqmail-start: the scheduler logs below). Stop it with Ctrl-C."
+echo "Starting rqmail (rqmail-start and the SMTP servers log below). Stop it with Ctrl-C."
 echo
-# rqmail-send stops cleanly on TERM. A background job of a script ignores SIGINT, so Ctrl-C
-# reaches only this shell, which turns it into a TERM for the scheduler.
+# Every program runs in the background; Ctrl-C reaches only this shell (a background job of
+# a script ignores SIGINT), which turns it into a TERM for each: rqmail-send finishes the
+# deliveries in flight, rqmail-tcpserver stops accepting and waits for its sessions.
+pids=() names=()
+stopping=0 failed=0
+stop_all() {
+	stopping=1
+	[ ${#pids[@]} -eq 0 ] || kill -TERM "${pids[@]}" 2>/dev/null || :
+}
+trap stop_all INT TERM HUP
+ready=$(mktemp -d "$dir/.quickstart-run.XXXXXX")
+trap 'rm -rf "$ready"' EXIT
+
 "$dir/bin/rqmail-start" &
-start_pid=$!
-stopping=0
-trap 'stopping=1; kill -TERM "$start_pid" 2>/dev/null || :' INT TERM HUP
-set +e
-wait "$start_pid"
-rc=$?
-while kill -0 "$start_pid" 2>/dev/null; do
-	wait "$start_pid"
-	rc=$?
-done
-if [ "$stopping" = 1 ]; then
-	echo "quickstart: rqmail stopped"
-	exit 0
+pids+=($!) names+=(rqmail-start)
+
+limit=$(sed -n '1s/[^0-9].*//p' "$dir/control/concurrencyincoming" 2>/dev/null || :)
+[ "${limit:-0}" -gt 0 ] 2>/dev/null || limit=40
+
+# smtp_server NAME PORT [VAR=VALUE...]: rqmail-tcpserver on 127.0.0.1:PORT running
+# rqmail-smtpd as the services do, with a clean environment; waits until it listens
+# (-1 prints the port then).
+smtp_server() {
+	local name=$1 port=$2 i
+	shift 2
+	[ "$stopping" = 0 ] || return 0
+	env - PATH=/usr/bin:/bin "$@" "$dir/bin/rqmail-tcpserver" -1 -v -R -H -l "$me" \
+		-x "$dir/control/tcp.smtp.cdb" -c "$limit" -i 10 127.0.0.1 "$port" \
+		"$dir/bin/rqmail-smtpd" "$me" "$dir/bin/rqmail-checkpassword" /bin/true \
+		>"$ready/$name" &
+	pids+=($!) names+=("$name")
+	for ((i = 0; i < 100; i++)); do
+		[ "$stopping" = 0 ] || return 0 # interrupted meanwhile
+		if [ -s "$ready/$name" ]; then
+			echo "quickstart: $name listening on 127.0.0.1:$port"
+			return 0
+		fi
+		kill -0 "$!" 2>/dev/null || break
+		sleep 0.1 || : # Ctrl-C kills it too; set -e must not end the script then
+	done
+	[ "$stopping" = 0 ] || return 0
+	echo "quickstart: $name could not listen on 127.0.0.1:$port (in use? see above)" >&2
+	failed=1
+	stop_all
+}
+smtp_server smtp $((p + 25))
+smtp_server submission $((p + 587)) 'SMTPAUTH=!'
+if [ -e "$cert" ]; then
+	smtp_server smtps $((p + 465)) 'SMTPAUTH=!' SMTPS=1
+else
+	echo "quickstart: no $cert, so no server on $((p + 465))"
 fi
-echo "quickstart: rqmail-start exited with status $rc" >&2
-exit "$rc"
+
+set +e
+while :; do
+	alive=0
+	for i in "${!pids[@]}"; do
+		if kill -0 "${pids[$i]}" 2>/dev/null; then
+			alive=$((alive + 1))
+		elif [ "$stopping" = 0 ]; then
+			echo "quickstart: ${names[$i]} stopped unexpectedly; stopping the others" >&2
+			failed=1
+			stop_all
+		fi
+	done
+	[ "$alive" -gt 0 ] || break
+	# Returns when a program exits or a signal arrives (the trap runs first).
+	wait -n
+done
+if [ "$failed" = 1 ]; then
+	echo "quickstart: stopped after a failure" >&2
+	exit 111
+fi
+echo "quickstart: rqmail stopped"
+exit 0

@@ -1,5 +1,7 @@
 //! The installer end to end, as root: install/install.sh into a scratch prefix with the
-//! real accounts, then mail from a real user through every uid change to their Maildir.
+//! real accounts, then mail from a real user through every uid change to their Maildir,
+//! and over SMTP through the SMTP services' systemd command lines (run as root, on high
+//! ports), with AUTH through the installed setgid-shadow rqmail-checkpassword.
 //!
 //! The prefix lives under the workspace's `target/`, not /tmp, because a set-uid
 //! rqmail-queue only works on a filesystem mounted without `nosuid`, which /tmp often is.
@@ -7,6 +9,7 @@
 //! existed before the test (a real install) are left alone.
 
 use rqmail_e2e::{target_dir, wait_for};
+use rqmail_rules::{Action, Cdb, Client};
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -23,7 +26,7 @@ const HOST: &str = "install-test.example";
 const ACCOUNTS: [&str; 6] = [
     "rqmaild", "rqmaill", "alias", "rqmailq", "rqmails", "rqmailr",
 ];
-const GROUPS: [&str; 2] = ["rqmail", "rqnofiles"];
+const GROUPS: [&str; 3] = ["rqmail", "rqnofiles", "shadow"];
 /// A clean PATH, as the service managers give rqmail-start.
 const PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin";
 
@@ -72,6 +75,8 @@ struct Scratch {
     accounts_before: Vec<&'static str>,
     groups_before: Vec<&'static str>,
     user_created: bool,
+    /// The SMTP servers started from the systemd units' command lines.
+    servers: Vec<Child>,
 }
 
 impl Scratch {
@@ -94,6 +99,7 @@ impl Scratch {
                 .collect(),
             groups_before: GROUPS.into_iter().filter(|g| gid_of(g).is_some()).collect(),
             user_created: false,
+            servers: Vec::new(),
         }
     }
 
@@ -166,6 +172,18 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        for server in &mut self.servers {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(server.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            if !wait_for(Duration::from_secs(10), || {
+                matches!(server.try_wait(), Ok(Some(_)))
+            }) {
+                let _ = server.kill();
+                let _ = server.wait();
+            }
+        }
         self.stop();
         // The spawns exit when send's pipes close; give them a moment before the files go.
         wait_for(Duration::from_secs(10), || daemons(&self.prefix).is_empty());
@@ -184,6 +202,11 @@ impl Drop for Scratch {
         }
         if std::thread::panicking() {
             eprintln!("rqmail-send's log:\n{}", self.log_text());
+            for name in ["smtpd", "submission", "smtps"] {
+                let log = self.base.join(format!("{name}.log"));
+                let log = text(&std::fs::read(log).unwrap_or_default());
+                eprintln!("{name}'s log:\n{log}");
+            }
         }
         // Removed even after a failure: it holds a set-uid binary.
         let _ = std::fs::remove_dir_all(&self.base);
@@ -324,7 +347,18 @@ fn check_modes(prefix: &Path) {
         ("bin/rqmail-qread".into(), 0, 0o755),
         ("bin/rqmail-qstat".into(), 0, 0o755),
         ("bin/rqmail-maildirmake".into(), 0, 0o755),
+        ("bin/rqmail-tcpserver".into(), 0, 0o755),
+        ("bin/rqmail-tcprules".into(), 0, 0o755),
+        ("bin/rqmail-smtpd".into(), 0, 0o755),
+        ("bin/rqmail-checkpassword".into(), 0, 0o2755),
         ("control".into(), 0, 0o755),
+        ("control/tcp.smtp".into(), 0, 0o644),
+        ("control/tcp.smtp.cdb".into(), 0, 0o644),
+        (
+            "control/servercert.pem".into(),
+            uid_of("rqmaild").unwrap(),
+            0o400,
+        ),
         ("users".into(), 0, 0o755),
         ("alias".into(), a, 0o2755),
         ("queue".into(), q, 0o750),
@@ -362,6 +396,12 @@ fn check_modes(prefix: &Path) {
     ] {
         assert_eq!(owner_mode(&prefix.join(path)).1, g, "group of {path}");
     }
+    // Set-gid shadow, so that rqmail-smtpd (rqmaild) can have a system password checked.
+    assert_eq!(
+        owner_mode(&prefix.join("bin/rqmail-checkpassword")).1,
+        gid_of("shadow").unwrap(),
+        "group of bin/rqmail-checkpassword"
+    );
     let split = std::fs::read_dir(prefix.join("queue/local"))
         .unwrap()
         .count();
@@ -385,6 +425,153 @@ fn check_modes(prefix: &Path) {
             "alias/Maildir/{sub}"
         );
     }
+}
+
+/// What a rules CDB decides for a client IP: allowed or not, and the variables it sets.
+fn rules_for(cdb: &Path, ip: &str) -> (Action, Vec<(String, String)>) {
+    let db = Cdb::open(cdb).unwrap_or_else(|e| panic!("{}: {e}", cdb.display()));
+    let client = Client {
+        ip: ip.as_bytes(),
+        host: None,
+        info: None,
+    };
+    let decision = rqmail_rules::lookup(&db, &client).unwrap();
+    let vars = decision
+        .vars
+        .iter()
+        .map(|(n, v)| (text(n), text(v)))
+        .collect();
+    (decision.action, vars)
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The command line and environment systemd gives a unit's ExecStart, read from the unit
+/// as install.sh installs it (PREFIX substituted): continuation lines joined with a
+/// space, `$$` turned into `$`, `Environment=` assignments collected. The listening
+/// address `0 STANDARD_PORT` becomes `127.0.0.1 port`. The result is a shell command line
+/// (the units use no quoting that sh and systemd read differently).
+fn unit_command(
+    unit: &str,
+    prefix: &Path,
+    standard_port: u16,
+    port: u16,
+) -> (String, Vec<(String, String)>) {
+    let path = repo().join("install/systemd").join(unit);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("/var/rqmail", prefix.to_str().unwrap());
+    let mut lines: Vec<String> = Vec::new();
+    let mut continued = false;
+    for line in text.lines() {
+        if continued {
+            let last = lines.last_mut().unwrap();
+            last.push(' ');
+            last.push_str(line);
+        } else {
+            lines.push(line.to_string());
+        }
+        continued = lines.last().unwrap().ends_with('\\');
+        if continued {
+            lines.last_mut().unwrap().pop();
+        }
+    }
+    let mut exec = None;
+    let mut env = Vec::new();
+    for line in &lines {
+        if let Some(command) = line.strip_prefix("ExecStart=") {
+            assert!(exec.is_none(), "{unit}: one ExecStart");
+            exec = Some(command.to_string());
+        } else if let Some(assignments) = line.strip_prefix("Environment=") {
+            for assignment in assignments.split_whitespace() {
+                let (name, value) = assignment.split_once('=').unwrap();
+                env.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+    let exec = exec.unwrap_or_else(|| panic!("{unit}: no ExecStart"));
+    assert!(
+        !exec.contains('%'),
+        "{unit}: systemd would expand a % specifier: {exec}"
+    );
+    // Any "$" systemd itself would expand must be written "$$".
+    let unescaped = exec.replace("$$", "");
+    assert!(
+        !unescaped.contains('$'),
+        "{unit}: a single $ is a systemd variable: {exec}"
+    );
+    let exec = exec.replace("$$", "$");
+    let listen = format!(" 0 {standard_port} ");
+    assert!(
+        exec.contains(&listen),
+        "{unit}: listens on 0 {standard_port}: {exec}"
+    );
+    (exec.replace(&listen, &format!(" 127.0.0.1 {port} ")), env)
+}
+
+/// Runs a unit's ExecStart as systemd would (as root, in /, with only the unit's
+/// environment) on a high loopback port; returns the server once it has bound the port
+/// and changed its uid (its first "status:" line), with its log file.
+fn start_unit(s: &mut Scratch, unit: &str, name: &str, standard_port: u16) -> (u32, u16) {
+    let port = free_port();
+    let (command, env) = unit_command(unit, &s.prefix, standard_port, port);
+    let log = s.base.join(format!("{name}.log"));
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("exec {command}"))
+        .env_clear()
+        .envs(env)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    s.servers.push(child);
+    let log_text = || text(&std::fs::read(&log).unwrap_or_default());
+    assert!(
+        wait_for(Duration::from_secs(15), || log_text()
+            .contains("status: 0/")),
+        "{unit} did not start listening on {port}:\n{}",
+        log_text()
+    );
+    (pid, port)
+}
+
+/// Runs a Python 3 script with PORT set; asserts it succeeded.
+fn python(port: u16, script: &str) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("PORT", port.to_string())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Children of `parent` running `program` of this install.
+fn children_running(prefix: &Path, program: &str, parent: u32) -> Vec<u32> {
+    daemons(prefix)
+        .get(program)
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(|&p| parent_pid(p) == Some(parent))
+        .collect()
 }
 
 #[test]
@@ -448,6 +635,64 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
         !run.contains("/var/rqmail"),
         "the prefix is substituted:\n{run}"
     );
+    for (service, port) in [
+        ("rqmail-smtpd", 25),
+        ("rqmail-submission", 587),
+        ("rqmail-smtps", 465),
+    ] {
+        let run = std::fs::read_to_string(prefix.join("service").join(service).join("run"))
+            .unwrap_or_else(|e| panic!("service/{service}/run: {e}"));
+        assert!(
+            run.contains(&format!("home={}\n", prefix.display())) && !run.contains("/var/rqmail"),
+            "the prefix is substituted:\n{run}"
+        );
+        assert!(
+            run.contains(&format!(" 0 {port} ")),
+            "{service} listens on {port}:\n{run}"
+        );
+        let sh = Command::new("sh")
+            .arg("-n")
+            .arg(prefix.join("service").join(service).join("run"))
+            .status()
+            .unwrap();
+        assert!(sh.success(), "service/{service}/run is a valid sh script");
+        assert_eq!(
+            owner_mode(&prefix.join("service").join(service).join("log/main")).0,
+            uid_of("rqmaill").unwrap(),
+            "{service}/log/main belongs to rqmaill"
+        );
+    }
+    // The SMTP services' files: the rules (loopback may relay), the limit, the certificate.
+    assert_eq!(control("concurrencyincoming").lines().next(), Some("40"));
+    let tcp_smtp = control("tcp.smtp");
+    assert!(
+        tcp_smtp.contains("\n127.:allow,RELAYCLIENT=\"\"\n"),
+        "{tcp_smtp}"
+    );
+    let cdb = prefix.join("control/tcp.smtp.cdb");
+    let relay = (
+        Action::Allow,
+        vec![("RELAYCLIENT".to_string(), String::new())],
+    );
+    assert_eq!(rules_for(&cdb, "127.0.0.1"), relay);
+    assert_eq!(rules_for(&cdb, "::1"), relay);
+    assert_eq!(rules_for(&cdb, "192.0.2.1"), (Action::Allow, vec![]));
+    let cert = std::fs::read(prefix.join("control/servercert.pem")).unwrap();
+    let cert_text = text(&cert);
+    assert!(
+        cert_text.contains("-----BEGIN CERTIFICATE-----") && cert_text.contains("PRIVATE KEY-----"),
+        "servercert.pem holds the certificate and its key"
+    );
+    let subject = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in"])
+        .arg(prefix.join("control/servercert.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        text(&subject.stdout).contains(&format!("CN = {HOST}")),
+        "certificate for control/me: {}",
+        text(&subject.stdout)
+    );
 
     // 2. A real user with a Maildir in a home under the scratch directory.
     let home = s.base.join("home").join(USER);
@@ -493,7 +738,24 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
         home.display()
     );
     std::fs::write(prefix.join("users/assign"), assign).unwrap();
+    // An edited tcp.smtp (made newer than its cdb) is kept and compiled again.
+    let edited_rules = format!("{tcp_smtp}192.0.2.:deny\n");
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(prefix.join("control/tcp.smtp"), &edited_rules).unwrap();
+    std::fs::write(prefix.join("control/checkpassworddelay"), "100\n").unwrap();
     s.install(&["--hostname", "other.example"]);
+    assert_eq!(control("tcp.smtp"), edited_rules, "an edited tcp.smtp kept");
+    assert_eq!(
+        rules_for(&cdb, "192.0.2.1").0,
+        Action::Deny,
+        "the edited tcp.smtp compiled again"
+    );
+    assert_eq!(rules_for(&cdb, "127.0.0.1"), relay);
+    assert_eq!(
+        std::fs::read(prefix.join("control/servercert.pem")).unwrap(),
+        cert,
+        "the certificate kept"
+    );
     assert_eq!(control("me"), format!("{HOST}\n"), "control/me kept");
     assert_eq!(
         control("concurrencylocal"),
@@ -660,7 +922,155 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
         );
     }
 
-    // 8. TERM stops rqmail-send; the spawns follow when their pipes close.
+    // 8. The SMTP services, started from the systemd units' own command lines, as root.
+    let rqmaild = uid_of("rqmaild").unwrap();
+    let nofiles = gid_of("rqnofiles").unwrap();
+    let (smtpd_pid, smtp_port) = start_unit(&mut s, "rqmail-smtpd.service", "smtpd", 25);
+    let (submission_pid, submission_port) =
+        start_unit(&mut s, "rqmail-submission.service", "submission", 587);
+    let (smtps_pid, smtps_port) = start_unit(&mut s, "rqmail-smtps.service", "smtps", 465);
+    for pid in [smtpd_pid, submission_pid, smtps_pid] {
+        // The shell became rqmail-tcpserver, which bound the port and became rqmaild.
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+            prefix.join("bin/rqmail-tcpserver")
+        );
+        assert_eq!(
+            &status_ids(pid, "Uid:")[..],
+            &[rqmaild; 4],
+            "tcpserver {pid} uids"
+        );
+        assert_eq!(
+            &status_ids(pid, "Gid:")[..],
+            &[nofiles; 4],
+            "tcpserver {pid} gids"
+        );
+        assert_eq!(
+            status_ids(pid, "Groups:"),
+            vec![nofiles],
+            "tcpserver {pid} groups"
+        );
+    }
+    // A session in progress: rqmail-smtpd, the server's child, runs as rqmaild too.
+    {
+        use std::io::{BufRead, BufReader};
+        let stream = std::net::TcpStream::connect(("127.0.0.1", smtp_port)).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut greeting = String::new();
+        reader.read_line(&mut greeting).unwrap();
+        assert!(
+            greeting.starts_with(&format!("220 {HOST} ESMTP")),
+            "{greeting}"
+        );
+        let smtpd = children_running(&prefix, "rqmail-smtpd", smtpd_pid);
+        assert_eq!(smtpd.len(), 1, "one rqmail-smtpd under the server");
+        assert_eq!(&status_ids(smtpd[0], "Uid:")[..2], &[rqmaild, rqmaild]);
+        assert_eq!(&status_ids(smtpd[0], "Gid:")[..2], &[nofiles, nofiles]);
+        (&stream).write_all(b"QUIT\r\n").unwrap();
+        let mut bye = String::new();
+        reader.read_line(&mut bye).unwrap();
+        assert!(bye.starts_with("221 "), "{bye}");
+    }
+    // Port 25: loopback may relay (tcp.smtp); a message to the user lands in the Maildir.
+    python(
+        smtp_port,
+        &format!(
+            r#"
+import os, smtplib
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
+code, caps = s.ehlo("client.example")
+assert b"STARTTLS" in caps, caps
+s.sendmail("someone@remote.example", ["{USER}@{HOST}"], b"Subject: five\r\n\r\nover SMTP, port 25\r\n")
+s.quit()
+"#
+        ),
+    );
+    let file = wait_for_message(&s, &maildir, "over SMTP, port 25");
+    let got = text(&std::fs::read(&file).unwrap());
+    assert!(
+        got.contains("invoked from network"),
+        "queued by rqmaild:\n{got}"
+    );
+    assert!(
+        got.contains(&format!("(127.0.0.1)\n  by {HOST} with ESMTP")),
+        "the Received line names control/me:\n{got}"
+    );
+    // Submission: AUTH is required, offered after STARTTLS, and the installed set-gid
+    // rqmail-checkpassword checks the system password (a wrong one is refused).
+    let mut chpasswd = Command::new("chpasswd")
+        .env("PATH", PATH)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    chpasswd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{USER}:correct horse\n").as_bytes())
+        .unwrap();
+    assert!(chpasswd.wait().unwrap().success());
+    let tls = r#"
+import os, smtplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+"#;
+    python(
+        submission_port,
+        &format!(
+            r#"{tls}
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
+s.ehlo("client.example")
+code, reply = s.mail("{USER}@{HOST}")
+assert code == 530, (code, reply)
+s.rset()
+s.starttls(context=ctx)
+code, caps = s.ehlo("client.example")
+assert b"AUTH" in caps and b"PLAIN" in caps, caps
+try:
+    s.login("{USER}", "wrong horse"); raise SystemExit("accepted a wrong password")
+except smtplib.SMTPAuthenticationError as e:
+    assert e.smtp_code == 535, e
+s.login("{USER}", "correct horse")
+s.sendmail("{USER}@{HOST}", ["{USER}@{HOST}"], b"Subject: six\r\n\r\nsubmitted on 587\r\n")
+s.quit()
+"#
+        ),
+    );
+    let file = wait_for_message(&s, &maildir, "submitted on 587");
+    let got = text(&std::fs::read(&file).unwrap());
+    assert!(got.contains(&format!("({USER}@127.0.0.1)")), "{got}");
+    // SMTPS: TLS from the first byte, then AUTH.
+    python(
+        smtps_port,
+        &format!(
+            r#"{tls}
+s = smtplib.SMTP_SSL("127.0.0.1", int(os.environ["PORT"]), context=ctx)
+code, caps = s.ehlo("client.example")
+assert b"AUTH" in caps and b"STARTTLS" not in caps, caps
+s.login("{USER}", "correct horse")
+s.sendmail("{USER}@{HOST}", ["{USER}@{HOST}"], b"Subject: seven\r\n\r\nsubmitted on 465\r\n")
+s.quit()
+"#
+        ),
+    );
+    wait_for_message(&s, &maildir, "submitted on 465");
+    // TERM stops each server; it exits 0 once its sessions are over.
+    for mut server in std::mem::take(&mut s.servers) {
+        let pid = nix::unistd::Pid::from_raw(server.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        assert!(
+            wait_for(Duration::from_secs(10), || matches!(
+                server.try_wait(),
+                Ok(Some(_))
+            )),
+            "rqmail-tcpserver {pid} did not exit on TERM"
+        );
+        assert!(
+            server.wait().unwrap().success(),
+            "rqmail-tcpserver {pid} exit status"
+        );
+    }
+
+    // 9. TERM stops rqmail-send; the spawns follow when their pipes close.
     assert!(wait_for(Duration::from_secs(10), || s
         .log_text()
         .contains("end msg")));
