@@ -16,6 +16,7 @@ pub const PROGRAMS: &[&str] = &[
     "rqmail-send",
     "rqmail-lspawn",
     "rqmail-rspawn",
+    "rqmail-remote",
     "rqmail-clean",
     "rqmail-start",
     "rqmail-local",
