@@ -30,6 +30,7 @@ pub const PROGRAMS: &[&str] = &[
     "rqmail-checkpassword",
     "rqmail-tcpserver",
     "rqmail-tcprules",
+    "rqmail-pop3d",
 ];
 
 /// The unprivileged account tests run instances as when the suite runs as root, so that
