@@ -30,6 +30,7 @@ pub const PROGRAMS: &[&str] = &[
     "rqmail-checkpassword",
     "rqmail-tcpserver",
     "rqmail-tcprules",
+    "rqmail-login",
     "rqmail-pop3d",
 ];
 
