@@ -7,8 +7,9 @@
 #
 # Run it as root. Running it again upgrades the binaries, repairs the owners and modes of
 # the queue directories, and keeps every control file, users/assign and ~alias file.
-# It installs (never enables) a systemd unit per service: rqmail (the queue), and the SMTP
-# services rqmail-smtpd (port 25), rqmail-submission (587) and rqmail-smtps (465).
+# It installs (never enables) a systemd unit per service: rqmail (the queue), the SMTP
+# services rqmail-smtpd (port 25), rqmail-submission (587) and rqmail-smtps (465), and
+# the POP3 services rqmail-pop3d (port 110) and rqmail-pop3s (995).
 set -eu
 umask 022 # files and directories get exactly the modes set below
 
@@ -24,7 +25,8 @@ usage: $0 [options]
                         (managed elsewhere, e.g. LDAP); they must exist
   --sendmail-link       point /usr/sbin/sendmail and /usr/lib/sendmail at rqmail's
   --daemontools         install daemontools run scripts in PREFIX/service/NAME for
-                        rqmail, rqmail-smtpd, rqmail-submission and rqmail-smtps
+                        rqmail, rqmail-smtpd, rqmail-submission, rqmail-smtps,
+                        rqmail-pop3d and rqmail-pop3s
 EOF
 }
 
@@ -86,7 +88,10 @@ SHADOW=shadow    # may read /etc/shadow (Debian's group for unix_chkpwd)
 # given. rqmail-queue is the only setuid program; the root-only programs are unreadable
 # by others; daemons are 0711. rqmail-checkpassword is setgid shadow, as Debian's
 # unix_chkpwd is, so that rqmail-smtpd (rqmaild) can have it check a system password;
-# it gives the group up as soon as it has read the hash.
+# it gives the group up as soon as it has read the hash. rqmail-login is started as
+# root by rqmail-tcpserver (the POP3 services): it drops its network-facing half to
+# rqmaild itself, and runs rqmail-checkpassword, which becomes the user and runs
+# rqmail-pop3d.
 BINARIES="
 rqmail-queue       rqmailq 4711
 rqmail-lspawn      root    0700
@@ -104,6 +109,8 @@ rqmail-maildirmake root    0755
 rqmail-tcpserver   root    0755
 rqmail-tcprules    root    0755
 rqmail-smtpd       root    0755
+rqmail-login       root    0755
+rqmail-pop3d       root    0755
 rqmail-checkpassword root:$SHADOW 2755
 "
 
@@ -364,24 +371,29 @@ if [ -f "$prefix/users/assign" ]; then
     say "compiled $prefix/users/assign into $prefix/users/cdb"
 fi
 
-# The SMTP services' rules: control/tcp.smtp (copied from the sample above when missing:
-# loopback may relay, everyone else may send mail for rcpthosts) compiled into
-# tcp.smtp.cdb, which rqmail-tcpserver reads as rqmaild; recompiled when the text is newer.
-rules=$prefix/control/tcp.smtp
-if [ -f "$rules" ] && { [ ! -e "$rules.cdb" ] || [ "$rules" -nt "$rules.cdb" ]; }; then
-    if "$prefix/bin/rqmail-tcprules" "$rules.cdb" "$rules.tmp" <"$rules"; then
-        chown root:$GROUP "$rules.cdb"
-        chmod 0644 "$rules.cdb"
-        say "compiled $rules into $rules.cdb"
-    else
-        warn "$rules has an error (above); $rules.cdb left as it was: fix it and run again"
+# The services' rules, control/tcp.smtp (SMTP: loopback may relay, everyone else may send
+# mail for rcpthosts) and control/tcp.pop3 (POP3: loopback may log in without TLS), both
+# copied from the samples above when missing, compiled into tcp.smtp.cdb and tcp.pop3.cdb,
+# which rqmail-tcpserver reads for every connection; recompiled when the text is newer.
+for spec in "tcp.smtp SMTP" "tcp.pop3 POP3"; do
+    read -r name what <<<"$spec"
+    rules=$prefix/control/$name
+    if [ -f "$rules" ] && { [ ! -e "$rules.cdb" ] || [ "$rules" -nt "$rules.cdb" ]; }; then
+        if "$prefix/bin/rqmail-tcprules" "$rules.cdb" "$rules.tmp" <"$rules"; then
+            chown root:$GROUP "$rules.cdb"
+            chmod 0644 "$rules.cdb"
+            say "compiled $rules into $rules.cdb"
+        else
+            warn "$rules has an error (above); $rules.cdb left as it was: fix it and run again"
+        fi
     fi
-fi
-[ -e "$rules.cdb" ] ||
-    warn "no $rules.cdb: the SMTP services drop every connection until it exists"
+    [ -e "$rules.cdb" ] ||
+        warn "no $rules.cdb: the $what services drop every connection until it exists"
+done
 
-# control/servercert.pem: the certificate chain and private key STARTTLS and SMTPS use.
-# Made self-signed for control/me when missing; rqmail-smtpd (rqmaild) alone may read it.
+# control/servercert.pem: the certificate chain and private key STARTTLS, SMTPS, STLS and
+# POP3S use. Made self-signed for control/me when missing; rqmaild alone may read it (it
+# runs rqmail-smtpd and the front of rqmail-login).
 cert=$prefix/control/servercert.pem
 me=$(head -n 1 "$prefix/control/me")
 if [ ! -e "$cert" ] && [ ! -L "$cert" ]; then
@@ -400,12 +412,12 @@ if [ ! -e "$cert" ] && [ ! -L "$cert" ]; then
         fi
         rm -rf "$tmpdir"
     else
-        warn "no openssl: no $cert made, so STARTTLS is not offered and port 465 cannot work"
+        warn "no openssl: no $cert made, so STARTTLS and STLS are not offered and ports 465 and 995 cannot work"
     fi
 elif command -v setpriv >/dev/null &&
     ! setpriv --reuid="$(id -u rqmaild)" --regid="$(id -g rqmaild)" --clear-groups \
         test -r "$cert"; then
-    warn "rqmaild cannot read $cert: STARTTLS and SMTPS will fail (chown rqmaild $cert)"
+    warn "rqmaild cannot read $cert: STARTTLS, SMTPS, STLS and POP3S will fail (chown rqmaild $cert)"
 fi
 
 # --- Service files --------------------------------------------------------------------
@@ -430,8 +442,8 @@ install_text() {
     say "installed $dest"
 }
 
-# One service per program: the queue, and SMTP on ports 25, 587 and 465.
-SERVICES="rqmail rqmail-smtpd rqmail-submission rqmail-smtps"
+# One service per program: the queue, SMTP on ports 25, 587 and 465, POP3 on 110 and 995.
+SERVICES="rqmail rqmail-smtpd rqmail-submission rqmail-smtps rqmail-pop3d rqmail-pop3s"
 
 systemd=no
 if [ -d /run/systemd/system ]; then
@@ -485,16 +497,21 @@ Next:
     with; recompile it with rqmail-tcprules, see the file); $prefix/control/servercert.pem
     is the TLS certificate (self-signed unless you replaced it). Stop any other MTA
     listening on port 25 first.
+  * POP3: system accounts read ~/Maildir with their passwords, inside TLS (STLS on 110,
+    or 995); $prefix/control/tcp.pop3 lets loopback log in without TLS. Stop any other
+    POP3 server on ports 110 and 995 first.
 
-Start the queue (rqmail-start must get a clean environment; it logs to stderr) and the
+Start the queue (rqmail-start must get a clean environment; it logs to stderr), the
 SMTP services (rqmail-smtpd: port 25; rqmail-submission: 587, AUTH required;
-rqmail-smtps: 465, TLS, AUTH required):
+rqmail-smtps: 465, TLS, AUTH required) and the POP3 services (rqmail-pop3d: port 110,
+STLS; rqmail-pop3s: 995, TLS):
 EOF
 if [ $systemd = yes ]; then
     cat <<EOF
   systemd:     systemctl daemon-reload
                systemctl enable --now rqmail.service
                systemctl enable --now rqmail-smtpd.service rqmail-submission.service rqmail-smtps.service
+               systemctl enable --now rqmail-pop3d.service rqmail-pop3s.service
                (logs: journalctl -u rqmail -u rqmail-smtpd ...)
 EOF
 fi
@@ -502,6 +519,7 @@ if [ $daemontools = yes ]; then
     cat <<EOF
   daemontools: ln -s $prefix/service/rqmail $prefix/service/rqmail-smtpd \\
                  $prefix/service/rqmail-submission $prefix/service/rqmail-smtps \\
+                 $prefix/service/rqmail-pop3d $prefix/service/rqmail-pop3s \\
                  /etc/service/   (or /service/)
                (logs in $prefix/service/NAME/log/main)
 EOF
@@ -513,7 +531,7 @@ EOF
 fi
 cat <<EOF
   by hand:     env - PATH=/usr/bin:/bin $prefix/bin/rqmail-start
-               (the SMTP command lines are in $prefix/service/*/run with --daemontools)
+               (the SMTP and POP3 command lines are in $prefix/service/*/run with --daemontools)
 Stop rqmail with SIGTERM to rqmail-send: it finishes the deliveries in progress first.
 SIGTERM to rqmail-tcpserver stops accepting; it exits when its sessions have ended.
 EOF

@@ -1,8 +1,10 @@
 #!/bin/bash
 # rqmail quick start: builds the release binaries and runs a complete rqmail instance in one
 # directory, in the foreground, until interrupted (Ctrl-C stops it cleanly): the queue
-# (rqmail-start) and SMTP on loopback (rqmail-tcpserver + rqmail-smtpd) at base+25,
-# base+587 (submission) and base+465 (implicit TLS).
+# (rqmail-start), SMTP on loopback (rqmail-tcpserver + rqmail-smtpd) at base+25,
+# base+587 (submission) and base+465 (implicit TLS), and POP3 on loopback
+# (rqmail-tcpserver + rqmail-login + rqmail-pop3d) at base+110 (STLS) and base+995
+# (implicit TLS), for the test user.
 #
 #   install/quickstart.sh [--dir DIR] [--base-port N] [--domain D] [--user NAME]
 #                         [--password PW] [--bindir DIR] [--setup-only]
@@ -212,10 +214,22 @@ create_file "$rules" 644 '# tcp.smtp of the quick start: who may connect to the 
 ::1:allow,RELAYCLIENT="",SMTPAUTH=""
 :allow
 '
-if [ ! -e "$rules.cdb" ] || [ "$rules" -nt "$rules.cdb" ]; then
-	"$dir/bin/rqmail-tcprules" "$rules.cdb" "$rules.tmp" <"$rules" ||
-		die "$rules has an error (above): fix it and run again"
-fi
+# The POP3 servers' rules: the quick start listens on loopback only, and loopback may
+# log in without TLS (POP3_PLAINTEXT=""), so on base+110 without STLS too.
+create_file "$dir/control/tcp.pop3" 644 '# tcp.pop3 of the quick start: who may connect to the POP3 servers, in tcprules
+# format (see control/README). Loopback may log in without TLS (POP3_PLAINTEXT=""):
+# elsewhere passwords are taken only after STLS or on the implicit TLS port.
+# Compiled into tcp.pop3.cdb when the quick start runs.
+127.:allow,POP3_PLAINTEXT=""
+::1:allow,POP3_PLAINTEXT=""
+:allow
+'
+for rules in "$dir/control/tcp.smtp" "$dir/control/tcp.pop3"; do
+	if [ ! -e "$rules.cdb" ] || [ "$rules" -nt "$rules.cdb" ]; then
+		"$dir/bin/rqmail-tcprules" "$rules.cdb" "$rules.tmp" <"$rules" ||
+			die "$rules has an error (above): fix it and run again"
+	fi
+done
 
 # The TLS certificate for STARTTLS and implicit TLS: self-signed for control/me.
 cert=$dir/control/servercert.pem
@@ -293,17 +307,137 @@ if [ ! -e "$dir/users/cdb" ] || [ "$assign" -nt "$dir/users/cdb" ]; then
 	"$dir/bin/rqmail-newu"
 fi
 
-# The password, for the login services of later issues: a SHA-512 crypt hash, one
-# "name:hash" line per user, readable by the instance's user only.
-password_note="for POP3 and IMAP, which come in later issues"
+# The password, for the login services: a SHA-512 crypt hash, one "name:hash" line per
+# user, readable by the instance's user only.
+pw=$dir/users/password
 if command -v openssl >/dev/null 2>&1; then
-	pw=$dir/users/password
 	if ! { [ -e "$pw" ] && grep -q "^$user:" "$pw"; }; then
 		hash=$(printf '%s\n' "$password" | openssl passwd -6 -stdin)
 		(umask 077 && printf '%s:%s\n' "$user" "$hash" >>"$pw")
 		changed+=("users/password (+$user)")
 	fi
-	password_note="its hash is in $pw, $password_note"
+fi
+
+# The POP3 logins' checkpassword. rqmail-checkpassword checks system accounts, and the
+# test user is not one; until rqmail has virtual users (a later issue), this stand-in
+# checks the users in users/password. It is one of the quick start's programs, like the
+# binaries: written again on every run. Its interpreter is an absolute path, since the
+# servers run with PATH=/usr/bin:/bin.
+python=''
+for candidate in /usr/bin/python3 /usr/local/bin/python3 "$(command -v python3 || :)"; do
+	if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+		python=$candidate
+		break
+	fi
+done
+checkpassword=$dir/bin/quickstart-checkpassword
+if [ -n "$python" ]; then
+	[ -e "$checkpassword" ] || changed+=(bin/quickstart-checkpassword)
+	{
+		printf '#!%s\n' "$python"
+		cat <<'EOF'
+# quickstart-checkpassword PROG [ARG...]: the quick start's stand-in for
+# rqmail-checkpassword, until rqmail has virtual users (a later issue). The quick start's
+# test user is no system account, so rqmail-checkpassword cannot check its password.
+#
+# djb's checkpassword interface: reads "user\0password\0timestamp\0" (at most 512 bytes)
+# on fd 3, looks the user up in DIR/users/password ("name:crypt-hash" lines; DIR is the
+# parent of this script's directory), and on a match sets USER and HOME to
+# DIR/home/NAME, enters that directory and execs PROG ARG... (rqmail-pop3d Maildir).
+# Exit codes: 1 refused (unknown user, wrong password), 2 misuse, 111 a temporary
+# problem. It changes no uid: the whole instance runs as one user. Written by
+# install/quickstart.sh on every run, so edits here are lost.
+import hmac, os, re, subprocess, sys
+
+
+def fail(code, why):
+    print("quickstart-checkpassword: " + why, file=sys.stderr)
+    sys.exit(code)
+
+
+def crypt_hash(password, setting):
+    """password hashed with the salt of setting, as crypt(3) does: with Python's crypt
+    module where there still is one (it is gone in 3.13), else with openssl passwd
+    (which knows $1$, $5$ and $6$ without rounds=)."""
+    try:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import crypt
+        return crypt.crypt(password.decode("utf-8", "surrogateescape"), setting) or ""
+    except ImportError:
+        pass
+    m = re.fullmatch(r"\$([156])\$([^$]{1,16})\$[./0-9A-Za-z]+", setting)
+    if m is None:
+        fail(111, "no crypt module, and openssl passwd cannot check this kind of hash")
+    if b"\n" in password:
+        return ""
+    try:
+        out = subprocess.run(
+            ["openssl", "passwd", "-" + m.group(1), "-salt", m.group(2), "-stdin"],
+            input=password + b"\n", capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        fail(111, "openssl passwd failed: %s" % e)
+    return out.stdout.decode("ascii", "replace").strip()
+
+
+if len(sys.argv) < 2:
+    fail(2, "usage: quickstart-checkpassword PROG [ARG...]")
+data = b""
+try:
+    while len(data) <= 512:
+        chunk = os.read(3, 513 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    os.close(3)
+except OSError as e:
+    fail(2, "unable to read fd 3: %s" % e)
+fields = data.split(b"\0")
+if len(data) > 512 or len(fields) < 3:
+    fail(2, "fd 3 does not hold user\\0password\\0timestamp\\0 in 512 bytes")
+user, password = fields[0], fields[1]
+name = user.decode("ascii", "replace")
+# Only names the quick start can have made: no '/', no "..", so the home stays in DIR.
+if not re.fullmatch(r"[a-z_][a-z0-9_.]*", name):
+    fail(1, "login refused: no such user")
+top = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])))
+stored = None
+try:
+    with open(os.path.join(top, "users", "password"), "rb") as f:
+        for line in f:
+            n, _, h = line.rstrip(b"\r\n").partition(b":")
+            if n == user and h:
+                stored = h.decode("ascii", "replace")
+                break
+except OSError as e:
+    fail(111, "unable to read users/password: %s" % e)
+if stored is None:
+    fail(1, "login refused for %s: no such user" % name)
+if not hmac.compare_digest(crypt_hash(password, stored).encode(), stored.encode()):
+    fail(1, "login refused for %s: wrong password" % name)
+home = os.path.join(top, "home", name)
+try:
+    os.chdir(home)
+except OSError as e:
+    fail(111, "unable to enter %s: %s" % (home, e))
+os.environ["USER"] = name
+os.environ["HOME"] = home
+try:
+    os.execv(sys.argv[1], sys.argv[1:])
+except OSError as e:
+    fail(111, "unable to run %s: %s" % (sys.argv[1], e))
+EOF
+	} >"$checkpassword.quickstart-tmp"
+	chmod 755 "$checkpassword.quickstart-tmp"
+	mv -f "$checkpassword.quickstart-tmp" "$checkpassword"
+fi
+if [ ! -e "$pw" ]; then
+	password_note="no openssl, so no users/password: POP3 logins fail"
+elif [ -z "$python" ]; then
+	password_note="no python3, so no POP3: bin/quickstart-checkpassword is a Python script"
+else
+	password_note="for POP3: its hash is in $pw, checked by bin/quickstart-checkpassword"
 fi
 
 # ---------------------------------------------------------------------------- what to do now
@@ -317,6 +451,24 @@ else
 fi
 p=$base_port
 smtp_example="import smtplib; smtplib.SMTP(\"127.0.0.1\", $((p + 25))).sendmail(\"someone@$me\", [\"$user@$me\"], \"Subject: hello\\r\\n\\r\\nhi\\r\\n\")"
+# POP3 is served when its checkpassword can work; the examples show the password where
+# it needs no quoting in a URL, a shell word and a Python string.
+pop3=0
+[ -z "$python" ] || [ ! -e "$pw" ] || pop3=1
+pop3_note='' shown_password=PASSWORD
+if [ -z "$python" ]; then
+	pop3_note='not served: no python3 for bin/quickstart-checkpassword'
+elif [ ! -e "$pw" ]; then
+	pop3_note='not served: no openssl, so no users/password'
+fi
+pop3_hint=''
+if [[ $password =~ ^[A-Za-z0-9._~-]+$ ]]; then
+	shown_password=$password
+else
+	pop3_hint=", with the password in place of PASSWORD"
+fi
+[ -z "$pop3_note" ] || pop3_hint="$pop3_hint, $pop3_note"
+pop3_example="import poplib, ssl; p = poplib.POP3_SSL(\"127.0.0.1\", $((p + 995)), context=ssl._create_unverified_context()); p.user(\"$user\"); p.pass_(\"$shown_password\"); print(p.stat()); print(p.retr(1)[1])"
 cat <<EOF
 
 rqmail instance in $dir, running as $who
@@ -341,6 +493,12 @@ or from the command line$send_note:
 Read it:
   ls $maildir/new
   cat $maildir/new/*
+or over POP3, as $user$pop3_hint (a message shows there a second after
+its delivery; -k and the unverified context because the certificate is self-signed):
+  curl -k pop3s://$user:$shown_password@127.0.0.1:$((p + 995))/      (the list)
+  curl -k pop3s://$user:$shown_password@127.0.0.1:$((p + 995))/1     (message 1)
+  curl pop3://$user:$shown_password@127.0.0.1:$((p + 110))/1         (no TLS: loopback may)
+  python3 -c '$pop3_example'
 See the queue:
   ${as}$dir/bin/rqmail-qstat
   ${as}$dir/bin/rqmail-qread
@@ -350,7 +508,7 @@ Configure: edit $dir/control/*, $dir/users/assign (then ${as}$dir/bin/rqmail-new
 Ports (loopback, base $p)$tls_note:
   SMTP        $((p + 25)) (STARTTLS)
   submission  $((p + 587)) (STARTTLS), $((p + 465)) (implicit TLS)
-  POP3        $((p + 110)) (STLS), $((p + 995)) (implicit TLS)      not yet: a later issue
+  POP3        $((p + 110)) (STLS), $((p + 995)) (implicit TLS)      ${pop3_note:-for $user (control/tcp.pop3)}
   IMAP        $((p + 143)) (STARTTLS), $((p + 993)) (implicit TLS)   not yet: a later issue
 EOF
 
@@ -363,7 +521,7 @@ if [ "$setup_only" = 1 ]; then
 fi
 
 echo
-echo "Starting rqmail (rqmail-start and the SMTP servers log below). Stop it with Ctrl-C."
+echo "Starting rqmail (rqmail-start and the SMTP and POP3 servers log below). Stop it with Ctrl-C."
 echo
 # Every program runs in the background; Ctrl-C reaches only this shell (a background job of
 # a script ignores SIGINT), which turns it into a TERM for each: rqmail-send finishes the
@@ -384,16 +542,21 @@ pids+=($!) names+=(rqmail-start)
 limit=$(sed -n '1s/[^0-9].*//p' "$dir/control/concurrencyincoming" 2>/dev/null || :)
 [ "${limit:-0}" -gt 0 ] 2>/dev/null || limit=40
 
-# smtp_server NAME PORT [VAR=VALUE...]: rqmail-tcpserver on 127.0.0.1:PORT running
-# rqmail-smtpd as the services do, with a clean environment; waits until it listens
-# (-1 prints the port then).
-smtp_server() {
-	local name=$1 port=$2 i
-	shift 2
+# tcp_server NAME PORT RULES [VAR=VALUE...] -- PROGRAM [ARG...]: rqmail-tcpserver on
+# 127.0.0.1:PORT with control/RULES.cdb, running PROGRAM per connection as the services
+# do, with a clean environment; waits until it listens (-1 prints the port then).
+tcp_server() {
+	local name=$1 port=$2 rules=$3 i
+	local vars=()
+	shift 3
+	while [ "$1" != -- ]; do
+		vars+=("$1")
+		shift
+	done
+	shift
 	[ "$stopping" = 0 ] || return 0
-	env - PATH=/usr/bin:/bin "$@" "$dir/bin/rqmail-tcpserver" -1 -v -R -H -l "$me" \
-		-x "$dir/control/tcp.smtp.cdb" -c "$limit" -i 10 127.0.0.1 "$port" \
-		"$dir/bin/rqmail-smtpd" "$me" "$dir/bin/rqmail-checkpassword" /bin/true \
+	env - PATH=/usr/bin:/bin "${vars[@]}" "$dir/bin/rqmail-tcpserver" -1 -v -R -H -l "$me" \
+		-x "$dir/control/$rules.cdb" -c "$limit" -i 10 127.0.0.1 "$port" "$@" \
 		>"$ready/$name" &
 	pids+=($!) names+=("$name")
 	for ((i = 0; i < 100; i++)); do
@@ -410,12 +573,38 @@ smtp_server() {
 	failed=1
 	stop_all
 }
+# smtp_server NAME PORT [VAR=VALUE...]: rqmail-smtpd, with AUTH through
+# rqmail-checkpassword (system accounts).
+smtp_server() {
+	local name=$1 port=$2
+	shift 2
+	tcp_server "$name" "$port" tcp.smtp "$@" -- \
+		"$dir/bin/rqmail-smtpd" "$me" "$dir/bin/rqmail-checkpassword" /bin/true
+}
+# pop3_server NAME PORT [-s]: rqmail-login (not root here, so it changes no uid) with the
+# quick start's checkpassword, which runs rqmail-pop3d on the user's Maildir.
+pop3_server() {
+	local name=$1 port=$2
+	shift 2
+	tcp_server "$name" "$port" tcp.pop3 -- "$dir/bin/rqmail-login" pop3 "$@" \
+		"$checkpassword" "$dir/bin/rqmail-pop3d" Maildir
+}
 smtp_server smtp $((p + 25))
 smtp_server submission $((p + 587)) 'SMTPAUTH=!'
 if [ -e "$cert" ]; then
 	smtp_server smtps $((p + 465)) 'SMTPAUTH=!' SMTPS=1
 else
 	echo "quickstart: no $cert, so no server on $((p + 465))"
+fi
+if [ "$pop3" = 1 ]; then
+	pop3_server pop3 $((p + 110))
+	if [ -e "$cert" ]; then
+		pop3_server pop3s $((p + 995)) -s
+	else
+		echo "quickstart: no $cert, so no server on $((p + 995))"
+	fi
+else
+	echo "quickstart: POP3 $pop3_note"
 fi
 
 set +e

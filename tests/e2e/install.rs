@@ -1,7 +1,9 @@
 //! The installer end to end, as root: install/install.sh into a scratch prefix with the
 //! real accounts, then mail from a real user through every uid change to their Maildir,
 //! and over SMTP through the SMTP services' systemd command lines (run as root, on high
-//! ports), with AUTH through the installed setgid-shadow rqmail-checkpassword.
+//! ports), with AUTH through the installed setgid-shadow rqmail-checkpassword; then read
+//! over POP3 (STLS and POP3S) through the POP3 services' command lines, with the front of
+//! rqmail-login as rqmaild and rqmail-pop3d as the user.
 //!
 //! The prefix lives under the workspace's `target/`, not /tmp, because a set-uid
 //! rqmail-queue only works on a filesystem mounted without `nosuid`, which /tmp often is.
@@ -202,7 +204,7 @@ impl Drop for Scratch {
         }
         if std::thread::panicking() {
             eprintln!("rqmail-send's log:\n{}", self.log_text());
-            for name in ["smtpd", "submission", "smtps"] {
+            for name in ["smtpd", "submission", "smtps", "pop3d", "pop3s"] {
                 let log = self.base.join(format!("{name}.log"));
                 let log = text(&std::fs::read(log).unwrap_or_default());
                 eprintln!("{name}'s log:\n{log}");
@@ -350,10 +352,16 @@ fn check_modes(prefix: &Path) {
         ("bin/rqmail-tcpserver".into(), 0, 0o755),
         ("bin/rqmail-tcprules".into(), 0, 0o755),
         ("bin/rqmail-smtpd".into(), 0, 0o755),
+        ("bin/rqmail-login".into(), 0, 0o755),
+        ("bin/rqmail-pop3d".into(), 0, 0o755),
         ("bin/rqmail-checkpassword".into(), 0, 0o2755),
         ("control".into(), 0, 0o755),
         ("control/tcp.smtp".into(), 0, 0o644),
         ("control/tcp.smtp.cdb".into(), 0, 0o644),
+        ("control/tcp.pop3".into(), 0, 0o644),
+        ("control/tcp.pop3.cdb".into(), 0, 0o644),
+        ("control/timeoutpop3d".into(), 0, 0o644),
+        ("control/logindelay".into(), 0, 0o644),
         (
             "control/servercert.pem".into(),
             uid_of("rqmaild").unwrap(),
@@ -639,6 +647,8 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
         ("rqmail-smtpd", 25),
         ("rqmail-submission", 587),
         ("rqmail-smtps", 465),
+        ("rqmail-pop3d", 110),
+        ("rqmail-pop3s", 995),
     ] {
         let run = std::fs::read_to_string(prefix.join("service").join(service).join("run"))
             .unwrap_or_else(|e| panic!("service/{service}/run: {e}"));
@@ -677,6 +687,19 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
     assert_eq!(rules_for(&cdb, "127.0.0.1"), relay);
     assert_eq!(rules_for(&cdb, "::1"), relay);
     assert_eq!(rules_for(&cdb, "192.0.2.1"), (Action::Allow, vec![]));
+    // The POP3 services' files: loopback may log in without TLS, others inside TLS only.
+    let pop3_cdb = prefix.join("control/tcp.pop3.cdb");
+    let plaintext = (
+        Action::Allow,
+        vec![("POP3_PLAINTEXT".to_string(), String::new())],
+    );
+    assert_eq!(rules_for(&pop3_cdb, "127.0.0.1"), plaintext);
+    assert_eq!(rules_for(&pop3_cdb, "::1"), plaintext);
+    assert_eq!(rules_for(&pop3_cdb, "192.0.2.1"), (Action::Allow, vec![]));
+    assert_eq!(control("timeoutpop3d").lines().next(), Some("1200"));
+    assert_eq!(control("logindelay").lines().next(), Some("1000"));
+    let said_pop3 = said.contains("rqmail-pop3d") && said.contains("rqmail-pop3s");
+    assert!(said_pop3, "install.sh says how to start POP3:\n{said}");
     let cert = std::fs::read(prefix.join("control/servercert.pem")).unwrap();
     let cert_text = text(&cert);
     assert!(
@@ -1053,6 +1076,131 @@ s.quit()
         ),
     );
     wait_for_message(&s, &maildir, "submitted on 465");
+
+    // 9. The POP3 services, from their units' command lines: rqmail-tcpserver stays root
+    //    (no -u), the front of rqmail-login becomes rqmaild, and rqmail-checkpassword runs
+    //    rqmail-pop3d as the user, who reads every message byte for byte. rqmail-pop3d
+    //    lists a message from the second after its delivery on.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (pop3d_pid, pop3d_port) = start_unit(&mut s, "rqmail-pop3d.service", "pop3d", 110);
+    let (pop3s_pid, pop3s_port) = start_unit(&mut s, "rqmail-pop3s.service", "pop3s", 995);
+    for pid in [pop3d_pid, pop3s_pid] {
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+            prefix.join("bin/rqmail-tcpserver")
+        );
+        assert_eq!(
+            &status_ids(pid, "Uid:")[..],
+            &[0; 4],
+            "tcpserver {pid} uids"
+        );
+    }
+    let pop3_prelude = format!(
+        r#"{tls}
+import poplib, re
+MAILDIR = "{maildir}"
+def status(pid):
+    fields = {{}}
+    try:
+        for line in open("/proc/%d/status" % pid):
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    except OSError:
+        pass
+    return fields
+def files():
+    found = {{}}
+    for sub in ("new", "cur"):
+        for name in os.listdir(os.path.join(MAILDIR, sub)):
+            wire = open(os.path.join(MAILDIR, sub, name), "rb").read().replace(b"\n", b"\r\n")
+            found[name.split(":")[0]] = wire if wire.endswith(b"\r\n") else wire + b"\r\n"
+    return found
+def check_processes(p, tcpserver):
+    front = int(re.match(rb"\+OK <(\d+)\.", p.getwelcome()).group(1))
+    f = status(front)
+    assert f["Uid"] == ["{rqmaild}"] * 4 and f["Gid"] == ["{nofiles}"] * 4, (f["Uid"], f["Gid"])
+    assert f["Groups"] == ["{nofiles}"], f["Groups"]
+    root = int(f["PPid"][0])
+    r = status(root)
+    assert r["Uid"] == ["0"] * 4 and r["PPid"] == [str(tcpserver)], (r["Uid"], r["PPid"])
+    # The root half's other child: rqmail-checkpassword, now rqmail-pop3d as the user.
+    sessions = [int(d) for d in os.listdir("/proc") if d.isdigit() and int(d) != front
+                and status(int(d)).get("PPid") == [str(root)]]
+    assert len(sessions) == 1, sessions
+    pop3d = sessions[0]
+    assert os.readlink("/proc/%d/exe" % pop3d) == "{prefix}/bin/rqmail-pop3d"
+    s = status(pop3d)
+    assert s["Uid"] == ["{uid}"] * 4 and s["Gid"] == ["{gid}"] * 4, (s["Uid"], s["Gid"])
+    assert s["Groups"] == ["{gid}"], s["Groups"]
+    assert os.readlink("/proc/%d/cwd" % pop3d) == MAILDIR
+def read_all(p):
+    want = files()
+    count, total = p.stat()
+    assert count == len(want) and total == sum(map(len, want.values())), (count, total)
+    resp, uidls, _ = p.uidl()
+    for line in uidls:
+        n, uid = line.split()
+        resp, lines, octets = p.retr(int(n))
+        assert b"".join(l + b"\r\n" for l in lines) == want[uid.decode()], (n, lines[:5])
+    assert p.quit().startswith(b"+OK")
+    return count
+"#,
+        maildir = maildir.display(),
+        prefix = prefix.display(),
+        uid = ids.0,
+        gid = ids.1,
+    );
+    python(
+        pop3d_port,
+        &format!(
+            r#"{pop3_prelude}
+p = poplib.POP3("127.0.0.1", int(os.environ["PORT"]), timeout=30)
+assert "STLS" in p.capa()
+p.stls(ctx)
+p.user("{USER}")
+try:
+    p.pass_("wrong horse"); raise SystemExit("accepted a wrong password")
+except poplib.error_proto as e:
+    assert b"[AUTH]" in e.args[0], e
+p.user("{USER}")
+assert p.pass_("correct horse").startswith(b"+OK")
+check_processes(p, {pop3d_pid})
+assert read_all(p) >= 5
+"#
+        ),
+    );
+    // QUIT moved them to cur/; over POP3S the same messages, again as the user.
+    let pop3d_log = s.base.join("pop3d.log");
+    assert!(
+        wait_for(Duration::from_secs(10), || text(
+            &std::fs::read(&pop3d_log).unwrap_or_default()
+        )
+        .contains(" status 0")),
+        "the POP3 session did not end"
+    );
+    assert!(
+        maildir_new(&maildir).is_empty(),
+        "rqmail-pop3d moved the messages to cur/"
+    );
+    python(
+        pop3s_port,
+        &format!(
+            r#"{pop3_prelude}
+p = poplib.POP3_SSL("127.0.0.1", int(os.environ["PORT"]), context=ctx, timeout=30)
+p.user("{USER}")
+assert p.pass_("correct horse").startswith(b"+OK")
+check_processes(p, {pop3s_pid})
+assert read_all(p) >= 5
+"#
+        ),
+    );
+    let log = text(&std::fs::read(&pop3d_log).unwrap_or_default());
+    assert!(
+        log.contains(&format!("login failed for {USER} (1 of 3)")),
+        "{log}"
+    );
+    assert!(!log.contains("horse"), "password logged:\n{log}");
+
     // TERM stops each server; it exits 0 once its sessions are over.
     for mut server in std::mem::take(&mut s.servers) {
         let pid = nix::unistd::Pid::from_raw(server.id() as i32);
@@ -1070,7 +1218,7 @@ s.quit()
         );
     }
 
-    // 9. TERM stops rqmail-send; the spawns follow when their pipes close.
+    // 10. TERM stops rqmail-send; the spawns follow when their pipes close.
     assert!(wait_for(Duration::from_secs(10), || s
         .log_text()
         .contains("end msg")));

@@ -1,8 +1,9 @@
 //! The quick start end to end: install/quickstart.sh sets up an instance in a scratch
 //! directory from the workspace's binaries (`--bindir`, instead of a release build), runs
-//! it in the foreground, takes messages over SMTP on base+25, base+587 and base+465, stops
-//! every program it started on TERM, and keeps an edited control file on a second run.
-//! Run as root, the instance runs as nobody, as the quick start does for root.
+//! it in the foreground, takes messages over SMTP on base+25, base+587 and base+465, lets
+//! the test user read them with curl over POP3 on base+995 (implicit TLS) and base+110,
+//! stops every program it started on TERM, and keeps an edited control file on a second
+//! run. Run as root, the instance runs as nobody, as the quick start does for root.
 
 use rqmail_e2e::{target_dir, wait_for};
 use rqmail_rules::{Action, Cdb, Client};
@@ -22,12 +23,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The ports of one base that the quick start serves.
-fn smtp_ports(base: u16) -> [u16; 3] {
-    [base + 25, base + 587, base + 465]
+/// The ports of one base that the quick start serves: SMTP, submission, SMTPS, POP3, POP3S.
+fn ports(base: u16) -> [u16; 5] {
+    [base + 25, base + 587, base + 465, base + 110, base + 995]
 }
 
-/// A base port in 20000-40000 whose SMTP ports are all free right now.
+/// A base port in 20000-40000 whose ports are all free right now.
 fn free_base() -> u16 {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -36,7 +37,7 @@ fn free_base() -> u16 {
         ^ std::process::id().wrapping_mul(2_654_435_761);
     for i in 0..200u32 {
         let base = 20000 + (seed.wrapping_add(i.wrapping_mul(7919)) % 20000) as u16;
-        let free = smtp_ports(base)
+        let free = ports(base)
             .iter()
             .all(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
         if free {
@@ -171,10 +172,10 @@ fn rules_for(cdb: &Path, ip: &str) -> (Action, Vec<(String, String)>) {
 }
 
 #[test]
-fn quickstart_serves_smtp_stops_on_term_and_keeps_edits() {
+fn quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits() {
     let mut s = Scratch::new();
     let base = free_base();
-    let [smtp, submission, smtps] = smtp_ports(base);
+    let [smtp, submission, smtps, pop3, pop3s] = ports(base);
 
     // 1. Setup only: the instance, the rules, the certificate; nothing keeps running.
     let out = s.setup_only(base);
@@ -212,6 +213,18 @@ fn quickstart_serves_smtp_stops_on_term_and_keeps_edits() {
         ),
         "loopback may relay and submit without AUTH"
     );
+    assert_eq!(
+        rules_for(&s.control("tcp.pop3.cdb"), "127.0.0.1"),
+        (
+            Action::Allow,
+            vec![("POP3_PLAINTEXT".to_string(), String::new())]
+        ),
+        "loopback may log in to POP3 without TLS"
+    );
+    assert!(
+        said.contains(&format!("curl -k pop3s://test:test@127.0.0.1:{pop3s}/1")),
+        "how to read mail over POP3:\n{said}"
+    );
     let cert = std::fs::read(s.control("servercert.pem")).unwrap();
     assert!(text(&cert).contains("PRIVATE KEY-----"));
 
@@ -229,7 +242,7 @@ fn quickstart_serves_smtp_stops_on_term_and_keeps_edits() {
     let started = wait_for(Duration::from_secs(30), || {
         let log = s.log_text();
         log.contains("status: local")
-            && [smtp, submission, smtps]
+            && [smtp, submission, smtps, pop3, pop3s]
                 .iter()
                 .all(|p| log.contains(&format!("listening on 127.0.0.1:{p}")))
     });
@@ -286,7 +299,95 @@ s.quit()
         );
     }
 
-    // 4. TERM to the script stops everything it started, and it says so.
+    // 4. The test user reads the messages over POP3 with curl: the quick start's
+    //    checkpassword knows its password. rqmail-pop3d shows a message from the second
+    //    after its delivery on.
+    std::thread::sleep(Duration::from_millis(1100));
+    let curl = |args: &[&str]| -> Output {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "30"])
+            .args(args)
+            .output()
+            .expect("curl")
+    };
+    let pop3s_url = format!("pop3s://test:test@127.0.0.1:{pop3s}/");
+    let out = curl(&["-k", &pop3s_url]);
+    assert!(
+        out.status.success(),
+        "curl {pop3s_url}: {}\n{}",
+        text(&out.stderr),
+        s.log_text()
+    );
+    let listing = text(&out.stdout);
+    assert_eq!(listing.lines().count(), 3, "{listing}");
+    let mut markers = Vec::new();
+    for n in 1..=3 {
+        // One session at a time: the previous one's rqmail-pop3d may still hold the lock.
+        let mut out = curl(&["-k", &format!("{pop3s_url}{n}")]);
+        for _ in 0..50 {
+            if out.status.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            out = curl(&["-k", &format!("{pop3s_url}{n}")]);
+        }
+        assert!(
+            out.status.success(),
+            "curl {pop3s_url}{n}: {}\n{}",
+            text(&out.stderr),
+            s.log_text()
+        );
+        let message = text(&out.stdout);
+        assert!(message.contains("Subject: quick start\r\n"), "{message}");
+        let on_disk = std::fs::read_dir(&maildir_new)
+            .unwrap()
+            .chain(std::fs::read_dir(maildir_new.with_file_name("cur")).unwrap())
+            .flatten()
+            .map(|f| text(&std::fs::read(f.path()).unwrap()).replace('\n', "\r\n"))
+            .any(|m| m == message);
+        assert!(
+            on_disk,
+            "message {n} is not a file of the Maildir byte for byte:\n{message}"
+        );
+        markers.extend(
+            message
+                .lines()
+                .filter(|l| l.starts_with("marker-"))
+                .map(str::to_string),
+        );
+    }
+    markers.sort();
+    assert_eq!(
+        markers,
+        ["marker-smtp", "marker-smtps", "marker-submission"]
+    );
+    // base+110: loopback may log in without TLS (the quick start's tcp.pop3); a wrong
+    // password is refused.
+    let pop3_url = format!("pop3://test:test@127.0.0.1:{pop3}/");
+    let mut out = curl(&[&pop3_url]);
+    for _ in 0..50 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        out = curl(&[&pop3_url]);
+    }
+    assert!(
+        out.status.success(),
+        "curl {pop3_url}: {}\n{}",
+        text(&out.stderr),
+        s.log_text()
+    );
+    assert_eq!(text(&out.stdout).lines().count(), 3);
+    let out = curl(&["-k", &format!("pop3s://test:wrong@127.0.0.1:{pop3s}/")]);
+    assert_eq!(out.status.code(), Some(67), "{}", text(&out.stderr));
+    assert!(
+        s.log_text().contains("login failed for test (1 of 3)"),
+        "{}",
+        s.log_text()
+    );
+
+    // 5. TERM to the script stops everything it started, and it says so.
     let mut child = s.running.take().unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(script_pid as i32),
@@ -310,14 +411,14 @@ s.quit()
         "still running after TERM: {:?}",
         processes_under(&s.dir)
     );
-    for port in [smtp, submission, smtps] {
+    for port in [smtp, submission, smtps, pop3, pop3s] {
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "port {port} closed"
         );
     }
 
-    // 5. A second run on the same directory keeps an edited control file (and compiles
+    // 6. A second run on the same directory keeps an edited control file (and compiles
     //    the edited rules) and the certificate.
     let rules = std::fs::read_to_string(s.control("tcp.smtp")).unwrap();
     let edited = format!("{rules}10.:deny\n");
