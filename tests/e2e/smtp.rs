@@ -205,6 +205,7 @@ fn limits_give_clear_errors() {
     let (inst, homes) = setup("smtp-limits");
     inst.control("databytes", "1000\n");
     inst.control("badmailfrom", "spammer@bad.example\n@worse.example\n");
+    inst.control("maxrcpt", "3\n");
     let l = inst.listen("rqmail-smtpd", &[], &[]);
     inst.python(
         l.port,
@@ -236,6 +237,11 @@ for sender in ["spammer@bad.example", "anyone@worse.example"]:
     s.mail(sender)
     code, msg = s.rcpt("bob@example.com"); assert code == 553, (code, msg)
     s.rset()
+s.mail("a@b.example")
+for i in range(3):
+    code, msg = s.rcpt("bob@example.com"); assert code == 250, (i, code, msg)
+code, msg = s.rcpt("bob@example.com"); assert code == 452 and msg.startswith(b"4.5.3"), (code, msg)
+s.rset()
 s.sendmail("a@b.example", ["bob@example.com"], b"Subject: small\r\n\r\nfits\r\n")
 s.quit()
 # A client without HELO cannot send mail.
