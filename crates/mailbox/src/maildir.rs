@@ -89,8 +89,13 @@ pub fn deliver_maildir(
     }
     let (name, file) = create_tmp(&dir.join("tmp"))?;
     let tmp = dir.join("tmp").join(&name);
-    let new = dir.join("new").join(&name);
-    let written = write_synced(file, &tmp, prefix, message).and_then(|()| {
+    let mut new = dir.join("new").join(&name);
+    let written = write_synced(file, &tmp, prefix, message).and_then(|sizes| {
+        // Dovecot's convention: S= the size on disk, W= the size with CRLF line ends, so a
+        // POP3 or IMAP server can report sizes without reading every message.
+        new = dir
+            .join("new")
+            .join(format!("{name},S={},W={}", sizes.stored, sizes.wire));
         // At this instant the message is delivered.
         std::fs::hard_link(&tmp, &new).map_err(|e| {
             temporary(format!(
@@ -142,6 +147,37 @@ fn create_tmp(tmp_dir: &Path) -> Result<(String, File), DeliveryError> {
     )))
 }
 
+/// A delivered message's sizes.
+#[derive(Default)]
+struct Sizes {
+    /// Bytes stored.
+    stored: u64,
+    /// Bytes with every line ended by CRLF, as POP3 and IMAP send it (a final line
+    /// without LF gets a CRLF).
+    wire: u64,
+    last: Option<u8>,
+}
+
+impl Sizes {
+    fn count(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' && self.last != Some(b'\r') {
+                self.wire += 1;
+            }
+            self.last = Some(b);
+        }
+        self.stored += bytes.len() as u64;
+        self.wire += bytes.len() as u64;
+    }
+
+    fn finish(mut self) -> Sizes {
+        if self.last.is_some_and(|b| b != b'\n') {
+            self.wire += 2;
+        }
+        self
+    }
+}
+
 /// Writes prefix and message to `file`, then fsync and a checked close: with NFS, a write
 /// error may only show up there.
 fn write_synced(
@@ -149,7 +185,9 @@ fn write_synced(
     path: &Path,
     prefix: &[u8],
     message: &mut impl Read,
-) -> Result<(), DeliveryError> {
+) -> Result<Sizes, DeliveryError> {
+    let mut sizes = Sizes::default();
+    sizes.count(prefix);
     let write_error =
         |e: io::Error| temporary(format!("Unable to write {}: {e}. (#4.3.0)", path.display()));
     let mut out = io::BufWriter::with_capacity(COPY_BUFFER, file);
@@ -165,10 +203,12 @@ fn write_synced(
             }
         };
         out.write_all(&buffer[..n]).map_err(write_error)?;
+        sizes.count(&buffer[..n]);
     }
     let file = out.into_inner().map_err(|e| write_error(e.into_error()))?;
     file.sync_all().map_err(write_error)?;
-    nix::unistd::close(file).map_err(|e| write_error(e.into()))
+    nix::unistd::close(file).map_err(|e| write_error(e.into()))?;
+    Ok(sizes.finish())
 }
 
 /// Creates one directory with mode 0700; an existing directory is fine.

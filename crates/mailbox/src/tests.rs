@@ -277,3 +277,17 @@ fn make_folder_creates_dot_name_with_maildirfolder() {
     }
     assert!(make_folder(&s.0.join("nothere"), "x").is_err());
 }
+
+#[test]
+fn maildir_names_carry_the_stored_and_crlf_sizes() {
+    let dir = std::env::temp_dir().join(format!("rqmail-maildir-sizes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    crate::make_maildir(&dir).unwrap();
+    let mut message = std::io::Cursor::new(b"a\r\nb\nc".to_vec());
+    let path = crate::deliver_maildir(&dir, b"P\n", &mut message).unwrap();
+    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+    // Stored: "P\na\r\nb\nc" (8 bytes); sent as "P\r\na\r\nb\r\nc\r\n" (12).
+    assert!(name.ends_with(",S=8,W=12"), "{name}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"P\na\r\nb\nc");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
