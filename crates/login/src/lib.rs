@@ -9,12 +9,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod conn;
+pub use rqmail_serverconn::conn;
 pub mod handoff;
 pub mod pop3;
 pub mod relay;
 pub mod settings;
-pub mod tls;
+pub use rqmail_serverconn::tls;
 
 use conn::Conn;
 use handoff::Handoff;

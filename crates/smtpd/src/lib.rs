@@ -3,8 +3,8 @@
 #![deny(missing_docs)]
 
 pub mod auth;
-pub mod conn;
+pub use rqmail_serverconn::conn;
 pub mod rcpt;
 pub mod session;
 pub mod settings;
-pub mod tls;
+pub use rqmail_serverconn::tls;

@@ -1,5 +1,5 @@
-//! The connection: fds 0 and 1, plain or TLS, with a read timeout, a bounded line reader
-//! and output that is flushed only before waiting for input (PIPELINING).
+//! A server's client connection: fds 0 and 1, plain or TLS, with a read timeout, a bounded
+//! line reader and output that is flushed only before waiting for input (PIPELINING).
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rustls::ServerConnection;
@@ -20,6 +20,19 @@ pub enum Line {
     Eof,
 }
 
+/// What the relay takes over once the client has logged in.
+pub struct Parts {
+    /// The client's input (fd 0).
+    pub input: File,
+    /// The client's output (fd 1).
+    pub output: File,
+    /// The TLS session, if there is one.
+    pub tls: Option<ServerConnection>,
+    /// Bytes the client sent ahead of the login's reply (pipelined commands): they belong
+    /// to the post-login program.
+    pub pending: Vec<u8>,
+}
+
 /// One client connection.
 pub struct Conn {
     input: File,
@@ -34,6 +47,23 @@ pub struct Conn {
 
 fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "timeout")
+}
+
+/// Waits until `file` is readable, for at most `timeout`.
+pub fn wait_readable(file: &impl AsFd, timeout: Duration) -> io::Result<()> {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => return Err(timed_out()),
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 impl Conn {
@@ -55,19 +85,7 @@ impl Conn {
     }
 
     fn wait_readable(&self) -> io::Result<()> {
-        let ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
-        let mut fds = [PollFd::new(self.input.as_fd(), PollFlags::POLLIN)];
-        loop {
-            match poll(
-                &mut fds,
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-            ) {
-                Ok(0) => return Err(timed_out()),
-                Ok(_) => return Ok(()),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        wait_readable(&self.input, self.timeout)
     }
 
     /// Bytes received and not yet consumed.
@@ -84,9 +102,15 @@ impl Conn {
     /// plaintext pipelined behind it can never be taken as sent inside TLS).
     pub fn discard_buffered(&mut self) -> usize {
         let n = self.end - self.start;
+        self.buf.fill(0);
         self.start = 0;
         self.end = 0;
         n
+    }
+
+    /// Overwrites the input already consumed (it may have held a password).
+    pub fn wipe_consumed(&mut self) {
+        self.buf[..self.start].fill(0);
     }
 
     /// Reads more input (flushing pending output first). Returns 0 at end of input.
@@ -259,5 +283,65 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Hands the connection to the relay: queued output is sent first, and input already
+    /// read but not consumed goes along.
+    pub fn into_parts(mut self) -> io::Result<Parts> {
+        self.flush()?;
+        let pending = self.buf[self.start..self.end].to_vec();
+        self.buf.fill(0);
+        Ok(Parts {
+            input: self.input,
+            output: self.output,
+            tls: self.tls,
+            pending,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn_with_input(input: &[u8]) -> Conn {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(input).unwrap();
+        drop(writer);
+        let out = File::create("/dev/null").unwrap();
+        Conn::new(
+            File::from(std::os::fd::OwnedFd::from(reader)),
+            out,
+            Duration::from_secs(5),
+        )
+    }
+
+    #[test]
+    fn reads_lines_and_reports_overlong_ones_without_keeping_them() {
+        let long = vec![b'a'; 300];
+        let mut input = b"USER joe\r\nbare lf\n".to_vec();
+        input.extend_from_slice(&long);
+        input.extend_from_slice(b"\r\nNOOP\r\nrest");
+        let mut conn = conn_with_input(&input);
+        assert_eq!(
+            conn.read_line(255).unwrap(),
+            Line::Text(b"USER joe".to_vec())
+        );
+        assert_eq!(
+            conn.read_line(255).unwrap(),
+            Line::Text(b"bare lf".to_vec())
+        );
+        assert_eq!(conn.read_line(255).unwrap(), Line::TooLong);
+        assert_eq!(conn.read_line(255).unwrap(), Line::Text(b"NOOP".to_vec()));
+        let parts = conn.into_parts().unwrap();
+        assert_eq!(parts.pending, b"rest");
+    }
+
+    #[test]
+    fn discarding_drops_everything_read_ahead() {
+        let mut conn = conn_with_input(b"STLS\r\nUSER x\r\n");
+        assert_eq!(conn.read_line(255).unwrap(), Line::Text(b"STLS".to_vec()));
+        assert_eq!(conn.discard_buffered(), 8);
+        assert_eq!(conn.read_line(255).unwrap(), Line::Eof);
     }
 }
