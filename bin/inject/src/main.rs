@@ -98,21 +98,6 @@ fn parse_args(args: &[OsString]) -> Result<Options, Failure> {
     })
 }
 
-/// Feeds the queue program; a failed write is remembered by the submission and reported
-/// when it finishes.
-struct QueueBody<'a>(&'a mut Submission);
-
-impl Write for QueueBody<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.0.write_body(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Queues the message: the header, then the body streamed from `input`, then the envelope.
 fn queue<R: BufRead>(home: &Path, message: &Message, input: &mut Input<R>) -> Result<(), Failure> {
     if message.recipients.is_empty() {
@@ -121,8 +106,8 @@ fn queue<R: BufRead>(home: &Path, message: &Message, input: &mut Input<R>) -> Re
     let mut submission = Submission::start(home)
         .map_err(|e| Failure::Temporary(format!("unable to run the queue program: {e}")))?;
     {
-        let mut out = BufWriter::with_capacity(BUFFER, QueueBody(&mut submission));
-        // Writes to QueueBody never fail; a read error drops the submission, which makes
+        let mut out = BufWriter::with_capacity(BUFFER, &mut submission);
+        // Writes to a submission never fail; a read error drops the submission, which makes
         // the queue program exit without queueing anything.
         let _ = out.write_all(&message.header);
         copy_body(input, &message.body, &mut out)?;

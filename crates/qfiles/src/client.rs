@@ -169,6 +169,19 @@ impl Submission {
     }
 }
 
+/// Writing to a submission writes the message body. Writes never fail here: a failed one
+/// is remembered and reported by `finish` as a temporary failure.
+impl Write for Submission {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_body(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Drop for Submission {
     fn drop(&mut self) {
         // An abandoned submission: close both pipes so the queue program sees EOF in the
