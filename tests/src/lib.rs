@@ -32,6 +32,9 @@ pub const PROGRAMS: &[&str] = &[
     "rqmail-tcprules",
     "rqmail-login",
     "rqmail-pop3d",
+    "rqmail-imapd",
+    "rqmail-vusers",
+    "rqmail-vdeliver",
 ];
 
 /// The unprivileged account tests run instances as when the suite runs as root, so that

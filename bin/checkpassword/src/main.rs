@@ -10,6 +10,10 @@
 //!   as the hash is read, never changes uid, and on success execs PROG as the caller, with
 //!   the user's `USER`, `HOME` and `SHELL`; it enters the home directory if it can.
 //!
+//! A login with `@` is a virtual user (`box@domain`, see [`login_virtual`]): checked
+//! against the domain's passwd.cdb, run as the domain's account with HOME and MAILDIR set
+//! to the virtual user's directory and Maildir.
+//!
 //! Exit codes (the interface's): 1 wrong password, unknown user, root, empty password or
 //! locked account; 2 misuse (no PROG, over 512 bytes or a missing NUL on fd 3); 111 a
 //! temporary problem (shadow unreadable, lookup or uid change failed, PROG not runnable).
@@ -210,6 +214,9 @@ fn login(request: &Request, program: &OsStr, args: &[OsString]) -> Failure {
     let Ok(name) = std::str::from_utf8(request.user) else {
         return refused("no such user");
     };
+    if name.contains('@') {
+        return login_virtual(request, name, program, args);
+    }
     let account = match lookup(name) {
         Ok(Some(account)) => account,
         Ok(None) => return refused("no such user"),
@@ -267,6 +274,99 @@ fn login(request: &Request, program: &OsStr, args: &[OsString]) -> Failure {
         .env("USER", name)
         .env("HOME", &account.dir)
         .env("SHELL", shell)
+        .exec();
+    temporary(format!("unable to run {}: {e}", program.to_string_lossy()))
+}
+
+/// A virtual user, `box@domain`: the hash comes from the domain's passwd.cdb (see the
+/// rqmail-virtual crate), which must be readable by this process: 0640 group shadow, as
+/// rqmail-vusers writes it, serves both root (rqmail-login) and smtpd's setgid-shadow run.
+/// As root it becomes the domain's account (its uid and gid only); otherwise it keeps the
+/// caller's ids. PROG gets `USER` = the login, `HOME` = `~ACCOUNT/DOMAIN/BOX` (also the
+/// working directory) and `MAILDIR` = its `Maildir`.
+fn login_virtual(request: &Request, name: &str, program: &OsStr, args: &[OsString]) -> Failure {
+    let refused = |reason: &str| Failure::Refused {
+        user: request.user.to_vec(),
+        reason: reason.to_string(),
+    };
+    let temporary = |reason: String| Failure::Temporary {
+        user: request.user.to_vec(),
+        reason,
+    };
+    let (user, domain) = name.rsplit_once('@').unwrap_or((name, ""));
+    let user = user.to_ascii_lowercase();
+    if request.password.is_empty() {
+        let _ = drop_setgid();
+        return refused("empty password");
+    }
+    let found = rqmail_control::home()
+        .map_err(|e| format!("unable to find the rqmail home: {e}"))
+        .and_then(|home| rqmail_virtual::locate(&home, domain));
+    let domain = match found {
+        Ok(Some(domain)) => domain,
+        Ok(None) => {
+            let _ = drop_setgid();
+            return refused("no such user");
+        }
+        Err(e) => {
+            let _ = drop_setgid();
+            return temporary(e);
+        }
+    };
+    let hash = rqmail_virtual::lookup_hash(&domain.dir, &user);
+    // Group shadow was needed only for that read.
+    if let Err(e) = drop_setgid() {
+        return temporary(e);
+    }
+    let hash = match hash {
+        Ok(Some(hash)) => hash,
+        Ok(None) => return refused("no such user"),
+        Err(e) => {
+            return temporary(format!(
+                "unable to read the virtual users of {}: {e}",
+                domain.name
+            ));
+        }
+    };
+    if domain.account.uid == 0 {
+        return refused("a virtual domain may not belong to root");
+    }
+    if rqmail_passwd::is_locked(&hash) {
+        return refused("account locked or without a password");
+    }
+    match rqmail_passwd::verify(&hash, request.password) {
+        Ok(true) => {}
+        Ok(false) => return refused("bad password"),
+        Err(e) if e.is_temporary() => return temporary(e.to_string()),
+        Err(e) => return refused(&e.to_string()),
+    }
+    if rqmail_privs::is_root() {
+        let ids = rqmail_privs::Ids {
+            uid: domain.account.uid,
+            gid: domain.account.gid,
+        };
+        if let Err(e) = rqmail_privs::become_ids(ids, &[domain.account.gid]) {
+            return temporary(format!("unable to become the domain's account: {e}"));
+        }
+    }
+    let user_dir = rqmail_virtual::user_dir(&domain.dir, &user);
+    let is_the_owner = Uid::effective().as_raw() == domain.account.uid;
+    if let Err(e) = std::env::set_current_dir(&user_dir)
+        && is_the_owner
+    {
+        return temporary(format!("unable to enter {}: {e}", user_dir.display()));
+    }
+    eprintln!(
+        "rqmail-checkpassword: login succeeded for {}",
+        escape(request.user)
+    );
+    let login = format!("{user}@{}", domain.name);
+    let e = Command::new(program)
+        .args(args)
+        .env("USER", login)
+        .env("HOME", &user_dir)
+        .env("MAILDIR", user_dir.join("Maildir"))
+        .env("SHELL", "/bin/sh")
         .exec();
     temporary(format!("unable to run {}: {e}", program.to_string_lossy()))
 }

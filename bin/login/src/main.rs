@@ -1,18 +1,22 @@
-//! rqmail-login pop3 [-s] CHECKPASSWORD POSTLOGIN [ARGS...]: run as root by rqmail-tcpserver
-//! per connection; splits into a tiny root half and an unprivileged front (uid rqmaild).
+//! rqmail-login pop3|imap [-s] CHECKPASSWORD POSTLOGIN [ARGS...]: run as root by
+//! rqmail-tcpserver per connection; splits into a tiny root half and an unprivileged front
+//! (uid rqmaild).
 //!
 //! The root half (the parent, [`root`]) never touches the client: fds 0 and 1 become
-//! /dev/null, and it only reads `user\0password\0` from the front and runs CHECKPASSWORD
-//! POSTLOGIN ARGS once per attempt, with the post-login program's stdin and stdout on a
-//! socket pair. The front (the child, the `rqmail-login-front` crate) owns the client
-//! socket and TLS (`-s`: from the first byte, port 995; else STLS), speaks the protocol
-//! until login, and then relays between the client and that socket pair.
+//! /dev/null, and it only reads `user\0password\0` (IMAP: `user\0password\0tag\0`) from
+//! the front and runs CHECKPASSWORD POSTLOGIN ARGS once per attempt, with the post-login
+//! program's stdin and stdout on a socket pair. The front (the child, the
+//! `rqmail-login-front` crate) owns the client socket and TLS (`-s`: from the first byte,
+//! ports 995 and 993; else STLS or STARTTLS), speaks the protocol until login, and then
+//! relays between the client and that socket pair. IMAP's post-login program sends the
+//! reply to the login command itself, and finds its tag in `IMAPLOGINTAG`.
 //!
-//! Configuration: `control/servercert.pem` (STLS and `-s`), `control/me` (the greeting),
-//! `control/timeoutpop3d` (idle seconds, default 1200), `control/logindelay` (milliseconds
-//! before the first failed login is answered, doubling with each failure; default 1000),
-//! and from tcpserver's rules `POP3_PLAINTEXT` (passwords allowed without TLS, e.g. on
-//! loopback) and `TCPREMOTEIP` (logs). Up to 3 login attempts per connection.
+//! Configuration: `control/servercert.pem` (STLS, STARTTLS and `-s`), `control/me` (the
+//! POP3 greeting), `control/timeoutpop3d` or `control/timeoutimapd` (idle seconds, default
+//! 1200 and 1800), `control/logindelay` (milliseconds before the first failed login is
+//! answered, doubling with each failure; default 1000), and from tcpserver's rules
+//! `POP3_PLAINTEXT` or `IMAP_PLAINTEXT` (passwords allowed without TLS, e.g. on loopback)
+//! and `TCPREMOTEIP` (logs). Up to 3 login attempts per connection.
 //!
 //! Exit codes: 0 when the connection ended normally; 100 for a bad command line; 111 for
 //! a problem on this side (fork, uid change, configuration). Not started as root, nothing
@@ -29,7 +33,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: rqmail-login pop3 [-s] CHECKPASSWORD POSTLOGIN [ARGS...]";
+const USAGE: &str = "usage: rqmail-login pop3|imap [-s] CHECKPASSWORD POSTLOGIN [ARGS...]";
 const EXIT_USAGE: u8 = 100;
 const EXIT_TEMPORARY: u8 = 111;
 
@@ -74,7 +78,7 @@ fn front(args: &Args, handoff: handoff::Handoff) -> u8 {
 
 /// The root half: lets go of the client, serves attempts, then waits for the front so
 /// that tcpserver sees the connection end when it really does.
-fn root_half(ends: handoff::RootEnds, command: &[OsString], front: nix::unistd::Pid) -> u8 {
+fn root_half(ends: handoff::RootEnds, args: &Args, front: nix::unistd::Pid) -> u8 {
     let detached = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -91,7 +95,7 @@ fn root_half(ends: handoff::RootEnds, command: &[OsString], front: nix::unistd::
             drop(ends);
             EXIT_TEMPORARY
         }
-        Ok(()) => match root::serve(ends, command) {
+        Ok(()) => match root::serve(ends, &args.command, args.protocol) {
             root::End::SessionDone | root::End::FrontGone | root::End::TooManyAttempts => 0,
             root::End::Malformed(why) => {
                 eprintln!("rqmail-login: front misbehaved: {why}");
@@ -131,7 +135,7 @@ fn main() -> ExitCode {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(front_ends);
-            ExitCode::from(root_half(root_ends, &args.command, child))
+            ExitCode::from(root_half(root_ends, &args, child))
         }
     }
 }
@@ -154,7 +158,11 @@ mod tests {
         assert!(!a.implicit_tls);
         assert!(args(&["pop3", "cp"]).is_none());
         assert!(args(&["pop3", "-s", "cp"]).is_none());
-        assert!(args(&["imap", "cp", "imapd"]).is_none());
+        let a = args(&["imap", "-s", "cp", "imapd"]).unwrap();
+        assert_eq!(a.protocol, Protocol::Imap);
+        assert!(a.implicit_tls);
+        assert!(args(&["imap", "cp"]).is_none());
+        assert!(args(&["smtp", "cp", "smtpd"]).is_none());
         assert!(args(&[]).is_none());
     }
 }

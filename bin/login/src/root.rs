@@ -1,12 +1,17 @@
 //! The root half of rqmail-login: reads `user\0password\0` from the front, runs
-//! checkpassword once per attempt, and reports each failure with one byte.
+//! checkpassword once per attempt, and reports each failure with one byte. For IMAP the
+//! message is `user\0password\0tag\0`, and the post-login program (which answers the login
+//! command itself) gets the tag as `IMAPLOGINTAG`.
 //!
 //! This is all the code that runs as root after the fork (DESIGN.md, principle 1). It never
-//! touches the client: it reads at most 511 bytes of a fixed form from the front (which a
+//! touches the client: it reads at most 511 bytes (and a tag of 64) of a fixed form from the front (which a
 //! client may have taken over), and passes them on unread. checkpassword becomes the user
 //! and execs the post-login program on the session socket; its exit status is the answer.
 
-use rqmail_login_front::handoff::{MAX_ATTEMPTS, MAX_CREDENTIALS, REFUSED, RootEnds, TEMPORARY};
+use rqmail_login_front::Protocol;
+use rqmail_login_front::handoff::{
+    MAX_ATTEMPTS, MAX_CREDENTIALS, MAX_TAG, REFUSED, RootEnds, TEMPORARY, valid_tag,
+};
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -23,32 +28,41 @@ pub enum End {
     FrontGone,
     /// [`MAX_ATTEMPTS`] logins failed.
     TooManyAttempts,
-    /// The front sent something that is not `user\0password\0` (a bug, or a takeover).
+    /// The front sent something that is not `user\0password\0` (or for IMAP
+    /// `user\0password\0tag\0`): a bug, or a takeover.
     Malformed(String),
 }
 
 /// Serves login attempts until one succeeds, the front leaves or the attempts run out.
 /// `command` is CHECKPASSWORD POSTLOGIN [ARGS...].
-pub fn serve(ends: RootEnds, command: &[OsString]) -> End {
+pub fn serve(ends: RootEnds, command: &[OsString], protocol: Protocol) -> End {
     let RootEnds {
         mut credentials,
         mut status,
         session,
     } = ends;
+    let (fields, most) = match protocol {
+        Protocol::Pop3 => (2, MAX_CREDENTIALS),
+        Protocol::Imap => (3, MAX_CREDENTIALS + MAX_TAG + 1),
+    };
     for _ in 0..MAX_ATTEMPTS {
         // One more byte than the front may send, for checkpassword's empty timestamp.
-        let mut message = [0u8; MAX_CREDENTIALS + 1];
-        let len = match read_message(&mut credentials, &mut message[..MAX_CREDENTIALS]) {
-            Ok(Some(len)) => len,
+        let mut message = [0u8; MAX_CREDENTIALS + MAX_TAG + 2];
+        let read = read_message(&mut credentials, &mut message[..most], fields);
+        let (len, tag) = match read.and_then(|len| match (len, protocol) {
+            (Some(len), Protocol::Imap) => take_tag(&message[..len]).map(Some),
+            (len, _) => Ok(len.map(|len| (len, None))),
+        }) {
+            Ok(Some(found)) => found,
             Ok(None) => return End::FrontGone,
             Err(why) => {
                 wipe(&mut message);
                 return End::Malformed(why);
             }
         };
-        // checkpassword's timestamp field, empty: `user\0password\0\0`.
+        // checkpassword's timestamp field, empty: `user\0password\0\0` (over the tag).
         message[len] = 0;
-        let result = check(command, &message[..len + 1], &session);
+        let result = check(command, &message[..len + 1], &session, tag.as_deref());
         wipe(&mut message);
         let byte = match result {
             Ok(0) => return End::SessionDone,
@@ -63,9 +77,13 @@ pub fn serve(ends: RootEnds, command: &[OsString]) -> End {
     End::TooManyAttempts
 }
 
-/// Reads one message into `buf`: exactly two NULs, the second one last. `Ok(None)` if the
-/// front closed the pipe before sending anything.
-fn read_message(pipe: &mut impl Read, buf: &mut [u8]) -> Result<Option<usize>, String> {
+/// Reads one message into `buf`: exactly `fields` NULs, the last one last. `Ok(None)` if
+/// the front closed the pipe before sending anything.
+fn read_message(
+    pipe: &mut impl Read,
+    buf: &mut [u8],
+    fields: usize,
+) -> Result<Option<usize>, String> {
     let mut len = 0;
     loop {
         let n = match pipe.read(&mut buf[len..]) {
@@ -83,23 +101,44 @@ fn read_message(pipe: &mut impl Read, buf: &mut [u8]) -> Result<Option<usize>, S
         len += n;
         let nuls = buf[..len].iter().filter(|&&b| b == 0).count();
         match nuls {
-            0 | 1 if len < buf.len() => continue,
-            2 if buf[len - 1] == 0 => return Ok(Some(len)),
+            n if n < fields && len < buf.len() => continue,
+            n if n == fields && buf[len - 1] == 0 => return Ok(Some(len)),
             _ => {
                 return Err(format!(
-                    "credentials not in the form user\\0password\\0 ({len} bytes)"
+                    "credentials of {fields} fields malformed ({len} bytes)"
                 ));
             }
         }
     }
 }
 
-/// Runs CHECKPASSWORD POSTLOGIN [ARGS...] with `data` on fd 3 and the session socket as
-/// stdin and stdout; returns its exit code (`Err` if it could not run or was killed).
+/// Splits IMAP's `user\0password\0tag\0` (three NULs, as read) into the length of
+/// `user\0password\0`, held to POP3's bound, and the tag, which must be a valid one.
+fn take_tag(message: &[u8]) -> Result<(usize, Option<String>), String> {
+    let len = message
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == 0)
+        .nth(1)
+        .map_or(0, |(i, _)| i + 1);
+    let tag = message.get(len..message.len() - 1).unwrap_or_default();
+    if len == 0 || len > MAX_CREDENTIALS || !valid_tag(tag) {
+        return Err(format!(
+            "credentials or tag malformed ({} bytes)",
+            message.len()
+        ));
+    }
+    Ok((len, Some(String::from_utf8_lossy(tag).into_owned())))
+}
+
+/// Runs CHECKPASSWORD POSTLOGIN [ARGS...] with `data` on fd 3, the session socket as
+/// stdin and stdout, and `IMAPLOGINTAG` set to `tag` if there is one; returns its exit
+/// code (`Err` if it could not run or was killed).
 fn check(
     command: &[OsString],
     data: &[u8],
     session: &std::os::unix::net::UnixStream,
+    tag: Option<&str>,
 ) -> io::Result<i32> {
     let Some((program, args)) = command.split_first() else {
         return Err(io::Error::other("no checkpassword program"));
@@ -113,6 +152,9 @@ fn check(
     cmd.args(args)
         .stdin(std::os::fd::OwnedFd::from(session.try_clone()?))
         .stdout(std::os::fd::OwnedFd::from(session.try_clone()?));
+    if let Some(tag) = tag {
+        cmd.env("IMAPLOGINTAG", tag);
+    }
     // SAFETY: between fork and exec the child only calls dup2 or fcntl, which are
     // async-signal-safe, on descriptors it owns; it allocates nothing and takes no locks.
     #[allow(unsafe_code)]
@@ -167,7 +209,36 @@ mod tests {
 
     fn read_all(input: &[u8]) -> Result<Option<usize>, String> {
         let mut buf = [0u8; MAX_CREDENTIALS];
-        read_message(&mut &input[..], &mut buf)
+        read_message(&mut &input[..], &mut buf, 2)
+    }
+
+    #[test]
+    fn imap_messages_carry_a_tag_that_is_checked() {
+        let read = |input: &[u8]| {
+            let mut buf = [0u8; MAX_CREDENTIALS + MAX_TAG + 1];
+            read_message(&mut &input[..], &mut buf, 3)
+                .and_then(|len| take_tag(&buf[..len.unwrap_or(0)]))
+        };
+        assert_eq!(read(b"joe\0secret\0a1\0"), Ok((11, Some("a1".into()))));
+        assert!(read(b"joe\0secret\0").is_err());
+        assert!(read(b"joe\0secret\0\0").is_err());
+        assert!(read(b"joe\0secret\0a b\0").is_err());
+        assert!(read(b"joe\0secret\0a+\0").is_err());
+        assert!(read(b"joe\0secret\0a1\0x\0").is_err());
+        let mut tag = b"joe\0secret\0".to_vec();
+        tag.extend_from_slice(&[b't'; MAX_TAG]);
+        tag.push(0);
+        assert!(read(&tag).is_ok());
+        tag.insert(0, b'j');
+        assert!(read(&tag).is_ok());
+        tag.insert(15, b't');
+        assert!(read(&tag).is_err());
+        // user\0password\0 itself stays within POP3's bound.
+        let mut long = vec![b'u'; MAX_CREDENTIALS - 3];
+        long.extend_from_slice(b"\0p\0a\0");
+        assert!(read(&long).is_ok());
+        long.insert(0, b'u');
+        assert!(read(&long).is_err());
     }
 
     #[test]
@@ -202,7 +273,8 @@ mod tests {
             check(
                 &[empty.into_os_string(), "/bin/true".into()],
                 b"u\0p\0\0",
-                &session
+                &session,
+                None
             )
             .is_err()
         );
@@ -213,21 +285,29 @@ mod tests {
     fn checkpassword_gets_the_credentials_on_fd_3_and_the_session_as_stdio() {
         let (session, mut other) = std::os::unix::net::UnixStream::pair().unwrap();
         // Echoes fd 3 to stdout (the session), and what it reads on stdin after that.
-        let command: Vec<OsString> = ["/bin/sh", "-c", "cat <&3; head -c 5", "sh"]
-            .into_iter()
-            .map(OsString::from)
-            .collect();
+        let command: Vec<OsString> = [
+            "/bin/sh",
+            "-c",
+            "cat <&3; head -c 5; echo \"$IMAPLOGINTAG\"",
+            "sh",
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
         other.write_all(b"hello").unwrap();
-        assert_eq!(check(&command, b"joe\0secret\0\0", &session).unwrap(), 0);
+        assert_eq!(
+            check(&command, b"joe\0secret\0\0", &session, Some("a1")).unwrap(),
+            0
+        );
         drop(session);
         let mut out = Vec::new();
         other.read_to_end(&mut out).unwrap();
-        assert_eq!(out, b"joe\0secret\0\0hello");
+        assert_eq!(out, b"joe\0secret\0\0helloa1\n");
         let refuse: Vec<OsString> = ["/bin/sh", "-c", "exit 1"]
             .into_iter()
             .map(OsString::from)
             .collect();
         let (session, _other) = std::os::unix::net::UnixStream::pair().unwrap();
-        assert_eq!(check(&refuse, b"joe\0x\0\0", &session).unwrap(), 1);
+        assert_eq!(check(&refuse, b"joe\0x\0\0", &session, None).unwrap(), 1);
     }
 }

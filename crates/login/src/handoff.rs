@@ -1,5 +1,7 @@
 //! The channel between rqmail-login's two halves and its wire format: the front sends
 //! `user\0password\0` up a pipe; a refusal comes back as one status byte, a login as output.
+//! For IMAP the message is `user\0password\0tag\0`: the post-login program answers the
+//! login command itself, so the root half gives it the command's tag (`IMAPLOGINTAG`).
 //!
 //! The root half answers each message in one of two ways. A failure is one byte on the
 //! status pipe ([`REFUSED`] or [`TEMPORARY`]). A success is not reported at all: the
@@ -17,6 +19,8 @@ use std::time::{Duration, Instant};
 /// Most bytes of `user\0password\0`: with the empty timestamp the root half appends,
 /// checkpassword gets at most the 512 its interface allows.
 pub const MAX_CREDENTIALS: usize = 511;
+/// Longest IMAP tag the front passes on (and the root half accepts).
+pub const MAX_TAG: usize = 64;
 /// Login attempts per connection; both halves count them.
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Status byte: checkpassword refused the login (wrong user or password).
@@ -49,6 +53,16 @@ impl Drop for Secret {
     }
 }
 
+/// True for an IMAP tag both halves accept: 1 to [`MAX_TAG`] ASTRING-CHARs other than
+/// `+` (RFC 3501 §9): printable ASCII without space, `(`, `)`, `{`, `%`, `*`, `"` or `\\`.
+pub fn valid_tag(tag: &[u8]) -> bool {
+    !tag.is_empty()
+        && tag.len() <= MAX_TAG
+        && tag
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && !b"(){%*\"\\+".contains(&b))
+}
+
 /// A login name and password, already in the wire format.
 pub struct Credentials {
     message: Secret,
@@ -73,6 +87,17 @@ impl Credentials {
             message: Secret(message),
             user_len: user.len(),
         })
+    }
+
+    /// IMAP's form, `user\0password\0tag\0`; `None` also for a tag [`valid_tag`] refuses.
+    pub fn with_tag(user: &[u8], password: &[u8], tag: &[u8]) -> Option<Credentials> {
+        if !valid_tag(tag) {
+            return None;
+        }
+        let mut credentials = Credentials::new(user, password)?;
+        credentials.message.0.extend_from_slice(tag);
+        credentials.message.0.push(0);
+        Some(credentials)
     }
 
     /// The login name.
@@ -133,7 +158,8 @@ pub fn channel() -> io::Result<(Handoff, RootEnds)> {
 impl Handoff {
     /// Sends one attempt to the root half and waits (at most `timeout`) for its outcome.
     pub fn attempt(&mut self, credentials: Credentials, timeout: Duration) -> io::Result<Verdict> {
-        // One write of at most 511 bytes: atomic on a pipe, so the root half reads it whole.
+        // One write of at most 511 + 65 bytes: atomic on a pipe (PIPE_BUF is at least 512
+        // by POSIX, 4096 on Linux), so the root half reads it whole.
         match self.credentials.write_all(&credentials.message) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Verdict::Gone),
@@ -217,6 +243,31 @@ mod tests {
         assert!(Credentials::new(b"joe", &long[..long.len() - 1]).is_some());
         let longer = vec![b'p'; MAX_CREDENTIALS - 4];
         assert!(Credentials::new(b"joe", &longer).is_none());
+    }
+
+    #[test]
+    fn imap_credentials_carry_a_valid_tag() {
+        let c = Credentials::with_tag(b"joe", b"secret", b"a001").unwrap();
+        assert_eq!(&*c.message, b"joe\0secret\0a001\0");
+        assert_eq!(c.user(), b"joe");
+        assert!(valid_tag(b"A]1.x"));
+        for bad in [
+            &b""[..],
+            b"a+",
+            b"a b",
+            b"a{",
+            b"a\"",
+            b"a\\",
+            b"a*",
+            b"a\0",
+            b"\xc3\xa9",
+        ] {
+            assert!(!valid_tag(bad), "{bad:?}");
+            assert!(Credentials::with_tag(b"joe", b"secret", bad).is_none());
+        }
+        assert!(valid_tag(&[b't'; MAX_TAG]));
+        assert!(!valid_tag(&[b't'; MAX_TAG + 1]));
+        assert!(Credentials::with_tag(b"", b"secret", b"a").is_none());
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //! program running as another user, so the front keeps it for the whole connection. The
 //! credentials go to the root half through [`handoff`]; the post-login program runs as the
 //! user on the other end of a socket pair, and [`relay`] copies bytes between the two.
-//! Each protocol's pre-login dialogue is a module ([`pop3`]; IMAP's goes beside it).
+//! Each protocol's pre-login dialogue is a module: [`pop3`] and [`imap`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub use rqmail_serverconn::conn;
 pub mod handoff;
+pub mod imap;
 pub mod pop3;
 pub mod relay;
 pub mod settings;
@@ -21,12 +22,18 @@ use handoff::Handoff;
 use settings::Settings;
 use std::fs::File;
 use std::os::fd::AsFd;
+use std::time::Duration;
+
+/// Longest wait before answering a failed login, however many failures.
+const MAX_FAIL_DELAY: Duration = Duration::from_secs(30);
 
 /// The protocols the front speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// POP3 (RFC 1939): ports 110 (STLS) and 995 (implicit TLS).
     Pop3,
+    /// IMAP (RFC 3501): ports 143 (STARTTLS) and 993 (implicit TLS).
+    Imap,
 }
 
 impl Protocol {
@@ -34,6 +41,7 @@ impl Protocol {
     pub fn from_name(name: &str) -> Option<Protocol> {
         match name {
             "pop3" => Some(Protocol::Pop3),
+            "imap" => Some(Protocol::Imap),
             _ => None,
         }
     }
@@ -42,6 +50,7 @@ impl Protocol {
     pub fn plaintext_variable(self) -> &'static str {
         match self {
             Protocol::Pop3 => "POP3_PLAINTEXT",
+            Protocol::Imap => "IMAP_PLAINTEXT",
         }
     }
 
@@ -49,6 +58,16 @@ impl Protocol {
     pub fn timeout_control(self) -> &'static str {
         match self {
             Protocol::Pop3 => "timeoutpop3d",
+            Protocol::Imap => "timeoutimapd",
+        }
+    }
+
+    /// The idle timeout without its control file: qmail-popup's 20 minutes for POP3, and
+    /// for IMAP the 30 minutes RFC 3501 §5.4 asks of a server's autologout timer.
+    pub fn default_timeout(self) -> u64 {
+        match self {
+            Protocol::Pop3 => 1200,
+            Protocol::Imap => 1800,
         }
     }
 
@@ -56,6 +75,7 @@ impl Protocol {
     pub fn temporary_failure(self) -> &'static [u8] {
         match self {
             Protocol::Pop3 => b"-ERR [SYS/TEMP] temporary server problem, try again later\r\n",
+            Protocol::Imap => b"* BYE [UNAVAILABLE] temporary server problem, try again later\r\n",
         }
     }
 }
@@ -64,6 +84,7 @@ impl Protocol {
 pub(crate) fn log(protocol: Protocol, settings: &Settings, text: &str) {
     let name = match protocol {
         Protocol::Pop3 => "pop3",
+        Protocol::Imap => "imap",
     };
     rqmail_log::line(&format!(
         "rqmail-login: {name} pid {} from {}: {text}",
@@ -107,6 +128,7 @@ pub fn run(protocol: Protocol, implicit_tls: bool, handoff: Handoff) -> u8 {
     }
     let logged_in = match protocol {
         Protocol::Pop3 => pop3::authorize(&settings, conn, handoff),
+        Protocol::Imap => imap::authorize(&settings, conn, handoff),
     };
     let Some(session) = logged_in else {
         return 0;
@@ -129,6 +151,16 @@ pub fn run(protocol: Protocol, implicit_tls: bool, handoff: Handoff) -> u8 {
         ),
     );
     0
+}
+
+/// The wait before answering the `failures`th failed login: `control/logindelay`, twice
+/// as long with each failure, at most [`MAX_FAIL_DELAY`].
+pub(crate) fn fail_delay(settings: &Settings, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(16);
+    settings
+        .fail_delay
+        .saturating_mul(factor)
+        .min(MAX_FAIL_DELAY)
 }
 
 /// The TLS configuration, or `None` (logged) when there is no usable certificate.

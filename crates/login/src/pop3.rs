@@ -12,7 +12,7 @@ use crate::{LoggedIn, Protocol};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::io;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Longest command line, CRLF excluded (RFC 2449 §4: 255 octets with it; a little slack).
 pub const COMMAND_MAX: usize = 255;
@@ -22,8 +22,6 @@ pub const AUTH_LINE_MAX: usize = 1024;
 /// Errors (bad or refused commands) a client may make before it is disconnected: a client
 /// that floods garbage must not hold a process forever.
 const MAX_ERRORS: u32 = 20;
-/// Longest wait before answering a failed login, however many failures.
-const MAX_FAIL_DELAY: Duration = Duration::from_secs(30);
 
 /// What one command leads to.
 enum Step {
@@ -60,7 +58,7 @@ fn split(line: &[u8]) -> (String, &[u8]) {
 
 /// Decodes a SASL PLAIN response (RFC 4616): `authzid\0authcid\0password`. An authzid
 /// other than the authcid would ask to act as someone else, which is not offered.
-fn plain(response: &[u8]) -> Result<(Vec<u8>, Secret), &'static str> {
+pub(crate) fn plain(response: &[u8]) -> Result<(Vec<u8>, Secret), &'static str> {
     let mut parts = response.splitn(3, |&b| b == 0);
     let (Some(authzid), Some(user), Some(password)) = (parts.next(), parts.next(), parts.next())
     else {
@@ -372,13 +370,7 @@ impl Authorization<'_> {
                     self.failures
                 ));
                 // Each failure waits twice as long as the one before.
-                let factor = 1u32 << (self.failures - 1).min(16);
-                std::thread::sleep(
-                    self.settings
-                        .fail_delay
-                        .saturating_mul(factor)
-                        .min(MAX_FAIL_DELAY),
-                );
+                std::thread::sleep(crate::fail_delay(self.settings, self.failures));
                 let last = self.failures >= MAX_ATTEMPTS;
                 let reply = match (temporary, last) {
                     (false, false) => "-ERR [AUTH] authentication failed\r\n",

@@ -6,8 +6,6 @@ use rqmail_control::Control;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Default idle timeout, qmail-popup's.
-const DEFAULT_TIMEOUT_SECS: u64 = 1200;
 /// Default wait before the first `-ERR` for a failed login; it doubles with each failure.
 const DEFAULT_FAIL_DELAY_MS: u64 = 1000;
 
@@ -17,15 +15,16 @@ pub struct Settings {
     pub hostname: String,
     /// TCPREMOTEIP, for the logs.
     pub remote_ip: String,
-    /// Idle timeout before and after login (`control/timeoutpop3d`).
+    /// Idle timeout before and after login (`control/timeoutpop3d`, `control/timeoutimapd`).
     pub timeout: Duration,
     /// Wait before answering the first failed login (`control/logindelay`, milliseconds).
     pub fail_delay: Duration,
     /// `control/servercert.pem`, when it exists: STLS is offered.
     pub servercert: Option<PathBuf>,
-    /// TLS from the first byte (`-s`: port 995).
+    /// TLS from the first byte (`-s`: port 995 or 993).
     pub implicit_tls: bool,
-    /// Passwords may be sent without TLS (`POP3_PLAINTEXT` set, e.g. by a rule for loopback).
+    /// Passwords may be sent without TLS (`POP3_PLAINTEXT` or `IMAP_PLAINTEXT` set, e.g. by a
+    /// rule for loopback).
     pub plaintext_auth: bool,
 }
 
@@ -40,7 +39,7 @@ impl Settings {
         let control = Control::new(&home);
         let hostname = control.me()?.unwrap_or_else(|| "localhost".into());
         let timeout = control
-            .int(protocol.timeout_control(), DEFAULT_TIMEOUT_SECS)?
+            .int(protocol.timeout_control(), protocol.default_timeout())?
             .max(1);
         let fail_delay = control.int("logindelay", DEFAULT_FAIL_DELAY_MS)?;
         let servercert = Some(control.dir().join("servercert.pem")).filter(|p| p.exists());

@@ -22,6 +22,54 @@ unsafe extern "C" {
         data: *mut c_void,
         size: c_int,
     ) -> *mut c_char;
+
+    /// `char *crypt_gensalt_rn(const char *prefix, unsigned long count, const char *rbytes,
+    /// int nrbytes, char *output, int output_size)`.
+    fn crypt_gensalt_rn(
+        prefix: *const c_char,
+        count: std::ffi::c_ulong,
+        rbytes: *const c_char,
+        nrbytes: c_int,
+        output: *mut c_char,
+        output_size: c_int,
+    ) -> *mut c_char;
+}
+
+/// `CRYPT_GENSALT_OUTPUT_SIZE` in <crypt.h>.
+const GENSALT_SIZE: usize = 192;
+
+/// A fresh setting for `prefix` (e.g. `$y$`) at the scheme's default cost, salted from the
+/// operating system's random source (libxcrypt reads it itself when given no bytes).
+pub fn gensalt(prefix: &[u8]) -> Result<Vec<u8>, Failure> {
+    if prefix.contains(&0) {
+        return Err(Failure::Invalid);
+    }
+    let mut prefix_c = prefix.to_vec();
+    prefix_c.push(0);
+    let mut out = vec![0u8; GENSALT_SIZE];
+    // SAFETY: `prefix_c` is NUL-terminated; a NULL `rbytes` with `nrbytes` 0 asks libxcrypt
+    // for its own random bytes; `out` is GENSALT_SIZE writable bytes and that size is
+    // passed, so crypt_gensalt_rn writes only inside it. It returns NULL or `out`.
+    let result = unsafe {
+        crypt_gensalt_rn(
+            prefix_c.as_ptr().cast(),
+            0,
+            std::ptr::null(),
+            0,
+            out.as_mut_ptr().cast(),
+            GENSALT_SIZE as c_int,
+        )
+    };
+    if result.is_null() {
+        let err = io::Error::last_os_error();
+        return if err.kind() == io::ErrorKind::InvalidInput {
+            Err(Failure::Invalid)
+        } else {
+            Err(Failure::Other(err))
+        };
+    }
+    // SAFETY: a non-NULL result is a NUL-terminated string in `out`, which is alive.
+    Ok(unsafe { CStr::from_ptr(result) }.to_bytes().to_vec())
 }
 
 /// Why crypt_rn produced no hash.

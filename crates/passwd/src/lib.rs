@@ -100,6 +100,27 @@ pub fn verify(hash: &str, password: &[u8]) -> Result<bool, Error> {
     }
 }
 
+/// A new yescrypt (`$y$`) hash of `password` with a fresh random salt, as Debian's passwd
+/// writes them. Empty passwords, passwords with NUL and passwords of 512 bytes or more are
+/// refused ([`Error::UnsupportedHash`] is not used for that: they are `Crypt(InvalidInput)`).
+pub fn hash_password(password: &[u8]) -> Result<String, Error> {
+    if password.is_empty() || password.contains(&0) || password.len() >= crypt::MAX_PASSPHRASE {
+        return Err(Error::Crypt(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "empty password, NUL in it or 512 bytes or more",
+        )));
+    }
+    let failure = |f| match f {
+        crypt::Failure::Invalid => Error::UnsupportedHash {
+            scheme: "$y$".into(),
+        },
+        crypt::Failure::Other(e) => Error::Crypt(e),
+    };
+    let setting = crypt::gensalt(b"$y$").map_err(failure)?;
+    let hash = crypt::hash(password, &setting).map_err(failure)?;
+    String::from_utf8(hash).map_err(|_| Error::Crypt(io::Error::other("hash is not ASCII")))
+}
+
 /// Compares without stopping at the first difference, so the time taken does not tell
 /// an attacker how much of a guessed hash was right. Lengths are not secret (each scheme
 /// has a fixed one) and are compared directly.
@@ -336,6 +357,18 @@ mod tests {
                 other => panic!("{hash}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn hash_password_makes_fresh_yescrypt_hashes_that_verify() {
+        let a = hash_password(b"s3cret pass").unwrap();
+        let b = hash_password(b"s3cret pass").unwrap();
+        assert!(a.starts_with("$y$"), "{a}");
+        assert_ne!(a, b, "salts must differ");
+        assert!(verify(&a, b"s3cret pass").unwrap());
+        assert!(!verify(&a, b"s3cret pasS").unwrap());
+        assert!(hash_password(b"").is_err());
+        assert!(hash_password(b"a\0b").is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Recipient checks at RCPT time: relay control (rcpthosts, morercpthosts.cdb, RELAYCLIENT,
 //! AUTH) and, for mail that stays here, whether the mailbox exists, decided exactly as the
 //! local delivery would decide it, so unknown users are refused now and never bounced later.
+//! Virtual users are checked in their domain's boxes.cdb (rqmail-virtual).
 
 use crate::settings::Settings;
 use rqmail_route::{LOCAL, classify};
@@ -59,6 +60,18 @@ pub fn check(settings: &Settings, address: &[u8], may_relay: bool) -> Verdict {
     }
     match rqmail_users::resolve(&settings.home, &local) {
         Ok(entry) => {
+            // A virtual domain's box: its account's .qmail-default runs rqmail-vdeliver,
+            // which knows the box from boxes.cdb (world-readable, no hashes).
+            let host = String::from_utf8_lossy(rewritten.get(at + 1..).unwrap_or_default());
+            if entry.dash == "-"
+                && let Some(exists) = rqmail_virtual::box_exists(&entry.home, &host, &entry.ext)
+            {
+                return if exists {
+                    Verdict::Accept
+                } else {
+                    Verdict::NoMailbox
+                };
+            }
             match rqmail_dotqmail::mailbox_exists(
                 &entry.home,
                 entry.dash.as_bytes(),

@@ -1,0 +1,298 @@
+//! Virtual domains (rqmail-vusers, rqmail-vdeliver, rqmail-checkpassword, rqmail-smtpd):
+//! two domains on one single-user instance, handed to the harness users vmaila and vmailb,
+//! whose `.qmail-default` runs rqmail-vdeliver. Mail through SMTP reaches the right virtual
+//! Maildirs, aliases and forwards work, a quota defers and then accepts, unknown boxes are
+//! refused at RCPT, the user reads mail over POP3 and authenticates over SMTP with their own
+//! password, and a mistake in the text table leaves the old CDBs in use. (IMAP does not
+//! exist yet.)
+
+use rqmail_e2e::{Instance, wait_for};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+struct Setup {
+    inst: Instance,
+    a: PathBuf,
+    b: PathBuf,
+}
+
+fn vusers(inst: &Instance, args: &[&str], input: &[u8]) -> (bool, String, String) {
+    let out = inst.run("rqmail-vusers", args, input);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn setup(name: &str) -> Setup {
+    let inst = Instance::new(name);
+    let homes = inst.add_users(&["vmaila", "vmailb"]);
+    inst.control("virtualdomains", "a.test:vmaila\nb.test:vmailb\n");
+    inst.control("rcpthosts", "example.com\na.test\nb.test\n");
+    inst.control("checkpassworddelay", "100\n");
+    let vdeliver = inst.bin("rqmail-vdeliver");
+    for home in &homes {
+        std::fs::write(
+            home.join(".qmail-default"),
+            format!("|{}\n", vdeliver.display()),
+        )
+        .unwrap();
+    }
+    for (args, input) in [
+        (&["a.test", "add", "alice"][..], &b"alice-a-pw\n"[..]),
+        (&["a.test", "add", "bob", "1500"], b"bob-pw\n"),
+        (&["b.test", "add", "alice"], b"alice-b-pw\n"),
+        (&["a.test", "alias", "postmaster", "alice"], b""),
+        (&["a.test", "forward", "carol", "alice@b.test"], b""),
+    ] {
+        let (ok, _, err) = vusers(&inst, args, input);
+        assert!(ok, "rqmail-vusers {args:?}: {err}");
+    }
+    if rqmail_e2e::as_root() {
+        // The harness's instance user is nobody; files made as root are given to it.
+        let _ = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&homes[0])
+            .arg(&homes[1])
+            .status();
+    }
+    Setup {
+        a: homes[0].join("a.test"),
+        b: homes[1].join("b.test"),
+        inst,
+    }
+}
+
+fn maildir(domain_dir: &Path, user: &str) -> PathBuf {
+    domain_dir.join(user).join("Maildir")
+}
+
+fn read(path: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned()
+}
+
+#[test]
+fn virtual_domains_end_to_end() {
+    let Setup { mut inst, a, b } = setup("virtual");
+    // The text table holds hashes only; nothing prints them.
+    let text = read(&a.join("passwd"));
+    assert!(text.contains("alice:$y$"), "{text}");
+    assert!(!text.contains("alice-a-pw"));
+    let (ok, list, _) = vusers(&inst, &["a.test", "list"], b"");
+    assert!(ok);
+    assert!(
+        list.contains("user alice quota 0") && list.contains("user bob quota 1500"),
+        "{list}"
+    );
+    assert!(!list.contains('$'), "list must not print hashes: {list}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&a.join("passwd")), 0o600);
+    assert_eq!(mode(&a.join("boxes.cdb")), 0o644);
+    assert_eq!(mode(&a.join("passwd.cdb")) & 0o007, 0);
+
+    inst.start();
+    let smtp = inst.listen("rqmail-smtpd", &[], &[]);
+    inst.python(smtp.port, r#"
+import os, smtplib
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
+s.ehlo("c")
+code, msg = s.docmd("MAIL FROM:<sender@example.com>"); assert code == 250, msg
+code, msg = s.docmd("RCPT TO:<unknown@a.test>"); assert code == 550 and msg.startswith(b"5.1.1"), (code, msg)
+code, msg = s.docmd("RCPT TO:<Alice@A.test>"); assert code == 250, (code, msg)
+s.rset()
+for to, subject in [("alice@a.test", "to a"), ("alice@b.test", "to b"),
+                    ("postmaster@a.test", "via alias"), ("carol@a.test", "via forward")]:
+    refused = s.sendmail("sender@example.com", [to], ("Subject: %s\r\n\r\nhello %s\r\n" % (subject, to)).encode())
+    assert refused == {}, refused
+s.quit()
+"#);
+    let in_a = inst.wait_for_mail(&maildir(&a, "alice"), 2);
+    let in_b = inst.wait_for_mail(&maildir(&b, "alice"), 2);
+    let a_text: Vec<String> = in_a.iter().map(|p| read(p)).collect();
+    let b_text: Vec<String> = in_b.iter().map(|p| read(p)).collect();
+    assert!(
+        a_text.iter().any(|t| t.contains("Subject: to a")),
+        "{a_text:?}"
+    );
+    assert!(
+        a_text.iter().any(|t| t.contains("Subject: via alias")),
+        "{a_text:?}"
+    );
+    assert!(
+        b_text.iter().any(|t| t.contains("Subject: to b")),
+        "{b_text:?}"
+    );
+    assert!(
+        b_text.iter().any(|t| t.contains("Subject: via forward")),
+        "{b_text:?}"
+    );
+    assert!(
+        !a_text
+            .iter()
+            .any(|t| t.contains("to b") || t.contains("via forward"))
+    );
+    assert!(
+        a_text.iter().all(|t| t.contains("Delivered-To: vmaila-")),
+        "{a_text:?}"
+    );
+
+    // Quota: bob has 1500 bytes; two 1000-byte messages do not fit.
+    let bob = maildir(&a, "bob");
+    let body = "x".repeat(900);
+    for n in 1..=2 {
+        let msg = format!("Subject: big {n}\n\n{body}\n");
+        assert_eq!(
+            inst.queue_raw("sender@example.com", &["bob@a.test"], msg.as_bytes()),
+            0
+        );
+        if n == 1 {
+            inst.wait_for_mail(&bob, 1);
+        }
+    }
+    assert!(
+        wait_for(Duration::from_secs(20), || inst
+            .log_text()
+            .contains("mailbox full")),
+        "no deferral for the full mailbox:\n{}",
+        inst.log_text()
+    );
+    assert_eq!(Instance::maildir_new(&bob).len(), 1);
+    assert!(read(&bob.join("maildirsize")).starts_with("1500S\n"));
+    let first = Instance::maildir_new(&bob).remove(0);
+    assert!(read(&first).contains("Subject: big 1"));
+    std::fs::remove_file(first).unwrap();
+    inst.signal(nix::sys::signal::Signal::SIGALRM);
+    let files = inst.wait_for_mail(&bob, 1);
+    assert!(read(&files[0]).contains("Subject: big 2"));
+
+    // POP3 through rqmail-login and rqmail-checkpassword, with the virtual user's password.
+    let checkpassword = inst.bin("rqmail-checkpassword");
+    let pop3d = inst.bin("rqmail-pop3d");
+    let pop = inst.listen(
+        "rqmail-login",
+        &[
+            "pop3",
+            checkpassword.to_str().unwrap(),
+            pop3d.to_str().unwrap(),
+        ],
+        &[("POP3_PLAINTEXT", "")],
+    );
+    let out = inst.python(
+        pop.port,
+        r#"
+import os, poplib
+p = poplib.POP3("127.0.0.1", int(os.environ["PORT"]))
+p.user("alice@b.test")
+try:
+    p.pass_("alice-a-pw")
+    raise SystemExit("another domain's password accepted")
+except poplib.error_proto:
+    pass
+p = poplib.POP3("127.0.0.1", int(os.environ["PORT"]))
+p.user("alice@b.test")
+p.pass_("alice-b-pw")
+count, size = p.stat()
+assert count == 2, (count, size)
+texts = [b"\n".join(p.retr(i)[1]) for i in (1, 2)]
+assert any(b"Subject: to b" in t for t in texts), texts
+assert not any(b"Subject: to a" in t for t in texts), texts
+p.quit()
+p = poplib.POP3("127.0.0.1", int(os.environ["PORT"]))
+p.user("nobody@a.test")
+try:
+    p.pass_("x")
+    raise SystemExit("unknown virtual user accepted")
+except poplib.error_proto:
+    pass
+print("pop3 ok")
+"#,
+    );
+    assert!(out.contains("pop3 ok"), "{out}");
+
+    // SMTP AUTH with a virtual user's password (inside TLS).
+    inst.make_certificate();
+    let auth = inst.listen(
+        "rqmail-smtpd",
+        &[
+            "mail.example.com",
+            checkpassword.to_str().unwrap(),
+            "/bin/true",
+        ],
+        &[],
+    );
+    let out = inst.python(
+        auth.port,
+        r#"
+import os, smtplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
+s.starttls(context=ctx)
+s.ehlo("c")
+try:
+    s.login("alice@a.test", "wrong")
+    raise SystemExit("wrong password accepted")
+except smtplib.SMTPAuthenticationError as e:
+    assert e.smtp_code == 535, e
+s.login("alice@a.test", "alice-a-pw")
+code, msg = s.docmd("MAIL FROM:<alice@a.test>"); assert code == 250, msg
+code, msg = s.docmd("RCPT TO:<far@elsewhere.example>"); assert code == 250, (code, msg)
+s.quit()
+print("auth ok")
+"#,
+    );
+    assert!(out.contains("auth ok"), "{out}");
+
+    // A mistake in the text: compile names the line, the old CDBs stay in use.
+    let mut text = read(&a.join("passwd"));
+    text.push_str("dave:$y$xyz:lots:\n");
+    let bad_line = text.lines().count();
+    std::fs::write(a.join("passwd"), text).unwrap();
+    let (ok, _, err) = vusers(&inst, &["a.test", "compile"], b"");
+    assert!(!ok);
+    assert!(err.contains(&format!("line {bad_line}")), "{err}");
+    let (ok, _, err) = vusers(&inst, &["a.test", "add", "erin"], b"pw\n");
+    assert!(!ok && err.contains(&format!("line {bad_line}")), "{err}");
+    inst.python(
+        smtp.port,
+        r#"
+import os, smtplib
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
+s.ehlo("c")
+code, msg = s.docmd("MAIL FROM:<sender@example.com>"); assert code == 250, msg
+code, msg = s.docmd("RCPT TO:<alice@a.test>"); assert code == 250, (code, msg)
+code, msg = s.docmd("RCPT TO:<dave@a.test>"); assert code == 550, (code, msg)
+s.quit()
+"#,
+    );
+}
+
+#[test]
+fn removed_users_are_refused_and_vdeliver_says_100_for_nobody() {
+    let Setup { inst, a, .. } = setup("virtual-remove");
+    let (ok, _, err) = vusers(&inst, &["a.test", "remove", "alice"], b"");
+    assert!(ok, "{err}");
+    // The alias that pointed only at alice went with her.
+    let text = read(&a.join("passwd"));
+    assert!(
+        !text.contains("alice:") && !text.contains("postmaster"),
+        "{text}"
+    );
+    let out = inst.run_env(
+        "rqmail-vdeliver",
+        &[],
+        b"Subject: x\n\nx\n",
+        &[
+            ("EXT", "alice"),
+            ("HOST", "a.test"),
+            ("HOME", a.parent().unwrap().to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(100));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("#5.1.1"));
+    let (ok, _, err) = vusers(&inst, &["a.test", "add", "Bad/Name"], b"pw\n");
+    assert!(!ok && err.contains("bad name"), "{err}");
+    let (ok, _, err) = vusers(&inst, &["c.test", "list"], b"");
+    assert!(!ok && err.contains("not a virtual domain"), "{err}");
+}
