@@ -119,7 +119,10 @@ fn main() -> ExitCode {
         };
         // A fresh start forgets which hosts timed out, as qmail-rspawn does: an empty table
         // is what rqmail-remote reads a file of the wrong size as.
-        if let Ok(table) = std::fs::OpenOptions::new().write(true).open(home.join("queue/lock/tcpto")) {
+        if let Ok(table) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(home.join("queue/lock/tcpto"))
+        {
             let _ = table.set_len(0);
         }
         std::env::set_current_dir(home.join("queue/mess"))?;

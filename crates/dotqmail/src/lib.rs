@@ -223,7 +223,13 @@ fn is_temporary_errno(code: i32) -> bool {
 fn candidates(dash: &[u8], ext: &[u8]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     let safe: Vec<u8> = ext
         .iter()
-        .map(|&b| if b == b'.' { b':' } else { b.to_ascii_lowercase() })
+        .map(|&b| {
+            if b == b'.' {
+                b':'
+            } else {
+                b.to_ascii_lowercase()
+            }
+        })
         .collect();
     let mut base = b".qmail".to_vec();
     base.extend_from_slice(dash);

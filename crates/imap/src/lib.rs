@@ -1,0 +1,12 @@
+//! IMAP4rev1 after login (rqmail-imapd): the authenticated and selected states on a
+//! Maildir++, with persistent UIDs, flags in file names, and IDLE.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod date;
+pub mod input;
+pub mod session;
+pub mod store;
+
+pub use input::Input;
+pub use session::{CAPABILITIES, End, Session};

@@ -1,0 +1,1561 @@
+//! The IMAP session after login: the authenticated state and, with a mailbox selected,
+//! the selected state; each command parsed from tokens and answered on the output.
+
+use crate::date;
+use crate::input::{Input, ReadError, Token, wait_either};
+use crate::store::{self, FLAG_LETTERS, Folder, Message, NewMessage, flag_letter};
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// What CAPABILITY says.
+pub const CAPABILITIES: &str =
+    "IMAP4rev1 LITERAL+ UIDPLUS MOVE IDLE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE";
+const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+/// How a session ended.
+#[derive(Debug)]
+pub enum End {
+    /// LOGOUT.
+    Logout,
+    /// The client went away or timed out.
+    Dropped(io::Error),
+}
+
+/// A command's result: the tagged reply's status and text.
+type Reply = Result<String, Failure>;
+
+/// Why a command failed.
+enum Failure {
+    /// `NO text`.
+    No(String),
+    /// `BAD text`.
+    Bad(String),
+    /// The output failed: the session ends.
+    Io(io::Error),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Io(e)
+    }
+}
+
+fn bad<T>(text: &str) -> Result<T, Failure> {
+    Err(Failure::Bad(text.to_string()))
+}
+
+fn no<T>(text: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure::No(text.into()))
+}
+
+/// The selected state: the mailbox and the messages as this session last told the client.
+struct Selected {
+    name: String,
+    folder: Folder,
+    read_only: bool,
+    next: u32,
+    messages: Vec<Message>,
+    recent: HashSet<String>,
+}
+
+/// The session: the Maildir root and, maybe, a selected mailbox.
+pub struct Session<W: Write> {
+    root: PathBuf,
+    out: W,
+    selected: Option<Selected>,
+}
+
+/// Command arguments as a cursor over tokens.
+struct Args {
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+impl Args {
+    fn next(&mut self) -> Option<Token> {
+        let t = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+    fn atom(&mut self) -> Result<String, Failure> {
+        match self.next() {
+            Some(Token::Atom(a)) => Ok(a),
+            _ => bad("missing argument"),
+        }
+    }
+    /// An astring: atom, quoted string or literal.
+    fn astring(&mut self) -> Result<Vec<u8>, Failure> {
+        match self.next() {
+            Some(Token::Atom(a)) => Ok(a.into_bytes()),
+            Some(Token::Str(s)) => Ok(s),
+            _ => bad("missing argument"),
+        }
+    }
+    fn text(&mut self) -> Result<String, Failure> {
+        String::from_utf8(self.astring()?).or_else(|_| bad("argument is not UTF-8"))
+    }
+    fn end(&self) -> Result<(), Failure> {
+        if self.pos < self.tokens.len() {
+            return bad("unexpected arguments");
+        }
+        Ok(())
+    }
+    /// A parenthesized list of atoms, or one atom.
+    fn atom_list(&mut self) -> Result<Vec<String>, Failure> {
+        if self.peek() == Some(&Token::Open) {
+            self.pos += 1;
+            let mut list = Vec::new();
+            loop {
+                match self.next() {
+                    Some(Token::Close) => return Ok(list),
+                    Some(Token::Atom(a)) => list.push(a),
+                    Some(Token::Str(s)) => list.push(String::from_utf8_lossy(&s).into_owned()),
+                    _ => return bad("unbalanced parentheses"),
+                }
+            }
+        }
+        Ok(vec![self.atom()?])
+    }
+}
+
+/// Parentheses must balance before anything else is looked at.
+fn balanced(tokens: &[Token]) -> bool {
+    let mut depth = 0i32;
+    for t in tokens {
+        match t {
+            Token::Open => depth += 1,
+            Token::Close => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    depth == 0
+}
+
+/// A sequence set: ranges with `u32::MAX` for `*`.
+#[derive(Debug, Clone)]
+struct SeqSet(Vec<(u32, u32)>);
+
+impl SeqSet {
+    fn parse(s: &str) -> Option<SeqSet> {
+        let num = |p: &str| -> Option<u32> {
+            if p == "*" {
+                Some(u32::MAX)
+            } else {
+                p.parse().ok().filter(|&n| n > 0)
+            }
+        };
+        let mut ranges = Vec::new();
+        for part in s.split(',') {
+            let (a, b) = match part.split_once(':') {
+                Some((a, b)) => (num(a)?, num(b)?),
+                None => (num(part)?, num(part)?),
+            };
+            ranges.push((a.min(b), a.max(b)));
+        }
+        Some(SeqSet(ranges))
+    }
+    /// True if `n` is in the set, where `*` is `max`.
+    fn contains(&self, n: u32, max: u32) -> bool {
+        self.0.iter().any(|&(a, b)| {
+            let a = if a == u32::MAX { max } else { a };
+            let b = if b == u32::MAX { max } else { b };
+            a.min(b) <= n && n <= a.max(b)
+        })
+    }
+}
+
+/// Which part of a message a FETCH BODY[...] wants.
+#[derive(Debug, Clone)]
+enum Section {
+    Full,
+    Header,
+    Fields(Vec<String>, bool),
+    Text,
+}
+
+#[derive(Debug, Clone)]
+enum Att {
+    Flags,
+    Uid,
+    InternalDate,
+    Size,
+    Body {
+        section: Section,
+        label: String,
+        peek: bool,
+        partial: Option<(u64, u64)>,
+    },
+}
+
+/// SEARCH keys.
+#[derive(Debug, Clone)]
+enum Key {
+    All,
+    Seq(SeqSet),
+    Uid(SeqSet),
+    Flag(u8, bool),
+    Recent(bool),
+    New,
+    Not(Box<Key>),
+    Or(Box<Key>, Box<Key>),
+    And(Vec<Key>),
+    Header(String, String),
+    Body(String),
+    Text(String),
+    Before(i64),
+    On(i64),
+    Since(i64),
+    Larger(u64),
+    Smaller(u64),
+    Never,
+}
+
+/// The header of a message (through the empty line) and its body.
+fn split_message(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let mut i = 0;
+    while i < bytes.len() {
+        let line_end = bytes[i..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|p| i + p + 1);
+        let Some(end) = line_end else { break };
+        let line = &bytes[i..end];
+        if line == b"\n" || line == b"\r\n" {
+            return (&bytes[..end], &bytes[end..]);
+        }
+        i = end;
+    }
+    (bytes, &[])
+}
+
+/// The header lines (with continuations) whose names are (or, with `not`, are not) in
+/// `names`, followed by an empty line.
+fn header_fields(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if line == b"\n" || line == b"\r\n" {
+            break;
+        }
+        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
+            let name = line.split(|&b| b == b':').next().unwrap_or(b"");
+            let name = String::from_utf8_lossy(name);
+            let listed = names.iter().any(|n| n.eq_ignore_ascii_case(name.trim()));
+            keep = listed != not;
+        }
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\n");
+    out
+}
+
+/// The unfolded value of each header field `name`.
+fn header_values(header: &[u8], name: &str) -> Vec<String> {
+    let mut values: Vec<String> = Vec::new();
+    let mut current = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        if text.starts_with(' ') || text.starts_with('\t') {
+            if current && let Some(v) = values.last_mut() {
+                v.push_str(text.trim_end());
+            }
+            continue;
+        }
+        current = false;
+        if let Some((n, v)) = text.split_once(':')
+            && n.trim().eq_ignore_ascii_case(name)
+        {
+            values.push(v.trim().to_string());
+            current = true;
+        }
+    }
+    values
+}
+
+fn contains_ci(hay: &[u8], needle: &str) -> bool {
+    let needle = needle.to_ascii_lowercase().into_bytes();
+    if needle.is_empty() {
+        return true;
+    }
+    hay.windows(needle.len()).any(|w| {
+        w.iter()
+            .zip(&needle)
+            .all(|(a, b)| a.to_ascii_lowercase() == *b)
+    })
+}
+
+/// A string as an IMAP quoted string, or a literal when it cannot be quoted.
+fn quote(s: &[u8]) -> Vec<u8> {
+    if s.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        let mut q = b"\"".to_vec();
+        q.extend_from_slice(s);
+        q.push(b'"');
+        q
+    } else {
+        let mut q = format!("{{{}}}\r\n", s.len()).into_bytes();
+        q.extend_from_slice(s);
+        q
+    }
+}
+
+/// A list of UIDs in sequence-set form (`1:3,7`).
+fn uid_set(uids: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let mut j = i;
+        while j + 1 < uids.len() && uids[j + 1] == uids[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            uids[i].to_string()
+        } else {
+            format!("{}:{}", uids[i], uids[j])
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// `*` and `%` pattern matching for LIST: `%` does not match the `.` separator.
+fn pattern_matches(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| pattern_matches(rest, &name[i..])),
+        Some((b'%', rest)) => {
+            let stop = name.iter().position(|&b| b == b'.').unwrap_or(name.len());
+            (0..=stop).any(|i| pattern_matches(rest, &name[i..]))
+        }
+        Some((c, rest)) => name.first() == Some(c) && pattern_matches(rest, &name[1..]),
+    }
+}
+
+impl<W: Write> Session<W> {
+    /// A session on the Maildir `root`, writing to `out`.
+    pub fn new(root: PathBuf, out: W) -> Session<W> {
+        Session {
+            root,
+            out,
+            selected: None,
+        }
+    }
+
+    fn send(&mut self, line: &str) -> io::Result<()> {
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\r\n")
+    }
+
+    /// Greets the client: the tagged answer to its login command, or a PREAUTH greeting.
+    pub fn greet(&mut self, login_tag: Option<&str>) -> io::Result<()> {
+        let _ = store::make_special_folders(&self.root);
+        match login_tag {
+            Some(tag) => self.send(&format!("{tag} OK [CAPABILITY {CAPABILITIES}] logged in"))?,
+            None => self.send(&format!("* PREAUTH [CAPABILITY {CAPABILITIES}] ready"))?,
+        }
+        self.out.flush()
+    }
+
+    /// Reads and answers commands until LOGOUT or the client goes away.
+    pub fn serve(&mut self, input: &mut Input) -> End {
+        loop {
+            if let Err(e) = self.out.flush() {
+                return End::Dropped(e);
+            }
+            let tokens = match input.command(&mut self.out) {
+                Ok(t) => t,
+                Err(ReadError::Gone(e)) => {
+                    if e.kind() == io::ErrorKind::TimedOut {
+                        let _ = self.send("* BYE autologout; idle for too long");
+                        let _ = self.out.flush();
+                    }
+                    return End::Dropped(e);
+                }
+                Err(ReadError::TooLong) => {
+                    if let Err(e) = self.send("* BAD line too long") {
+                        return End::Dropped(e);
+                    }
+                    continue;
+                }
+                Err(ReadError::TooBig { tag }) => {
+                    let tag = tag.unwrap_or_else(|| "*".to_string());
+                    if let Err(e) = self.send(&format!("{tag} NO [TOOBIG] literal too big")) {
+                        return End::Dropped(e);
+                    }
+                    continue;
+                }
+            };
+            if tokens.is_empty() {
+                continue;
+            }
+            match self.command(tokens, input) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = self.out.flush();
+                    return End::Logout;
+                }
+                Err(e) => return End::Dropped(e),
+            }
+        }
+    }
+
+    /// One command; false after LOGOUT.
+    fn command(&mut self, tokens: Vec<Token>, input: &mut Input) -> io::Result<bool> {
+        let tag = match tokens.first() {
+            Some(Token::Atom(t)) if !t.is_empty() && !t.contains(['*', '+', '[', '{', '%']) => {
+                t.clone()
+            }
+            _ => {
+                self.send("* BAD missing or invalid tag")?;
+                return Ok(true);
+            }
+        };
+        let mut args = Args { tokens, pos: 1 };
+        let Some(Token::Atom(name)) = args.next() else {
+            self.send(&format!("{tag} BAD missing command"))?;
+            return Ok(true);
+        };
+        let mut name = name.to_ascii_uppercase();
+        let mut uid = false;
+        if name == "UID" {
+            uid = true;
+            name = match args.next() {
+                Some(Token::Atom(n)) => n.to_ascii_uppercase(),
+                _ => String::new(),
+            };
+        }
+        if !balanced(&args.tokens) {
+            self.send(&format!("{tag} BAD unbalanced parentheses"))?;
+            return Ok(true);
+        }
+        if name == "LOGOUT" {
+            self.send("* BYE logging out")?;
+            self.send(&format!("{tag} OK LOGOUT completed"))?;
+            return Ok(false);
+        }
+        // RFC 3501 §7.4.1: no EXPUNGE while FETCH, STORE or SEARCH runs.
+        let quiet = matches!(name.as_str(), "FETCH" | "STORE" | "SEARCH") && !uid;
+        let reply = self.dispatch(&tag, &name, uid, &mut args, input);
+        let reply = match reply {
+            Err(Failure::Io(e)) => return Err(e),
+            other => other,
+        };
+        if !quiet && name != "IDLE" && name != "SELECT" && name != "EXAMINE" {
+            self.refresh(true)?;
+        }
+        match reply {
+            Ok(text) => self.send(&format!("{tag} OK {text}"))?,
+            Err(Failure::No(text)) => self.send(&format!("{tag} NO {text}"))?,
+            Err(Failure::Bad(text)) => self.send(&format!("{tag} BAD {text}"))?,
+            Err(Failure::Io(e)) => return Err(e),
+        }
+        Ok(true)
+    }
+
+    fn dispatch(
+        &mut self,
+        tag: &str,
+        name: &str,
+        uid: bool,
+        args: &mut Args,
+        input: &mut Input,
+    ) -> Reply {
+        if uid
+            && !matches!(
+                name,
+                "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" | "EXPUNGE"
+            )
+        {
+            return bad("unknown UID command");
+        }
+        match name {
+            "CAPABILITY" => {
+                args.end()?;
+                self.send(&format!("* CAPABILITY {CAPABILITIES}"))?;
+                Ok("CAPABILITY completed".into())
+            }
+            "NOOP" | "CHECK" => {
+                args.end()?;
+                Ok(format!("{name} completed"))
+            }
+            "LOGIN" | "AUTHENTICATE" | "STARTTLS" => bad("already authenticated"),
+            "ENABLE" => {
+                self.send("* ENABLED")?;
+                Ok("ENABLE completed".into())
+            }
+            "ID" => {
+                self.send("* ID (\"name\" \"rqmail\")")?;
+                Ok("ID completed".into())
+            }
+            "NAMESPACE" => {
+                args.end()?;
+                self.send("* NAMESPACE ((\"\" \".\")) NIL NIL")?;
+                Ok("NAMESPACE completed".into())
+            }
+            "LIST" | "LSUB" => self.list(name, args),
+            "CREATE" => self.create(args),
+            "DELETE" => self.delete(args),
+            "RENAME" => self.rename(args),
+            "SUBSCRIBE" | "UNSUBSCRIBE" => self.subscribe(name == "SUBSCRIBE", args),
+            "STATUS" => self.status(args),
+            "SELECT" | "EXAMINE" => self.select(name == "EXAMINE", args),
+            "APPEND" => self.append(args),
+            "IDLE" => self.idle(tag, args, input),
+            "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" | "EXPUNGE" | "CLOSE" | "UNSELECT" => {
+                if self.selected.is_none() {
+                    return bad("no mailbox selected");
+                }
+                match name {
+                    "FETCH" => self.fetch(uid, args),
+                    "STORE" => self.store(uid, args),
+                    "SEARCH" => self.search(uid, args),
+                    "COPY" => self.copy(uid, false, args),
+                    "MOVE" => self.copy(uid, true, args),
+                    "EXPUNGE" => self.expunge(uid, args),
+                    "CLOSE" => {
+                        args.end()?;
+                        if let Some(sel) = &self.selected
+                            && !sel.read_only
+                        {
+                            self.expunge_quietly(None)?;
+                        }
+                        self.selected = None;
+                        Ok("CLOSE completed".into())
+                    }
+                    _ => {
+                        args.end()?;
+                        self.selected = None;
+                        Ok("UNSELECT completed".into())
+                    }
+                }
+            }
+            _ => bad("unknown command"),
+        }
+    }
+
+    fn mailbox_arg(&mut self, args: &mut Args) -> Result<(String, Folder), Failure> {
+        let name = args.text()?;
+        let name = if name.eq_ignore_ascii_case("INBOX") {
+            "INBOX".to_string()
+        } else {
+            name
+        };
+        match store::folder_dir(&self.root, &name) {
+            Some(dir) => Ok((name, Folder::new(dir))),
+            None => no("invalid mailbox name"),
+        }
+    }
+
+    fn list(&mut self, command: &str, args: &mut Args) -> Reply {
+        let reference = args.astring()?;
+        let pattern = args.astring()?;
+        args.end()?;
+        if pattern.is_empty() {
+            self.send(&format!("* {command} (\\Noselect) \".\" \"\""))?;
+            return Ok(format!("{command} completed"));
+        }
+        let mut full = reference;
+        full.extend_from_slice(&pattern);
+        let names = store::list_folders(&self.root)?;
+        let subscribed = store::read_subscriptions(&self.root);
+        let mut shown: Vec<(String, bool)> = names.iter().map(|n| (n.clone(), true)).collect();
+        // Parents with no folder of their own still show, as \Noselect.
+        for n in &names {
+            let mut parent = n.as_str();
+            while let Some((p, _)) = parent.rsplit_once('.') {
+                if !shown.iter().any(|(s, _)| s == p) {
+                    shown.push((p.to_string(), false));
+                }
+                parent = p;
+            }
+        }
+        shown.sort();
+        for (name, exists) in &shown {
+            let inbox_match =
+                name == "INBOX" && pattern_matches(&full.to_ascii_uppercase(), b"INBOX");
+            if !inbox_match && !pattern_matches(&full, name.as_bytes()) {
+                continue;
+            }
+            if command == "LSUB" && !subscribed.iter().any(|s| s == name) {
+                continue;
+            }
+            let mut attrs = Vec::new();
+            if !exists {
+                attrs.push("\\Noselect");
+            }
+            let prefix = format!("{name}.");
+            if shown.iter().any(|(s, _)| s.starts_with(&prefix)) {
+                attrs.push("\\HasChildren");
+            } else {
+                attrs.push("\\HasNoChildren");
+            }
+            if let Some((_, use_attr)) = store::SPECIAL_USE.iter().find(|(n, _)| n == name) {
+                attrs.push(use_attr);
+            }
+            let mut line = format!("* {command} ({}) \".\" ", attrs.join(" ")).into_bytes();
+            line.extend(quote(name.as_bytes()));
+            line.extend_from_slice(b"\r\n");
+            self.out.write_all(&line)?;
+        }
+        Ok(format!("{command} completed"))
+    }
+
+    fn create(&mut self, args: &mut Args) -> Reply {
+        let (name, folder) = self.mailbox_arg(args)?;
+        args.end()?;
+        if name == "INBOX" {
+            return no("[ALREADYEXISTS] INBOX always exists");
+        }
+        if folder.exists() {
+            return no("[ALREADYEXISTS] mailbox exists");
+        }
+        store::create(&self.root, &name).map_err(|e| Failure::No(format!("create failed: {e}")))?;
+        Ok("CREATE completed".into())
+    }
+
+    fn delete(&mut self, args: &mut Args) -> Reply {
+        let (name, folder) = self.mailbox_arg(args)?;
+        args.end()?;
+        if name == "INBOX" {
+            return no("INBOX cannot be deleted");
+        }
+        if !folder.exists() {
+            return no("[NONEXISTENT] no such mailbox");
+        }
+        if self.selected.as_ref().is_some_and(|s| s.name == name) {
+            self.selected = None;
+        }
+        store::delete(&self.root, &name).map_err(|e| Failure::No(format!("delete failed: {e}")))?;
+        Ok("DELETE completed".into())
+    }
+
+    fn rename(&mut self, args: &mut Args) -> Reply {
+        let (from, old) = self.mailbox_arg(args)?;
+        let (to, new) = self.mailbox_arg(args)?;
+        args.end()?;
+        if from == "INBOX" || to == "INBOX" {
+            return no("renaming INBOX is not supported");
+        }
+        if !old.exists() {
+            return no("[NONEXISTENT] no such mailbox");
+        }
+        if new.exists() {
+            return no("[ALREADYEXISTS] mailbox exists");
+        }
+        store::rename(&self.root, &from, &to)
+            .map_err(|e| Failure::No(format!("rename failed: {e}")))?;
+        Ok("RENAME completed".into())
+    }
+
+    fn subscribe(&mut self, on: bool, args: &mut Args) -> Reply {
+        let (name, _) = self.mailbox_arg(args)?;
+        args.end()?;
+        let mut names = store::read_subscriptions(&self.root);
+        names.retain(|n| *n != name);
+        if on {
+            names.push(name);
+        }
+        store::write_subscriptions(&self.root, &names)?;
+        Ok(if on {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        }
+        .into())
+    }
+
+    fn status(&mut self, args: &mut Args) -> Reply {
+        let (name, folder) = self.mailbox_arg(args)?;
+        let items = args.atom_list()?;
+        args.end()?;
+        if !folder.exists() {
+            return no("[NONEXISTENT] no such mailbox");
+        }
+        let snap = folder.sync()?;
+        let mut parts = Vec::new();
+        for item in items {
+            let item = item.to_ascii_uppercase();
+            let value = match item.as_str() {
+                "MESSAGES" => snap.messages.len() as u64,
+                "RECENT" => snap.messages.iter().filter(|m| m.in_new).count() as u64,
+                "UIDNEXT" => u64::from(snap.next),
+                "UIDVALIDITY" => u64::from(snap.validity),
+                "UNSEEN" => snap.messages.iter().filter(|m| !m.has(b'S')).count() as u64,
+                "SIZE" => snap.messages.iter().map(|m| m.wire_size.unwrap_or(0)).sum(),
+                _ => return bad("unknown STATUS item"),
+            };
+            parts.push(format!("{item} {value}"));
+        }
+        let mut line = b"* STATUS ".to_vec();
+        line.extend(quote(name.as_bytes()));
+        line.extend(format!(" ({})\r\n", parts.join(" ")).into_bytes());
+        self.out.write_all(&line)?;
+        Ok("STATUS completed".into())
+    }
+
+    fn select(&mut self, read_only: bool, args: &mut Args) -> Reply {
+        self.selected = None;
+        let (name, folder) = self.mailbox_arg(args)?;
+        if args.peek().is_some() {
+            // CONDSTORE and other select parameters are not supported.
+            return bad("unexpected arguments");
+        }
+        if !folder.exists() {
+            return no("[NONEXISTENT] no such mailbox");
+        }
+        let mut recent = HashSet::new();
+        if !read_only {
+            recent.extend(folder.take_new()?);
+        }
+        let snap = folder.sync()?;
+        if read_only {
+            recent.extend(
+                snap.messages
+                    .iter()
+                    .filter(|m| m.in_new)
+                    .map(|m| m.unique.clone()),
+            );
+        }
+        self.send(&format!("* FLAGS ({SYSTEM_FLAGS})"))?;
+        let permanent = if read_only { "" } else { SYSTEM_FLAGS };
+        self.send(&format!(
+            "* OK [PERMANENTFLAGS ({permanent})] flags permitted"
+        ))?;
+        self.send(&format!("* {} EXISTS", snap.messages.len()))?;
+        self.send(&format!("* {} RECENT", recent.len()))?;
+        if let Some(i) = snap.messages.iter().position(|m| !m.has(b'S')) {
+            self.send(&format!("* OK [UNSEEN {}] first unseen", i + 1))?;
+        }
+        self.send(&format!("* OK [UIDVALIDITY {}] UIDs valid", snap.validity))?;
+        self.send(&format!("* OK [UIDNEXT {}] predicted next UID", snap.next))?;
+        self.selected = Some(Selected {
+            name,
+            folder,
+            read_only,
+            next: snap.next,
+            messages: snap.messages,
+            recent,
+        });
+        Ok(if read_only {
+            "[READ-ONLY] EXAMINE completed"
+        } else {
+            "[READ-WRITE] SELECT completed"
+        }
+        .into())
+    }
+
+    fn flags_text(sel: &Selected, m: &Message) -> String {
+        let mut names: Vec<&str> = FLAG_LETTERS
+            .iter()
+            .filter(|(l, _)| m.has(*l))
+            .map(|(_, n)| *n)
+            .collect();
+        if sel.recent.contains(&m.unique) {
+            names.push("\\Recent");
+        }
+        format!("({})", names.join(" "))
+    }
+
+    /// Tells the client about changes by other sessions and deliveries: EXPUNGE (only if
+    /// `expunges`), flag changes, EXISTS and RECENT.
+    fn refresh(&mut self, expunges: bool) -> io::Result<()> {
+        let Some(sel) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        if !expunges {
+            return Ok(());
+        }
+        if !sel.folder.exists() {
+            self.send("* BYE mailbox deleted")?;
+            return Err(io::Error::other("selected mailbox deleted"));
+        }
+        let before_recent = sel.recent.len();
+        if !sel.read_only {
+            sel.recent.extend(sel.folder.take_new()?);
+        }
+        let snap = sel.folder.sync()?;
+        let mut lines = Vec::new();
+        let mut i = sel.messages.len();
+        while i > 0 {
+            i -= 1;
+            let uid = sel.messages[i].uid;
+            if snap.messages.binary_search_by_key(&uid, |m| m.uid).is_err() {
+                lines.push(format!("* {} EXPUNGE", i + 1));
+                sel.messages.remove(i);
+            }
+        }
+        let known = sel.messages.last().map_or(0, |m| m.uid);
+        for (seq, m) in sel.messages.iter_mut().enumerate() {
+            if let Ok(j) = snap.messages.binary_search_by_key(&m.uid, |n| n.uid) {
+                let now = &snap.messages[j];
+                if now.flags != m.flags {
+                    m.flags = now.flags.clone();
+                    m.file = now.file.clone();
+                    m.in_new = now.in_new;
+                    lines.push(format!(
+                        "* {} FETCH (FLAGS {} UID {})",
+                        seq + 1,
+                        "{}",
+                        m.uid
+                    ));
+                } else {
+                    m.file = now.file.clone();
+                }
+            }
+        }
+        // Fill in the flag texts now that the borrows are done.
+        let added: Vec<Message> = snap
+            .messages
+            .into_iter()
+            .filter(|m| m.uid > known)
+            .collect();
+        let grew = !added.is_empty();
+        if sel.read_only {
+            sel.recent
+                .extend(added.iter().filter(|m| m.in_new).map(|m| m.unique.clone()));
+        }
+        sel.messages.extend(added);
+        sel.next = snap.next;
+        let sel = &*sel;
+        let mut out = Vec::new();
+        for line in lines {
+            if line.contains("FETCH (FLAGS {}") {
+                let seq: usize = line[2..]
+                    .split(' ')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(1);
+                let flags = Self::flags_text(sel, &sel.messages[seq - 1]);
+                out.push(line.replacen("{}", &flags, 1));
+            } else {
+                out.push(line);
+            }
+        }
+        if grew {
+            out.push(format!("* {} EXISTS", sel.messages.len()));
+        }
+        if grew || sel.recent.len() != before_recent {
+            out.push(format!("* {} RECENT", sel.recent.len()));
+        }
+        for line in out {
+            self.send(&line)?;
+        }
+        Ok(())
+    }
+
+    /// Indexes (from 0) of the messages a sequence set names.
+    fn resolve(sel: &Selected, set: &SeqSet, uid: bool) -> Vec<usize> {
+        if uid {
+            let max = sel.messages.last().map_or(0, |m| m.uid);
+            (0..sel.messages.len())
+                .filter(|&i| set.contains(sel.messages[i].uid, max))
+                .collect()
+        } else {
+            let max = sel.messages.len() as u32;
+            (0..sel.messages.len())
+                .filter(|&i| set.contains(i as u32 + 1, max))
+                .collect()
+        }
+    }
+
+    fn set_arg(&self, args: &mut Args, uid: bool) -> Result<Vec<usize>, Failure> {
+        let set = args.atom()?;
+        let set = SeqSet::parse(&set).ok_or_else(|| Failure::Bad("invalid sequence set".into()))?;
+        let Some(sel) = &self.selected else {
+            return bad("no mailbox selected");
+        };
+        if !uid {
+            let max = sel.messages.len() as u32;
+            let out_of_range = set
+                .0
+                .iter()
+                .any(|&(a, b)| (a != u32::MAX && a > max) || (b != u32::MAX && b > max));
+            if out_of_range || (max == 0 && !set.0.is_empty()) {
+                return bad("invalid message sequence number");
+            }
+        }
+        Ok(Self::resolve(sel, &set, uid))
+    }
+
+    fn parse_att(item: &str) -> Result<Vec<Att>, Failure> {
+        let upper = item.to_ascii_uppercase();
+        Ok(match upper.as_str() {
+            "FLAGS" => vec![Att::Flags],
+            "UID" => vec![Att::Uid],
+            "INTERNALDATE" => vec![Att::InternalDate],
+            "RFC822.SIZE" => vec![Att::Size],
+            "FAST" => vec![Att::Flags, Att::InternalDate, Att::Size],
+            "RFC822" => vec![Att::Body {
+                section: Section::Full,
+                label: "RFC822".into(),
+                peek: false,
+                partial: None,
+            }],
+            "RFC822.HEADER" => vec![Att::Body {
+                section: Section::Header,
+                label: "RFC822.HEADER".into(),
+                peek: true,
+                partial: None,
+            }],
+            "RFC822.TEXT" => vec![Att::Body {
+                section: Section::Text,
+                label: "RFC822.TEXT".into(),
+                peek: false,
+                partial: None,
+            }],
+            _ => {
+                let (peek, rest) = if let Some(r) = upper.strip_prefix("BODY.PEEK[") {
+                    (true, r)
+                } else if let Some(r) = upper.strip_prefix("BODY[") {
+                    (false, r)
+                } else if let Some(r) = upper.strip_prefix("BINARY.PEEK[") {
+                    (true, r)
+                } else {
+                    return bad("unsupported FETCH item");
+                };
+                let Some((spec, after)) = rest.split_once(']') else {
+                    return bad("invalid section");
+                };
+                let section = match spec {
+                    "" => Section::Full,
+                    "HEADER" => Section::Header,
+                    "TEXT" | "1" => Section::Text,
+                    _ => {
+                        let (not, list) = if let Some(l) = spec.strip_prefix("HEADER.FIELDS.NOT") {
+                            (true, l)
+                        } else if let Some(l) = spec.strip_prefix("HEADER.FIELDS") {
+                            (false, l)
+                        } else {
+                            return bad("unsupported section");
+                        };
+                        let list = list.trim();
+                        let Some(inner) = list.strip_prefix('(').and_then(|l| l.strip_suffix(')'))
+                        else {
+                            return bad("invalid header list");
+                        };
+                        let names: Vec<String> = inner
+                            .split(' ')
+                            .filter(|s| !s.is_empty())
+                            .map(|s| s.trim_matches('"').to_string())
+                            .collect();
+                        if names.is_empty() {
+                            return bad("empty header list");
+                        }
+                        Section::Fields(names, not)
+                    }
+                };
+                let partial = if after.is_empty() {
+                    None
+                } else {
+                    let inner = after
+                        .strip_prefix('<')
+                        .and_then(|a| a.strip_suffix('>'))
+                        .ok_or_else(|| Failure::Bad("invalid partial".into()))?;
+                    let (o, n) = inner
+                        .split_once('.')
+                        .ok_or_else(|| Failure::Bad("invalid partial".into()))?;
+                    match (o.parse(), n.parse()) {
+                        (Ok(o), Ok(n)) if n > 0 => Some((o, n)),
+                        _ => return bad("invalid partial"),
+                    }
+                };
+                vec![Att::Body {
+                    section,
+                    label: format!("BODY[{spec}]"),
+                    peek,
+                    partial,
+                }]
+            }
+        })
+    }
+
+    fn fetch(&mut self, uid: bool, args: &mut Args) -> Reply {
+        let indexes = self.set_arg(args, uid)?;
+        let mut atts = Vec::new();
+        for item in args.atom_list()? {
+            atts.extend(Self::parse_att(&item)?);
+        }
+        args.end()?;
+        if uid && !atts.iter().any(|a| matches!(a, Att::Uid)) {
+            atts.insert(0, Att::Uid);
+        }
+        let Some(sel) = self.selected.as_mut() else {
+            return bad("no mailbox selected");
+        };
+        let mut missing = false;
+        for i in indexes {
+            let needs_body = atts.iter().any(|a| {
+                matches!(a, Att::Body { .. })
+                    || (matches!(a, Att::Size) && sel.messages[i].wire_size.is_none())
+            });
+            let bytes = if needs_body {
+                match sel.folder.read(&mut sel.messages[i]) {
+                    Ok(b) => Some(b),
+                    Err(_) => {
+                        missing = true;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let sets_seen = !sel.read_only
+                && !sel.messages[i].has(b'S')
+                && atts
+                    .iter()
+                    .any(|a| matches!(a, Att::Body { peek: false, .. }));
+            let mut flags_changed = false;
+            if sets_seen {
+                let mut flags = sel.messages[i].flags.clone();
+                flags.push(b'S');
+                if sel.folder.set_flags(&mut sel.messages[i], &flags).is_ok() {
+                    flags_changed = true;
+                }
+            }
+            let m = &sel.messages[i];
+            let mut out = format!("* {} FETCH (", i + 1).into_bytes();
+            let mut first = true;
+            let mut items = atts.clone();
+            if flags_changed && !items.iter().any(|a| matches!(a, Att::Flags)) {
+                items.push(Att::Flags);
+            }
+            for att in &items {
+                if !first {
+                    out.push(b' ');
+                }
+                first = false;
+                match att {
+                    Att::Flags => {
+                        out.extend(format!("FLAGS {}", Self::flags_text(sel, m)).into_bytes())
+                    }
+                    Att::Uid => out.extend(format!("UID {}", m.uid).into_bytes()),
+                    Att::InternalDate => out.extend(
+                        format!("INTERNALDATE \"{}\"", date::internal_date(m.mtime)).into_bytes(),
+                    ),
+                    Att::Size => {
+                        let size = match (m.wire_size, &bytes) {
+                            (Some(s), _) => s,
+                            (None, Some(b)) => store::wire_size_of(b),
+                            (None, None) => 0,
+                        };
+                        out.extend(format!("RFC822.SIZE {size}").into_bytes());
+                    }
+                    Att::Body {
+                        section,
+                        label,
+                        partial,
+                        ..
+                    } => {
+                        let bytes = bytes.as_deref().unwrap_or(b"");
+                        let (header, text) = split_message(bytes);
+                        let part = match section {
+                            Section::Full => store::to_wire(bytes),
+                            Section::Header => store::to_wire(header),
+                            Section::Text => store::to_wire(text),
+                            Section::Fields(names, not) => {
+                                store::to_wire(&header_fields(header, names, *not))
+                            }
+                        };
+                        let (label, part) = match partial {
+                            Some((o, n)) => {
+                                let start = (*o as usize).min(part.len());
+                                let end = start.saturating_add(*n as usize).min(part.len());
+                                (format!("{label}<{o}>"), part[start..end].to_vec())
+                            }
+                            None => (label.clone(), part),
+                        };
+                        out.extend(format!("{label} {{{}}}\r\n", part.len()).into_bytes());
+                        out.extend(part);
+                    }
+                }
+            }
+            out.extend_from_slice(b")\r\n");
+            self.out.write_all(&out)?;
+        }
+        if missing {
+            return no("some messages were expunged by another session");
+        }
+        Ok("FETCH completed".into())
+    }
+
+    fn store(&mut self, uid: bool, args: &mut Args) -> Reply {
+        let indexes = self.set_arg(args, uid)?;
+        let op = args.atom()?.to_ascii_uppercase();
+        let (mode, silent) = match op.as_str() {
+            "FLAGS" => (0, false),
+            "FLAGS.SILENT" => (0, true),
+            "+FLAGS" => (1, false),
+            "+FLAGS.SILENT" => (1, true),
+            "-FLAGS" => (-1, false),
+            "-FLAGS.SILENT" => (-1, true),
+            _ => return bad("invalid STORE item"),
+        };
+        let names = args.atom_list()?;
+        args.end()?;
+        let mut letters = Vec::new();
+        for n in &names {
+            if let Some(l) = flag_letter(n) {
+                letters.push(l);
+            } else if n.starts_with('\\') && !n.eq_ignore_ascii_case("\\Recent") {
+                return bad("invalid flag");
+            }
+            // Keywords are not kept (PERMANENTFLAGS has no \*).
+        }
+        let Some(sel) = self.selected.as_mut() else {
+            return bad("no mailbox selected");
+        };
+        if sel.read_only {
+            return no("mailbox is read-only");
+        }
+        let mut failed = false;
+        let mut lines = Vec::new();
+        for i in indexes {
+            let old = sel.messages[i].flags.clone();
+            let new: Vec<u8> = match mode {
+                0 => old
+                    .iter()
+                    .copied()
+                    .filter(|l| FLAG_LETTERS.iter().all(|(f, _)| f != l))
+                    .chain(letters.iter().copied())
+                    .collect(),
+                1 => old.iter().chain(&letters).copied().collect(),
+                _ => old
+                    .iter()
+                    .copied()
+                    .filter(|l| !letters.contains(l))
+                    .collect(),
+            };
+            if sel.folder.set_flags(&mut sel.messages[i], &new).is_err() {
+                failed = true;
+                continue;
+            }
+            if !silent {
+                let m = &sel.messages[i];
+                let uid_part = if uid {
+                    format!(" UID {}", m.uid)
+                } else {
+                    String::new()
+                };
+                lines.push(format!(
+                    "* {} FETCH (FLAGS {}{uid_part})",
+                    i + 1,
+                    Self::flags_text(sel, m)
+                ));
+            }
+        }
+        for l in lines {
+            self.send(&l)?;
+        }
+        if failed {
+            return no("some messages could not be changed");
+        }
+        Ok("STORE completed".into())
+    }
+
+    fn search_key(args: &mut Args) -> Result<Key, Failure> {
+        let Some(tok) = args.next() else {
+            return bad("missing search key");
+        };
+        let word = match tok {
+            Token::Open => {
+                let mut keys = Vec::new();
+                while args.peek() != Some(&Token::Close) {
+                    keys.push(Self::search_key(args)?);
+                }
+                args.pos += 1;
+                return Ok(Key::And(keys));
+            }
+            Token::Atom(a) => a.to_ascii_uppercase(),
+            _ => return bad("invalid search key"),
+        };
+        let flag = |l: u8, set: bool| Ok(Key::Flag(l, set));
+        let date_arg = |args: &mut Args| -> Result<i64, Failure> {
+            let t = args.text()?;
+            date::parse_date(&t).ok_or_else(|| Failure::Bad("invalid date".into()))
+        };
+        let num_arg = |args: &mut Args| -> Result<u64, Failure> {
+            args.atom()?.parse().or_else(|_| bad("invalid number"))
+        };
+        match word.as_str() {
+            "ALL" => Ok(Key::All),
+            "ANSWERED" => flag(b'R', true),
+            "UNANSWERED" => flag(b'R', false),
+            "DELETED" => flag(b'T', true),
+            "UNDELETED" => flag(b'T', false),
+            "DRAFT" => flag(b'D', true),
+            "UNDRAFT" => flag(b'D', false),
+            "FLAGGED" => flag(b'F', true),
+            "UNFLAGGED" => flag(b'F', false),
+            "SEEN" => flag(b'S', true),
+            "UNSEEN" => flag(b'S', false),
+            "RECENT" => Ok(Key::Recent(true)),
+            "OLD" => Ok(Key::Recent(false)),
+            "NEW" => Ok(Key::New),
+            "KEYWORD" => {
+                args.atom()?;
+                Ok(Key::Never)
+            }
+            "UNKEYWORD" => {
+                args.atom()?;
+                Ok(Key::All)
+            }
+            "NOT" => Ok(Key::Not(Box::new(Self::search_key(args)?))),
+            "OR" => {
+                let a = Self::search_key(args)?;
+                let b = Self::search_key(args)?;
+                Ok(Key::Or(Box::new(a), Box::new(b)))
+            }
+            "FROM" | "TO" | "CC" | "BCC" | "SUBJECT" => Ok(Key::Header(word, args.text()?)),
+            "HEADER" => {
+                let name = args.text()?;
+                Ok(Key::Header(name, args.text()?))
+            }
+            "BODY" => Ok(Key::Body(args.text()?)),
+            "TEXT" => Ok(Key::Text(args.text()?)),
+            "BEFORE" | "SENTBEFORE" => Ok(Key::Before(date_arg(args)?)),
+            "ON" | "SENTON" => Ok(Key::On(date_arg(args)?)),
+            "SINCE" | "SENTSINCE" => Ok(Key::Since(date_arg(args)?)),
+            "LARGER" => Ok(Key::Larger(num_arg(args)?)),
+            "SMALLER" => Ok(Key::Smaller(num_arg(args)?)),
+            "UID" => {
+                let s = args.atom()?;
+                Ok(Key::Uid(
+                    SeqSet::parse(&s).ok_or_else(|| Failure::Bad("invalid set".into()))?,
+                ))
+            }
+            _ => match SeqSet::parse(&word) {
+                Some(set) => Ok(Key::Seq(set)),
+                None => bad("unknown search key"),
+            },
+        }
+    }
+
+    fn matches(sel: &mut Selected, i: usize, key: &Key, body: &mut Option<Vec<u8>>) -> bool {
+        let count = sel.messages.len() as u32;
+        let max_uid = sel.messages.last().map_or(0, |m| m.uid);
+        let mut load = |sel: &mut Selected| -> Vec<u8> {
+            if body.is_none() {
+                *body = Some(sel.folder.read(&mut sel.messages[i]).unwrap_or_default());
+            }
+            body.clone().unwrap_or_default()
+        };
+        let m = &sel.messages[i];
+        let day = m.mtime.div_euclid(86400);
+        match key {
+            Key::All => true,
+            Key::Never => false,
+            Key::Seq(set) => set.contains(i as u32 + 1, count),
+            Key::Uid(set) => set.contains(m.uid, max_uid),
+            Key::Flag(l, set) => m.has(*l) == *set,
+            Key::Recent(r) => sel.recent.contains(&m.unique) == *r,
+            Key::New => sel.recent.contains(&m.unique) && !m.has(b'S'),
+            Key::Before(d) => day < *d,
+            Key::On(d) => day == *d,
+            Key::Since(d) => day >= *d,
+            Key::Larger(n) | Key::Smaller(n) => {
+                let size = match m.wire_size {
+                    Some(s) => s,
+                    None => store::wire_size_of(&load(sel)),
+                };
+                if matches!(key, Key::Larger(_)) {
+                    size > *n
+                } else {
+                    size < *n
+                }
+            }
+            Key::Header(name, s) => {
+                let bytes = load(sel);
+                let (header, _) = split_message(&bytes);
+                header_values(header, name)
+                    .iter()
+                    .any(|v| contains_ci(v.as_bytes(), s))
+            }
+            Key::Body(s) => {
+                let bytes = load(sel);
+                contains_ci(split_message(&bytes).1, s)
+            }
+            Key::Text(s) => contains_ci(&load(sel), s),
+            Key::Not(k) => !Self::matches(sel, i, k, body),
+            Key::Or(a, b) => Self::matches(sel, i, a, body) || Self::matches(sel, i, b, body),
+            Key::And(keys) => keys.iter().all(|k| Self::matches(sel, i, k, body)),
+        }
+    }
+
+    fn search(&mut self, uid: bool, args: &mut Args) -> Reply {
+        if let Some(Token::Atom(a)) = args.peek()
+            && a.eq_ignore_ascii_case("CHARSET")
+        {
+            args.pos += 1;
+            let charset = args.text()?.to_ascii_uppercase();
+            if charset != "UTF-8" && charset != "US-ASCII" {
+                return no("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset");
+            }
+        }
+        let mut keys = Vec::new();
+        while args.peek().is_some() {
+            keys.push(Self::search_key(args)?);
+        }
+        if keys.is_empty() {
+            return bad("missing search key");
+        }
+        let key = Key::And(keys);
+        let Some(sel) = self.selected.as_mut() else {
+            return bad("no mailbox selected");
+        };
+        let mut found = Vec::new();
+        for i in 0..sel.messages.len() {
+            let mut body = None;
+            if Self::matches(sel, i, &key, &mut body) {
+                found.push(if uid {
+                    sel.messages[i].uid
+                } else {
+                    i as u32 + 1
+                });
+            }
+        }
+        let mut line = "* SEARCH".to_string();
+        for n in found {
+            line.push_str(&format!(" {n}"));
+        }
+        self.send(&line)?;
+        Ok("SEARCH completed".into())
+    }
+
+    fn copy(&mut self, uid: bool, moving: bool, args: &mut Args) -> Reply {
+        let indexes = self.set_arg(args, uid)?;
+        let (_, dest) = self.mailbox_arg(args)?;
+        args.end()?;
+        if !dest.exists() {
+            return no("[TRYCREATE] no such mailbox");
+        }
+        let Some(sel) = self.selected.as_mut() else {
+            return bad("no mailbox selected");
+        };
+        if moving && sel.read_only {
+            return no("mailbox is read-only");
+        }
+        let mut news = Vec::new();
+        let mut src_uids = Vec::new();
+        for &i in &indexes {
+            let bytes = sel
+                .folder
+                .read(&mut sel.messages[i])
+                .map_err(|e| Failure::No(format!("copy failed: {e}")))?;
+            let m = &sel.messages[i];
+            news.push(NewMessage {
+                bytes,
+                flags: m.flags.clone(),
+                mtime: Some(UNIX_EPOCH + Duration::from_secs(m.mtime.max(0) as u64)),
+            });
+            src_uids.push(m.uid);
+        }
+        if news.is_empty() {
+            return Ok(if moving {
+                "MOVE completed"
+            } else {
+                "COPY completed"
+            }
+            .into());
+        }
+        let (validity, uids) = dest
+            .add(&news)
+            .map_err(|e| Failure::No(format!("copy failed: {e}")))?;
+        let code = format!(
+            "[COPYUID {validity} {} {}]",
+            uid_set(&src_uids),
+            uid_set(&uids)
+        );
+        if !moving {
+            return Ok(format!("{code} COPY completed"));
+        }
+        self.send(&format!("* OK {code} moved"))?;
+        let Some(sel) = self.selected.as_mut() else {
+            return bad("no mailbox selected");
+        };
+        let mut lines = Vec::new();
+        for &i in indexes.iter().rev() {
+            if sel.folder.remove(&sel.messages[i]).is_ok() {
+                sel.messages.remove(i);
+                lines.push(format!("* {} EXPUNGE", i + 1));
+            }
+        }
+        for l in lines {
+            self.send(&l)?;
+        }
+        Ok("MOVE completed".into())
+    }
+
+    /// Removes \Deleted messages (of `only`, if given); returns the EXPUNGE lines.
+    fn expunge_quietly(&mut self, only: Option<&[usize]>) -> Result<Vec<String>, Failure> {
+        let Some(sel) = self.selected.as_mut() else {
+            return bad("no mailbox selected");
+        };
+        let mut lines = Vec::new();
+        let mut i = sel.messages.len();
+        while i > 0 {
+            i -= 1;
+            if !sel.messages[i].has(b'T') || only.is_some_and(|o| !o.contains(&i)) {
+                continue;
+            }
+            sel.folder.remove(&sel.messages[i])?;
+            sel.messages.remove(i);
+            lines.push(format!("* {} EXPUNGE", i + 1));
+        }
+        Ok(lines)
+    }
+
+    fn expunge(&mut self, uid: bool, args: &mut Args) -> Reply {
+        let only = if uid {
+            Some(self.set_arg(args, true)?)
+        } else {
+            None
+        };
+        args.end()?;
+        if self.selected.as_ref().is_some_and(|s| s.read_only) {
+            return no("mailbox is read-only");
+        }
+        for line in self.expunge_quietly(only.as_deref())? {
+            self.send(&line)?;
+        }
+        Ok("EXPUNGE completed".into())
+    }
+
+    fn append(&mut self, args: &mut Args) -> Reply {
+        let (name, folder) = self.mailbox_arg(args)?;
+        let mut flags = Vec::new();
+        if args.peek() == Some(&Token::Open) {
+            for f in args.atom_list()? {
+                match flag_letter(&f) {
+                    Some(l) => flags.push(l),
+                    None if f.starts_with('\\') => return bad("invalid flag"),
+                    None => {}
+                }
+            }
+        }
+        let mut mtime = None;
+        if let Some(Token::Str(s)) = args.peek().cloned()
+            && args.tokens.get(args.pos + 1).is_some()
+        {
+            args.pos += 1;
+            let text = String::from_utf8_lossy(&s).into_owned();
+            let secs = date::parse_date_time(&text)
+                .ok_or_else(|| Failure::Bad("invalid date-time".into()))?;
+            mtime = Some(UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64));
+        }
+        let Some(Token::Str(bytes)) = args.next() else {
+            return bad("missing message literal");
+        };
+        args.end()?;
+        if !folder.exists() {
+            return no("[TRYCREATE] no such mailbox");
+        }
+        let _ = name;
+        let (validity, uids) = folder
+            .add(&[NewMessage {
+                bytes,
+                flags,
+                mtime,
+            }])
+            .map_err(|e| Failure::No(format!("append failed: {e}")))?;
+        Ok(format!(
+            "[APPENDUID {validity} {}] APPEND completed",
+            uid_set(&uids)
+        ))
+    }
+
+    fn idle(&mut self, tag: &str, args: &mut Args, input: &mut Input) -> Reply {
+        args.end()?;
+        self.send("+ idling")?;
+        self.out.flush()?;
+        let watcher = self
+            .selected
+            .as_ref()
+            .and_then(|s| watch(&s.folder.dir).ok());
+        let started = std::time::Instant::now();
+        loop {
+            self.refresh(true)?;
+            self.out.flush()?;
+            let (client, _) = match &watcher {
+                Some(w) => {
+                    use std::os::fd::AsFd;
+                    let ready = wait_either(input, w.as_fd(), Duration::from_millis(500))?;
+                    if ready.1 {
+                        let _ = w.read_events();
+                    }
+                    ready
+                }
+                None => {
+                    let (r, _) = nix::unistd::pipe().map_err(io::Error::from)?;
+                    use std::os::fd::AsFd;
+                    wait_either(input, r.as_fd(), Duration::from_millis(500))?
+                }
+            };
+            if client {
+                let line = input.line(crate::input::MAX_LINE)?;
+                return match line {
+                    Some(l) if l.eq_ignore_ascii_case(b"DONE") => Ok("IDLE terminated".into()),
+                    _ => bad("expected DONE"),
+                };
+            }
+            if started.elapsed() > Duration::from_secs(29 * 60) {
+                self.send("* BYE idle too long")?;
+                let _ = tag;
+                return Err(Failure::Io(io::Error::new(io::ErrorKind::TimedOut, "idle")));
+            }
+        }
+    }
+}
+
+/// An inotify watch on a folder's new/ and cur/.
+fn watch(dir: &std::path::Path) -> nix::Result<nix::sys::inotify::Inotify> {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+    let mask = AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_MOVED_TO;
+    inotify.add_watch(&dir.join("new"), mask)?;
+    inotify.add_watch(&dir.join("cur"), mask)?;
+    Ok(inotify)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_patterns_stop_percent_at_the_separator() {
+        assert!(pattern_matches(b"*", b"A.B"));
+        assert!(pattern_matches(b"%", b"A"));
+        assert!(!pattern_matches(b"%", b"A.B"));
+        assert!(pattern_matches(b"A.%", b"A.B"));
+    }
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+    }
+
+    #[test]
+    fn header_fields_keep_continuations() {
+        let h = b"From: a\nSubject: x\n y\nTo: b\n\n";
+        assert_eq!(
+            header_fields(h, &["subject".into()], false),
+            b"Subject: x\n y\n\n"
+        );
+        assert_eq!(header_values(h, "subject"), vec!["x y".to_string()]);
+    }
+}

@@ -1,0 +1,682 @@
+//! Maildir++ folders as IMAP mailboxes: names, persistent UIDs in a per-folder list file,
+//! flags in the `:2,` suffix of file names, and adding messages (APPEND, COPY).
+
+use nix::fcntl::{Flock, FlockArg};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The per-folder UID list: `UIDVALIDITY UIDNEXT`, then `UID UNIQUE` lines.
+pub const UIDLIST: &str = "rqmail-uidlist";
+/// Taken (flock) while the UID list is read, changed and replaced.
+const UIDLIST_LOCK: &str = "rqmail-uidlist.lock";
+/// Subscribed mailbox names, one a line, in the Maildir's root.
+pub const SUBSCRIPTIONS: &str = "subscriptions";
+/// Present once the SPECIAL-USE folders have been created for the user.
+const FOLDERS_MADE: &str = "rqmail-imap-folders";
+/// The folders made at first login, with their RFC 6154 attributes.
+pub const SPECIAL_USE: &[(&str, &str)] = &[
+    ("Archive", "\\Archive"),
+    ("Drafts", "\\Drafts"),
+    ("Junk", "\\Junk"),
+    ("Sent", "\\Sent"),
+    ("Trash", "\\Trash"),
+];
+
+/// Maildir info letters for the IMAP system flags, in ASCII order of the letters.
+pub const FLAG_LETTERS: &[(u8, &str)] = &[
+    (b'D', "\\Draft"),
+    (b'F', "\\Flagged"),
+    (b'R', "\\Answered"),
+    (b'S', "\\Seen"),
+    (b'T', "\\Deleted"),
+];
+
+/// The letter for an IMAP system flag (case-insensitive), if it has one.
+pub fn flag_letter(flag: &str) -> Option<u8> {
+    FLAG_LETTERS
+        .iter()
+        .find(|(_, name)| name.eq_ignore_ascii_case(flag))
+        .map(|(l, _)| *l)
+}
+
+/// One message as last seen on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its UID, from the folder's list.
+    pub uid: u32,
+    /// The Maildir unique name (the file name before `:`).
+    pub unique: String,
+    /// The file's path relative to the folder: `new/NAME` or `cur/NAME`.
+    pub file: String,
+    /// Info letters after `:2,`, sorted (empty in new/).
+    pub flags: Vec<u8>,
+    /// True while the file is in new/.
+    pub in_new: bool,
+    /// Modification time, seconds since the epoch: the INTERNALDATE.
+    pub mtime: i64,
+    /// The size with CRLF line ends, if the name says (`,W=`).
+    pub wire_size: Option<u64>,
+}
+
+impl Message {
+    /// True if the message carries info letter `letter`.
+    pub fn has(&self, letter: u8) -> bool {
+        self.flags.contains(&letter)
+    }
+}
+
+/// Splits a file name into unique name and info letters (`:2,XYZ`).
+fn split_name(name: &str) -> (&str, Vec<u8>) {
+    match name.split_once(':') {
+        Some((unique, info)) => {
+            let letters = info.strip_prefix("2,").unwrap_or("");
+            let mut flags: Vec<u8> = letters.bytes().collect();
+            flags.sort_unstable();
+            flags.dedup();
+            (unique, flags)
+        }
+        None => (name, Vec::new()),
+    }
+}
+
+/// The `,W=` size in a unique name.
+fn wire_size(unique: &str) -> Option<u64> {
+    unique
+        .split(',')
+        .skip(1)
+        .find_map(|f| f.strip_prefix("W="))
+        .and_then(|n| n.parse().ok())
+}
+
+/// A mailbox name checked and mapped to its Maildir++ directory.
+pub fn folder_dir(root: &Path, name: &str) -> Option<PathBuf> {
+    if name.eq_ignore_ascii_case("INBOX") {
+        return Some(root.to_path_buf());
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let bad = name.is_empty()
+        || name.starts_with('.')
+        || name.contains("..")
+        || name.bytes().any(|b| b == b'/' || b < 0x20 || b == 0x7f);
+    if bad {
+        return None;
+    }
+    Some(root.join(format!(".{name}")))
+}
+
+/// The mailbox names in the Maildir `root`: INBOX, then each `.Name` folder, sorted.
+pub fn list_folders(root: &Path) -> io::Result<Vec<String>> {
+    let mut names = vec!["INBOX".to_string()];
+    let mut folders = Vec::new();
+    for entry in fs::read_dir(root)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if let Some(folder) = name.strip_prefix('.')
+            && !folder.is_empty()
+            && folder != "."
+            && entry.path().join("cur").is_dir()
+        {
+            folders.push(folder.to_string());
+        }
+    }
+    folders.sort();
+    names.extend(folders);
+    Ok(names)
+}
+
+/// Creates the SPECIAL-USE folders and subscribes to them, once per Maildir.
+pub fn make_special_folders(root: &Path) -> io::Result<()> {
+    if root.join(FOLDERS_MADE).exists() {
+        return Ok(());
+    }
+    let mut subscribed = read_subscriptions(root);
+    for (name, _) in SPECIAL_USE {
+        if !root.join(format!(".{name}")).is_dir() {
+            rqmail_mailbox::make_folder(root, name)?;
+        }
+        if !subscribed.iter().any(|s| s == name) {
+            subscribed.push(name.to_string());
+        }
+    }
+    if !subscribed.iter().any(|s| s == "INBOX") {
+        subscribed.insert(0, "INBOX".to_string());
+    }
+    write_subscriptions(root, &subscribed)?;
+    write_atomically(&root.join(FOLDERS_MADE), b"")
+}
+
+/// The subscribed names.
+pub fn read_subscriptions(root: &Path) -> Vec<String> {
+    fs::read_to_string(root.join(SUBSCRIPTIONS))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Replaces the subscriptions file.
+pub fn write_subscriptions(root: &Path, names: &[String]) -> io::Result<()> {
+    let mut text = String::new();
+    for n in names {
+        text.push_str(n);
+        text.push('\n');
+    }
+    write_atomically(&root.join(SUBSCRIPTIONS), text.as_bytes())
+}
+
+/// Writes `path` through a temporary file, fsync and rename, so readers see the old or
+/// the new contents, never a part.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The UID list of one folder as stored.
+#[derive(Debug, Clone, Default)]
+struct UidList {
+    validity: u32,
+    next: u32,
+    uids: HashMap<String, u32>,
+}
+
+impl UidList {
+    /// Reads the list; `None` if it is missing or corrupt (the caller starts a new one).
+    fn read(dir: &Path) -> Option<UidList> {
+        let text = fs::read_to_string(dir.join(UIDLIST)).ok()?;
+        let mut lines = text.lines();
+        let mut first = lines.next()?.split(' ');
+        let validity: u32 = first.next()?.parse().ok()?;
+        let next: u32 = first.next()?.parse().ok()?;
+        if validity == 0 || next == 0 {
+            return None;
+        }
+        let mut uids = HashMap::new();
+        for line in lines {
+            let (uid, unique) = line.split_once(' ')?;
+            let uid: u32 = uid.parse().ok()?;
+            if uid == 0 || uid >= next {
+                return None;
+            }
+            uids.insert(unique.to_string(), uid);
+        }
+        Some(UidList {
+            validity,
+            next,
+            uids,
+        })
+    }
+
+    fn fresh() -> UidList {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(1);
+        UidList {
+            validity: u32::try_from(now).unwrap_or(u32::MAX).max(1),
+            next: 1,
+            uids: HashMap::new(),
+        }
+    }
+
+    fn write(&self, dir: &Path) -> io::Result<()> {
+        let mut entries: Vec<(&u32, &String)> = self.uids.iter().map(|(u, n)| (n, u)).collect();
+        entries.sort();
+        let mut text = format!("{} {}\n", self.validity, self.next);
+        for (uid, unique) in entries {
+            text.push_str(&format!("{uid} {unique}\n"));
+        }
+        write_atomically(&dir.join(UIDLIST), text.as_bytes())
+    }
+}
+
+/// A folder's state after a scan: its UIDVALIDITY, UIDNEXT and messages in UID order.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// UIDVALIDITY.
+    pub validity: u32,
+    /// UIDNEXT.
+    pub next: u32,
+    /// The messages, in ascending UID order.
+    pub messages: Vec<Message>,
+}
+
+/// One Maildir++ folder.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    /// The folder's directory.
+    pub dir: PathBuf,
+}
+
+/// A file found in new/ or cur/.
+struct Found {
+    unique: String,
+    file: String,
+    flags: Vec<u8>,
+    in_new: bool,
+    mtime: i64,
+    mtime_ns: i64,
+}
+
+impl Folder {
+    /// The folder at `dir`.
+    pub fn new(dir: PathBuf) -> Folder {
+        Folder { dir }
+    }
+
+    /// True if `dir` holds a Maildir.
+    pub fn exists(&self) -> bool {
+        self.dir.join("cur").is_dir() && self.dir.join("new").is_dir()
+    }
+
+    fn lock(&self) -> io::Result<Flock<File>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(self.dir.join(UIDLIST_LOCK))?;
+        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))
+    }
+
+    fn scan_files(&self) -> io::Result<Vec<Found>> {
+        let mut found = Vec::new();
+        for (sub, in_new) in [("new", true), ("cur", false)] {
+            for entry in fs::read_dir(self.dir.join(sub))? {
+                let entry = entry?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let Ok(meta) = entry.metadata() else {
+                    continue; // renamed or removed meanwhile
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                let (unique, flags) = split_name(&name);
+                found.push(Found {
+                    unique: unique.to_string(),
+                    file: format!("{sub}/{name}"),
+                    flags: if in_new { Vec::new() } else { flags },
+                    in_new,
+                    mtime: meta.mtime(),
+                    mtime_ns: meta.mtime_nsec(),
+                });
+            }
+        }
+        // Delivery order for the UIDs of new messages.
+        found.sort_by(|a, b| {
+            (a.mtime, a.mtime_ns, &a.unique).cmp(&(b.mtime, b.mtime_ns, &b.unique))
+        });
+        found.dedup_by(|a, b| a.unique == b.unique);
+        Ok(found)
+    }
+
+    /// Scans the folder and gives UIDs to new messages, under the folder's lock.
+    pub fn sync(&self) -> io::Result<Snapshot> {
+        let _lock = self.lock()?;
+        let mut list = UidList::read(&self.dir).unwrap_or_else(UidList::fresh);
+        let found = self.scan_files()?;
+        let mut changed = !self.dir.join(UIDLIST).exists();
+        let mut messages = Vec::with_capacity(found.len());
+        let mut present = HashMap::with_capacity(found.len());
+        for f in found {
+            let uid = match list.uids.get(&f.unique) {
+                Some(uid) => *uid,
+                None => {
+                    let uid = list.next;
+                    list.next = list.next.saturating_add(1);
+                    list.uids.insert(f.unique.clone(), uid);
+                    changed = true;
+                    uid
+                }
+            };
+            present.insert(f.unique.clone(), ());
+            messages.push(Message {
+                uid,
+                wire_size: wire_size(&f.unique),
+                unique: f.unique,
+                file: f.file,
+                flags: f.flags,
+                in_new: f.in_new,
+                mtime: f.mtime,
+            });
+        }
+        let before = list.uids.len();
+        list.uids.retain(|u, _| present.contains_key(u));
+        changed |= list.uids.len() != before;
+        if changed {
+            list.write(&self.dir)?;
+        }
+        messages.sort_by_key(|m| m.uid);
+        Ok(Snapshot {
+            validity: list.validity,
+            next: list.next,
+            messages,
+        })
+    }
+
+    /// Moves every message in new/ to cur/ (clearing \Recent for other sessions); returns
+    /// the unique names moved.
+    pub fn take_new(&self) -> io::Result<Vec<String>> {
+        let mut moved = Vec::new();
+        for entry in fs::read_dir(self.dir.join("new"))? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let (unique, _) = split_name(&name);
+            let to = self.dir.join("cur").join(format!("{unique}:2,"));
+            if fs::rename(entry.path(), to).is_ok() {
+                moved.push(unique.to_string());
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Finds the current file of `unique` (another session may have renamed it).
+    pub fn locate(&self, unique: &str) -> Option<String> {
+        for sub in ["cur", "new"] {
+            let Ok(entries) = fs::read_dir(self.dir.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if split_name(&name).0 == unique {
+                    return Some(format!("{sub}/{name}"));
+                }
+            }
+        }
+        None
+    }
+
+    /// Reads a message's bytes, following a rename by another session.
+    pub fn read(&self, m: &mut Message) -> io::Result<Vec<u8>> {
+        match fs::read(self.dir.join(&m.file)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let file = self.locate(&m.unique).ok_or(e)?;
+                m.file = file;
+                fs::read(self.dir.join(&m.file))
+            }
+            other => other,
+        }
+    }
+
+    /// Sets a message's info letters by renaming it into cur/.
+    pub fn set_flags(&self, m: &mut Message, flags: &[u8]) -> io::Result<()> {
+        let mut flags = flags.to_vec();
+        flags.sort_unstable();
+        flags.dedup();
+        let to = format!("cur/{}:2,{}", m.unique, String::from_utf8_lossy(&flags));
+        if to != m.file {
+            match fs::rename(self.dir.join(&m.file), self.dir.join(&to)) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let file = self.locate(&m.unique).ok_or(e)?;
+                    fs::rename(self.dir.join(&file), self.dir.join(&to))?;
+                }
+                other => other?,
+            }
+            m.file = to;
+            m.in_new = false;
+        }
+        m.flags = flags;
+        Ok(())
+    }
+
+    /// Removes a message's file.
+    pub fn remove(&self, m: &Message) -> io::Result<()> {
+        match fs::remove_file(self.dir.join(&m.file)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match self.locate(&m.unique) {
+                Some(file) => fs::remove_file(self.dir.join(file)),
+                None => Ok(()),
+            },
+            other => other,
+        }
+    }
+
+    /// Adds messages to cur/ (tmp, fsync, link, fsync of cur/) and gives them UIDs under
+    /// the lock, so that the UIDs are consecutive; returns UIDVALIDITY and the UIDs.
+    pub fn add(&self, messages: &[NewMessage]) -> io::Result<(u32, Vec<u32>)> {
+        let mut names = Vec::with_capacity(messages.len());
+        let result = (|| {
+            for m in messages {
+                let unique = rqmail_mailbox::unique_name();
+                let wire = wire_size_of(&m.bytes);
+                let unique = format!("{unique},S={},W={wire}", m.bytes.len());
+                let tmp = self.dir.join("tmp").join(&unique);
+                let mut flags = m.flags.clone();
+                flags.sort_unstable();
+                flags.dedup();
+                let cur = self
+                    .dir
+                    .join("cur")
+                    .join(format!("{unique}:2,{}", String::from_utf8_lossy(&flags)));
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                f.write_all(&m.bytes)?;
+                f.sync_all()?;
+                if let Some(t) = m.mtime {
+                    f.set_modified(t)?;
+                }
+                drop(f);
+                let linked = fs::hard_link(&tmp, &cur);
+                let _ = fs::remove_file(&tmp);
+                linked?;
+                names.push((unique, cur));
+            }
+            File::open(self.dir.join("cur"))?.sync_all()
+        })();
+        if let Err(e) = result {
+            for (_, path) in &names {
+                let _ = fs::remove_file(path);
+            }
+            return Err(e);
+        }
+        let _lock = self.lock()?;
+        let mut list = UidList::read(&self.dir).unwrap_or_else(UidList::fresh);
+        let mut uids = Vec::with_capacity(names.len());
+        for (unique, _) in names {
+            let uid = list.next;
+            list.next = list.next.saturating_add(1);
+            list.uids.insert(unique, uid);
+            uids.push(uid);
+        }
+        list.write(&self.dir)?;
+        Ok((list.validity, uids))
+    }
+}
+
+/// A message to add to a folder.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The bytes, stored as they are.
+    pub bytes: Vec<u8>,
+    /// Info letters.
+    pub flags: Vec<u8>,
+    /// The INTERNALDATE to give it, if not now.
+    pub mtime: Option<SystemTime>,
+}
+
+/// The size of `bytes` as sent: every line ended by CRLF, a last line without LF too.
+pub fn wire_size_of(bytes: &[u8]) -> u64 {
+    let mut size = bytes.len() as u64;
+    let mut last = None;
+    for &b in bytes {
+        if b == b'\n' && last != Some(b'\r') {
+            size += 1;
+        }
+        last = Some(b);
+    }
+    if last.is_some_and(|b| b != b'\n') {
+        size += 2;
+    }
+    size
+}
+
+/// `bytes` as sent: bare LF becomes CRLF, a last line without LF gets CRLF.
+pub fn to_wire(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 30 + 2);
+    let mut last = None;
+    for &b in bytes {
+        if b == b'\n' && last != Some(b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+        last = Some(b);
+    }
+    if last.is_some_and(|b| b != b'\n') {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Reads a whole file into memory, for messages given to APPEND-like copies.
+pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Creates the folder `name` (and missing parents).
+pub fn create(root: &Path, name: &str) -> io::Result<()> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let parts: Vec<&str> = name.split('.').collect();
+    for i in 1..=parts.len() {
+        let prefix = parts[..i].join(".");
+        if !root.join(format!(".{prefix}")).join("cur").is_dir() {
+            rqmail_mailbox::make_folder(root, &prefix)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the folder `name`: renamed into tmp/ first, so that it vanishes at once.
+pub fn delete(root: &Path, name: &str) -> io::Result<()> {
+    let dir = folder_dir(root, name).ok_or_else(|| io::Error::other("bad name"))?;
+    let trash = root
+        .join("tmp")
+        .join(format!(".deleted-{}", rqmail_mailbox::unique_name()));
+    fs::rename(&dir, &trash)?;
+    fs::remove_dir_all(&trash)
+}
+
+/// Renames folder `from` to `to`, with its subfolders.
+pub fn rename(root: &Path, from: &str, to: &str) -> io::Result<()> {
+    let to = to.strip_suffix('.').unwrap_or(to);
+    let from = from.strip_suffix('.').unwrap_or(from);
+    let mut moves = vec![(from.to_string(), to.to_string())];
+    for name in list_folders(root)? {
+        if let Some(rest) = name.strip_prefix(&format!("{from}.")) {
+            moves.push((name.clone(), format!("{to}.{rest}")));
+        }
+    }
+    // Parents of the new name, so that the hierarchy lists.
+    if let Some((parent, _)) = to.rsplit_once('.') {
+        create(root, parent)?;
+    }
+    for (a, b) in moves {
+        fs::rename(root.join(format!(".{a}")), root.join(format!(".{b}")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maildir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rqmail-imap-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        rqmail_mailbox::make_maildir(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn uids_persist_and_are_not_reused_after_removal() {
+        let dir = maildir("uids");
+        fs::write(dir.join("new/1.a.host,S=3,W=4"), b"ab\n").unwrap();
+        fs::write(dir.join("cur/2.b.host:2,SF"), b"x").unwrap();
+        let f = Folder::new(dir.clone());
+        let s = f.sync().unwrap();
+        assert_eq!(s.messages.len(), 2);
+        assert_eq!(s.next, 3);
+        let flagged = s.messages.iter().find(|m| m.unique == "2.b.host").unwrap();
+        assert_eq!(flagged.flags, b"FS");
+        let uid_a = s
+            .messages
+            .iter()
+            .find(|m| m.unique == "1.a.host,S=3,W=4")
+            .unwrap();
+        assert_eq!(uid_a.wire_size, Some(4));
+        fs::remove_file(dir.join("cur/2.b.host:2,SF")).unwrap();
+        fs::write(dir.join("new/3.c.host"), b"y").unwrap();
+        let s2 = f.sync().unwrap();
+        assert_eq!(s2.validity, s.validity);
+        assert_eq!(
+            s2.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            vec![uid_a.uid, 3]
+        );
+        fs::write(dir.join(UIDLIST), "garbage").unwrap();
+        let s3 = f.sync().unwrap();
+        assert_eq!(s3.messages.len(), 2);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn set_flags_renames_with_letters_in_ascii_order() {
+        let dir = maildir("flags");
+        fs::write(dir.join("new/1.a.host"), b"ab\n").unwrap();
+        let f = Folder::new(dir.clone());
+        let mut m = f.sync().unwrap().messages.remove(0);
+        f.set_flags(&mut m, b"TSF").unwrap();
+        assert!(dir.join("cur/1.a.host:2,FST").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn wire_form_ends_every_line_with_crlf() {
+        assert_eq!(to_wire(b"a\nb\r\nc"), b"a\r\nb\r\nc\r\n");
+        assert_eq!(wire_size_of(b"a\nb\r\nc"), 9);
+    }
+
+    #[test]
+    fn bad_folder_names_are_refused() {
+        let root = Path::new("/m");
+        assert_eq!(folder_dir(root, "inbox").unwrap(), root);
+        assert!(folder_dir(root, "../x").is_none());
+        assert!(folder_dir(root, "a/b").is_none());
+        assert!(folder_dir(root, ".x").is_none());
+        assert_eq!(folder_dir(root, "A.B").unwrap(), root.join(".A.B"));
+    }
+}

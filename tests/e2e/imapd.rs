@@ -1,0 +1,344 @@
+//! rqmail-imapd on a Maildir filled by a real instance, served per connection by the real
+//! rqmail-tcpserver (so it greets with PREAUTH) and driven with Python's imaplib and raw
+//! sockets: SELECT, byte-exact FETCH, flags in file names, SEARCH, COPY/MOVE, EXPUNGE,
+//! APPEND, UID stability, two sessions, IDLE, bad input.
+
+use rqmail_e2e::{Instance, Listener};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Helpers every script starts with.
+const PRELUDE: &str = r#"
+import imaplib, os, re, socket, time
+PORT = int(os.environ["PORT"])
+MAILDIR = os.path.join(os.environ["HOME_DIR"], "homes", "bob", "Maildir")
+
+def connect():
+    m = imaplib.IMAP4("127.0.0.1", PORT, timeout=30)
+    assert m.state == "AUTH", m.state
+    return m
+
+def ok(result):
+    typ, data = result
+    assert typ == "OK", (typ, data)
+    return data
+
+def files(folder=""):
+    """{unique: (sub/name)} of the messages in a folder ("" = INBOX)."""
+    d = os.path.join(MAILDIR, "." + folder) if folder else MAILDIR
+    found = {}
+    for sub in ("new", "cur"):
+        for name in os.listdir(os.path.join(d, sub)):
+            if not name.startswith("."):
+                found[name.split(":")[0]] = os.path.join(d, sub, name)
+    return found
+
+def wire(path):
+    """The message as FETCH BODY[] must send it: every line ended by CR LF."""
+    data = re.sub(rb"(?<!\r)\n", b"\r\n", open(path, "rb").read())
+    return data if not data or data.endswith(b"\n") else data + b"\r\n"
+
+class Raw:
+    """A session on a bare socket, for exact replies."""
+    def __init__(self):
+        self.s = socket.create_connection(("127.0.0.1", PORT), timeout=30)
+        self.f = self.s.makefile("rb")
+        self.greeting = self.f.readline()
+    def send(self, data):
+        self.s.sendall(data)
+    def until(self, tag):
+        lines = []
+        while True:
+            l = self.f.readline()
+            assert l, lines
+            lines.append(l)
+            if l.startswith(tag + b" "):
+                return lines
+    def cmd(self, line):
+        tag = line.split(b" ")[0]
+        self.send(line + b"\r\n")
+        return self.until(tag)
+"#;
+
+const ONE: &[u8] = b"From: Alice <alice@remote.example>\nTo: bob@example.com\nSubject: one\n\nline one\n.leading dot\n";
+const TWO: &[u8] = b"From: Carol <carol@remote.example>\nTo: bob@example.com\nSubject: two\n  folded\n\nno newline at the end";
+const THREE: &[u8] = b"From: Dave <dave@remote.example>\nSubject: three\n\n\xc3\xa9t\xc3\xa9 8bit\nneedle in the body\n";
+
+/// An instance with user bob and a listener serving his Maildir with rqmail-imapd.
+fn setup(name: &str, messages: &[&[u8]]) -> (Instance, PathBuf, Listener) {
+    let mut inst = Instance::new(name);
+    let homes = inst.add_users(&["bob"]);
+    inst.start();
+    let maildir = homes[0].join("Maildir");
+    deliver(&inst, &maildir, messages);
+    let listener = inst.listen("rqmail-imapd", &[maildir.to_str().unwrap()], &[]);
+    (inst, maildir, listener)
+}
+
+fn deliver(inst: &Instance, maildir: &Path, messages: &[&[u8]]) {
+    for message in messages {
+        let before = Instance::maildir_new(maildir).len();
+        assert_eq!(
+            inst.queue_raw("alice@remote.example", &["bob@example.com"], message),
+            0
+        );
+        inst.wait_for_mail(maildir, before + 1);
+    }
+}
+
+fn script(body: &str) -> String {
+    format!("{PRELUDE}\n{body}")
+}
+
+/// Every file under `dir` with its contents, for checking that nothing changed.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(tree(&path));
+        } else {
+            let data = std::fs::read(&path).unwrap();
+            out.push((path, data));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn imaplib_selects_fetches_stores_searches_copies_moves_expunges_and_appends() {
+    let (inst, maildir, l) = setup("imap-basic", &[ONE, TWO, THREE]);
+    let out = inst.python(
+        l.port,
+        &script(
+            r#"
+m = connect()
+typ, data = m.select("INBOX")
+assert typ == "OK" and data == [b"3"], (typ, data)
+assert m.untagged_responses.get("RECENT") == [b"3"], m.untagged_responses
+assert not os.listdir(os.path.join(MAILDIR, "new")), "SELECT moves new/ to cur/"
+uids = ok(m.uid("SEARCH", "ALL"))[0].split()
+assert uids == [b"1", b"2", b"3"], uids
+
+# FETCH: byte-exact BODY[], sizes, header fields, partials.
+data = ok(m.fetch("1:3", "(UID RFC822.SIZE BODY.PEEK[])"))
+by_unique = files()
+bodies = {}
+for item in data[::2]:
+    meta, body = item
+    uid = int(re.search(rb"UID (\d+)", meta).group(1))
+    size = int(re.search(rb"RFC822.SIZE (\d+)", meta).group(1))
+    bodies[uid] = body
+    assert size == len(body), (size, len(body))
+wires = sorted(wire(p) for p in by_unique.values())
+assert sorted(bodies.values()) == wires, (bodies, wires)
+assert bodies[2].endswith(b"no newline at the end\r\n"), bodies[2]
+assert all(p.endswith(":2,") for p in files().values()), files()
+data = ok(m.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+assert data[0][1] == b"Subject: two\r\n  folded\r\n\r\n", data
+data = ok(m.fetch("1", "(BODY.PEEK[TEXT]<5.3>)"))
+assert data[0][0].endswith(b"BODY[TEXT]<5> {3}") and data[0][1] == b"one", data
+data = ok(m.fetch("1", "(BODY.PEEK[HEADER])"))
+assert data[0][1].startswith(b"Return-Path: ") and data[0][1].endswith(b"Subject: one\r\n\r\n"), data
+
+# STORE renames the file; BODY[] (not PEEK) sets \Seen.
+ok(m.store("2", "+FLAGS", "(\\Flagged)"))
+f = files()
+two = [p for p in f.values() if b"Subject: two" in open(p, "rb").read()][0]
+assert two.endswith(":2,F"), two
+ok(m.fetch("2", "(BODY[])"))
+f = files()
+two = [p for p in f.values() if b"Subject: two" in open(p, "rb").read()][0]
+assert two.endswith(":2,FS"), two
+ok(m.store("2", "-FLAGS.SILENT", "(\\Flagged)"))
+assert [p for p in files().values() if p.endswith(":2,S")], files()
+
+# SEARCH.
+assert ok(m.search(None, "SEEN")) == [b"2"]
+assert ok(m.search(None, "UNSEEN")) == [b"1 3"]
+assert ok(m.search(None, "SUBJECT", "three")) == [b"3"]
+assert ok(m.search(None, "FROM", "carol")) == [b"2"]
+assert ok(m.search(None, "BODY", "needle")) == [b"3"]
+assert ok(m.search(None, "OR", "SUBJECT", "one", "SUBJECT", "three")) == [b"1 3"]
+assert ok(m.search(None, "NOT", "(SEEN)")) == [b"1 3"]
+assert ok(m.search(None, "2:*")) == [b"2 3"]
+assert ok(m.search(None, "LARGER", "1", "SMALLER", "100000")) == [b"1 2 3"]
+assert ok(m.search(None, "SINCE", "1-Jan-2000", "BEFORE", "1-Jan-2100")) == [b"1 2 3"]
+assert ok(m.search(None, "ON", "1-Jan-2000")) == [b""]
+
+# CREATE a hierarchy, COPY and MOVE into it.
+ok(m.create("Lists.rust"))
+lists = ok(m.list('""', "*"))
+assert b'(\\HasChildren) "." "Lists"' in lists, lists
+assert b'(\\HasNoChildren) "." "Lists.rust"' in lists, lists
+assert b'(\\HasNoChildren \\Sent) "." "Sent"' in lists, lists
+assert not any(b"Lists.rust" in x for x in ok(m.list('""', "%")))
+typ, data = m._simple_command("UID", "COPY", "1", "Lists.rust")
+assert typ == "OK" and b"[COPYUID " in data[0] and data[0].split()[2:4] == [b"1", b"1]"], data
+assert len(files("Lists.rust")) == 1
+typ, data = m._simple_command("UID", "MOVE", "3", "Lists.rust")
+assert typ == "OK", (typ, data)
+assert len(files("Lists.rust")) == 2
+assert len(files()) == 2
+st = ok(m.status("Lists.rust", "(MESSAGES UIDNEXT UNSEEN)"))
+assert st == [b'"Lists.rust" (MESSAGES 2 UIDNEXT 3 UNSEEN 2)'], st
+typ, data = m.copy("1", "Nowhere")
+assert typ == "NO" and b"TRYCREATE" in data[0], data
+
+# EXPUNGE removes the file.
+ok(m.store("1", "+FLAGS", "(\\Deleted)"))
+assert [p for p in files().values() if p.endswith(":2,T")]
+assert m.untagged_responses.pop("EXPUNGE") == [b"3"], "MOVE expunged message 3"
+typ, data = m.expunge()
+assert typ == "OK" and data == [b"1"], data
+assert len(files()) == 1
+
+# APPEND with flags and a date.
+typ, data = m.append("INBOX", "(\\Seen \\Answered)", '"01-Feb-2020 10:00:00 +0100"', b"Subject: appended\r\n\r\nhi\r\n")
+assert typ == "OK" and b"[APPENDUID " in data[0], data
+ok(m.noop())
+appended = [p for p in files().values() if b"appended" in open(p, "rb").read()]
+assert len(appended) == 1 and appended[0].endswith(":2,RS"), appended
+assert int(os.stat(appended[0]).st_mtime) == 1580547600
+uids_before = ok(m.uid("FETCH", "1:*", "(UID FLAGS)"))
+m.logout()
+
+# UIDs are stable across reconnects.
+m = connect()
+ok(m.select("INBOX"))
+uids_after = ok(m.uid("FETCH", "1:*", "(UID FLAGS)"))
+assert [re.search(rb"UID \d+", x).group(0) for x in uids_after] == [re.search(rb"UID \d+", x).group(0) for x in uids_before], (uids_before, uids_after)
+assert re.search(rb"UID 4", uids_after[-1]), uids_after
+ok(m.delete("Lists.rust"))
+assert not os.path.exists(os.path.join(MAILDIR, ".Lists.rust"))
+m.logout()
+print("ok")
+"#,
+        ),
+    );
+    assert!(out.contains("ok"), "{out}");
+    assert!(maildir.join("rqmail-uidlist").exists());
+}
+
+#[test]
+fn two_sessions_see_each_others_flags_and_expunges_at_noop() {
+    let (inst, _maildir, l) = setup("imap-two", &[ONE, TWO]);
+    let out = inst.python(
+        l.port,
+        &script(
+            r#"
+a = connect()
+b = connect()
+ok(a.select("INBOX"))
+ok(b.select("INBOX"))
+ok(a.store("1", "+FLAGS", "(\\Flagged)"))
+ok(b.noop())
+fetches = b.untagged_responses.pop("FETCH", [])
+assert any(b"\\Flagged" in f for f in fetches), (fetches, b.untagged_responses)
+ok(a.store("2", "+FLAGS", "(\\Deleted)"))
+ok(a.expunge())
+typ, data = b.noop()
+assert typ == "OK"
+assert b.untagged_responses.get("EXPUNGE") == [b"2"], b.untagged_responses
+a.logout(); b.logout()
+print("ok")
+"#,
+        ),
+    );
+    assert!(out.contains("ok"), "{out}");
+}
+
+#[test]
+fn idle_reports_a_message_delivered_through_the_queue_within_a_second() {
+    let (inst, maildir, l) = setup("imap-idle", &[ONE]);
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script(
+            r#"
+import sys
+r = Raw()
+r.cmd(b"s1 SELECT INBOX")
+r.send(b"i1 IDLE\r\n")
+assert r.f.readline() == b"+ idling\r\n"
+print("idling", flush=True)
+while True:
+    l = r.f.readline()
+    if l.endswith(b"EXISTS\r\n"):
+        break
+seen = time.time()
+path = list(files().values())
+newest = max(os.stat(p).st_mtime for p in path)
+print("delay %.3f" % (seen - newest), flush=True)
+r.send(b"DONE\r\n")
+assert r.until(b"i1")[-1] == b"i1 OK IDLE terminated\r\n"
+print("ok", flush=True)
+"#,
+        ))
+        .env("PORT", l.port.to_string())
+        .env("HOME_DIR", inst_home(&maildir))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "idling");
+    let start = Instant::now();
+    assert_eq!(
+        inst.queue_raw("alice@remote.example", &["bob@example.com"], TWO),
+        0
+    );
+    let delay = lines.next().unwrap().unwrap();
+    let delay: f64 = delay.strip_prefix("delay ").unwrap().parse().unwrap();
+    assert!(delay < 1.0, "EXISTS {delay} s after delivery");
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_eq!(lines.next().unwrap().unwrap(), "ok");
+    let status = child.wait().unwrap();
+    assert!(status.success());
+}
+
+/// The instance's home (HOME_DIR), from bob's Maildir `HOME/homes/bob/Maildir`.
+fn inst_home(maildir: &Path) -> PathBuf {
+    maildir.ancestors().nth(3).unwrap().to_path_buf()
+}
+
+#[test]
+fn bad_input_gets_bad_or_no_and_leaves_the_maildir_alone() {
+    let (inst, maildir, l) = setup("imap-bad", &[ONE, TWO]);
+    // Let the first session's folder creation happen, then snapshot.
+    let _ = inst.python(l.port, &script("m = connect(); ok(m.select()); m.logout()"));
+    let before = tree(&maildir);
+    let out = inst.python(
+        l.port,
+        &script(
+            r#"
+r = Raw()
+assert r.greeting.startswith(b"* PREAUTH [CAPABILITY IMAP4rev1 "), r.greeting
+assert r.cmd(b"a1 FETCH 1 (FLAGS")[-1] == b"a1 BAD unbalanced parentheses\r\n"
+assert r.cmd(b"a2 XYZZY")[-1] == b"a2 BAD unknown command\r\n"
+assert r.cmd(b"a3 FETCH 1 FLAGS")[-1] == b"a3 BAD no mailbox selected\r\n"
+assert r.cmd(b"a4 LOGIN bob secret")[-1] == b"a4 BAD already authenticated\r\n"
+assert r.cmd(b"a5 APPEND INBOX {60000000}")[-1] == b"a5 NO [TOOBIG] literal too big\r\n"
+assert r.cmd(b"a6 CREATE {100000}")[-1] == b"a6 NO [TOOBIG] literal too big\r\n"
+assert r.cmd(b"a7 SELECT ../../etc")[-1].startswith(b"a7 NO ")
+assert r.cmd(b"a8 EXAMINE INBOX")[-1] == b"a8 OK [READ-ONLY] EXAMINE completed\r\n"
+assert r.cmd(b"a9 FETCH 1 (FLAGS (UID)")[-1] == b"a9 BAD unbalanced parentheses\r\n"
+assert r.cmd(b"a10 FETCH 1 (FLAGS))")[-1] == b"a10 BAD unbalanced parentheses\r\n"
+assert r.cmd(b"a11 FETCH 99 FLAGS")[-1].startswith(b"a11 BAD ")
+assert r.cmd(b"a12 STORE 1 +FLAGS (\\Deleted)")[-1] == b"a12 NO mailbox is read-only\r\n"
+assert r.cmd(b"a13 EXPUNGE")[-1] == b"a13 NO mailbox is read-only\r\n"
+assert r.cmd(b"a14 FETCH 1 (BODY[]")[-1] == b"a14 BAD unbalanced parentheses\r\n"
+r.send(b"a15 NOOP " + b"x" * 70000 + b"\r\n")
+assert r.f.readline() == b"* BAD line too long\r\n"
+assert r.cmd(b"a16 NOOP")[-1] == b"a16 OK NOOP completed\r\n"
+assert r.cmd(b"a17 LOGOUT")[-1] == b"a17 OK LOGOUT completed\r\n"
+print("ok")
+"#,
+        ),
+    );
+    assert!(out.contains("ok"), "{out}");
+    let after = tree(&maildir);
+    assert_eq!(before, after, "the Maildir changed");
+}
