@@ -13,6 +13,8 @@ pub const MAX_PASSPHRASE: usize = 512;
 /// so a future, larger struct fails safely as a temporary error instead of overflowing.
 const DATA_SIZE: usize = 32768;
 
+// SAFETY: these declarations match libxcrypt's <crypt.h> prototypes exactly; every call
+// below passes NUL-terminated strings and a buffer of the size it states.
 #[link(name = "crypt")]
 unsafe extern "C" {
     /// `char *crypt_rn(const char *phrase, const char *setting, void *data, int size)`.
