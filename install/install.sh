@@ -9,7 +9,8 @@
 # the queue directories, and keeps every control file, users/assign and ~alias file.
 # It installs (never enables) a systemd unit per service: rqmail (the queue), the SMTP
 # services rqmail-smtpd (port 25), rqmail-submission (587) and rqmail-smtps (465), and
-# the POP3 services rqmail-pop3d (port 110) and rqmail-pop3s (995).
+# the POP3 services rqmail-pop3d (port 110) and rqmail-pop3s (995), and the IMAP
+# services rqmail-imapd (port 143) and rqmail-imaps (993).
 set -eu
 umask 022 # files and directories get exactly the modes set below
 
@@ -26,7 +27,7 @@ usage: $0 [options]
   --sendmail-link       point /usr/sbin/sendmail and /usr/lib/sendmail at rqmail's
   --daemontools         install daemontools run scripts in PREFIX/service/NAME for
                         rqmail, rqmail-smtpd, rqmail-submission, rqmail-smtps,
-                        rqmail-pop3d and rqmail-pop3s
+                        rqmail-pop3d, rqmail-pop3s, rqmail-imapd and rqmail-imaps
 EOF
 }
 
@@ -89,9 +90,9 @@ SHADOW=shadow    # may read /etc/shadow (Debian's group for unix_chkpwd)
 # by others; daemons are 0711. rqmail-checkpassword is setgid shadow, as Debian's
 # unix_chkpwd is, so that rqmail-smtpd (rqmaild) can have it check a system password;
 # it gives the group up as soon as it has read the hash. rqmail-login is started as
-# root by rqmail-tcpserver (the POP3 services): it drops its network-facing half to
-# rqmaild itself, and runs rqmail-checkpassword, which becomes the user and runs
-# rqmail-pop3d.
+# root by rqmail-tcpserver (the POP3 and IMAP services): it drops its network-facing
+# half to rqmaild itself, and runs rqmail-checkpassword, which becomes the user and runs
+# rqmail-pop3d or rqmail-imapd.
 BINARIES="
 rqmail-queue       rqmailq 4711
 rqmail-lspawn      root    0700
@@ -111,6 +112,7 @@ rqmail-tcprules    root    0755
 rqmail-smtpd       root    0755
 rqmail-login       root    0755
 rqmail-pop3d       root    0755
+rqmail-imapd       root    0755
 rqmail-checkpassword root:$SHADOW 2755
 "
 
@@ -372,10 +374,11 @@ if [ -f "$prefix/users/assign" ]; then
 fi
 
 # The services' rules, control/tcp.smtp (SMTP: loopback may relay, everyone else may send
-# mail for rcpthosts) and control/tcp.pop3 (POP3: loopback may log in without TLS), both
-# copied from the samples above when missing, compiled into tcp.smtp.cdb and tcp.pop3.cdb,
-# which rqmail-tcpserver reads for every connection; recompiled when the text is newer.
-for spec in "tcp.smtp SMTP" "tcp.pop3 POP3"; do
+# mail for rcpthosts), control/tcp.pop3 (POP3: loopback may log in without TLS) and
+# control/tcp.imap (IMAP: likewise), all copied from the samples above when missing,
+# compiled into tcp.smtp.cdb, tcp.pop3.cdb and tcp.imap.cdb, which rqmail-tcpserver reads
+# for every connection; recompiled when the text is newer.
+for spec in "tcp.smtp SMTP" "tcp.pop3 POP3" "tcp.imap IMAP"; do
     read -r name what <<<"$spec"
     rules=$prefix/control/$name
     if [ -f "$rules" ] && { [ ! -e "$rules.cdb" ] || [ "$rules" -nt "$rules.cdb" ]; }; then
@@ -391,8 +394,8 @@ for spec in "tcp.smtp SMTP" "tcp.pop3 POP3"; do
         warn "no $rules.cdb: the $what services drop every connection until it exists"
 done
 
-# control/servercert.pem: the certificate chain and private key STARTTLS, SMTPS, STLS and
-# POP3S use. Made self-signed for control/me when missing; rqmaild alone may read it (it
+# control/servercert.pem: the certificate chain and private key STARTTLS, SMTPS, STLS,
+# POP3S and IMAPS use. Made self-signed for control/me when missing; rqmaild alone may read it (it
 # runs rqmail-smtpd and the front of rqmail-login).
 cert=$prefix/control/servercert.pem
 me=$(head -n 1 "$prefix/control/me")
@@ -412,12 +415,12 @@ if [ ! -e "$cert" ] && [ ! -L "$cert" ]; then
         fi
         rm -rf "$tmpdir"
     else
-        warn "no openssl: no $cert made, so STARTTLS and STLS are not offered and ports 465 and 995 cannot work"
+        warn "no openssl: no $cert made, so STARTTLS and STLS are not offered and ports 465, 995 and 993 cannot work"
     fi
 elif command -v setpriv >/dev/null &&
     ! setpriv --reuid="$(id -u rqmaild)" --regid="$(id -g rqmaild)" --clear-groups \
         test -r "$cert"; then
-    warn "rqmaild cannot read $cert: STARTTLS, SMTPS, STLS and POP3S will fail (chown rqmaild $cert)"
+    warn "rqmaild cannot read $cert: STARTTLS, SMTPS, STLS, POP3S and IMAPS will fail (chown rqmaild $cert)"
 fi
 
 # --- Service files --------------------------------------------------------------------
@@ -442,8 +445,10 @@ install_text() {
     say "installed $dest"
 }
 
-# One service per program: the queue, SMTP on ports 25, 587 and 465, POP3 on 110 and 995.
-SERVICES="rqmail rqmail-smtpd rqmail-submission rqmail-smtps rqmail-pop3d rqmail-pop3s"
+# One service per program: the queue, SMTP on ports 25, 587 and 465, POP3 on 110 and 995,
+# IMAP on 143 and 993.
+SERVICES="rqmail rqmail-smtpd rqmail-submission rqmail-smtps rqmail-pop3d rqmail-pop3s
+rqmail-imapd rqmail-imaps"
 
 systemd=no
 if [ -d /run/systemd/system ]; then
@@ -500,11 +505,14 @@ Next:
   * POP3: system accounts read ~/Maildir with their passwords, inside TLS (STLS on 110,
     or 995); $prefix/control/tcp.pop3 lets loopback log in without TLS. Stop any other
     POP3 server on ports 110 and 995 first.
+  * IMAP: likewise over IMAP (STARTTLS on 143, or 993); $prefix/control/tcp.imap lets
+    loopback log in without TLS. Stop any other IMAP server on ports 143 and 993 first.
 
 Start the queue (rqmail-start must get a clean environment; it logs to stderr), the
 SMTP services (rqmail-smtpd: port 25; rqmail-submission: 587, AUTH required;
-rqmail-smtps: 465, TLS, AUTH required) and the POP3 services (rqmail-pop3d: port 110,
-STLS; rqmail-pop3s: 995, TLS):
+rqmail-smtps: 465, TLS, AUTH required), the POP3 services (rqmail-pop3d: port 110,
+STLS; rqmail-pop3s: 995, TLS) and the IMAP services (rqmail-imapd: port 143, STARTTLS;
+rqmail-imaps: 993, TLS):
 EOF
 if [ $systemd = yes ]; then
     cat <<EOF
@@ -512,6 +520,7 @@ if [ $systemd = yes ]; then
                systemctl enable --now rqmail.service
                systemctl enable --now rqmail-smtpd.service rqmail-submission.service rqmail-smtps.service
                systemctl enable --now rqmail-pop3d.service rqmail-pop3s.service
+               systemctl enable --now rqmail-imapd.service rqmail-imaps.service
                (logs: journalctl -u rqmail -u rqmail-smtpd ...)
 EOF
 fi
@@ -520,6 +529,7 @@ if [ $daemontools = yes ]; then
   daemontools: ln -s $prefix/service/rqmail $prefix/service/rqmail-smtpd \\
                  $prefix/service/rqmail-submission $prefix/service/rqmail-smtps \\
                  $prefix/service/rqmail-pop3d $prefix/service/rqmail-pop3s \\
+                 $prefix/service/rqmail-imapd $prefix/service/rqmail-imaps \\
                  /etc/service/   (or /service/)
                (logs in $prefix/service/NAME/log/main)
 EOF
@@ -531,7 +541,7 @@ EOF
 fi
 cat <<EOF
   by hand:     env - PATH=/usr/bin:/bin $prefix/bin/rqmail-start
-               (the SMTP and POP3 command lines are in $prefix/service/*/run with --daemontools)
+               (the SMTP, POP3 and IMAP command lines are in $prefix/service/*/run with --daemontools)
 Stop rqmail with SIGTERM to rqmail-send: it finishes the deliveries in progress first.
 SIGTERM to rqmail-tcpserver stops accepting; it exits when its sessions have ended.
 EOF

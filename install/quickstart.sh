@@ -4,7 +4,8 @@
 # (rqmail-start), SMTP on loopback (rqmail-tcpserver + rqmail-smtpd) at base+25,
 # base+587 (submission) and base+465 (implicit TLS), and POP3 on loopback
 # (rqmail-tcpserver + rqmail-login + rqmail-pop3d) at base+110 (STLS) and base+995
-# (implicit TLS), for the test user.
+# (implicit TLS), and IMAP on loopback (rqmail-tcpserver + rqmail-login imap +
+# rqmail-imapd) at base+143 (STARTTLS) and base+993 (implicit TLS), for the test user.
 #
 #   install/quickstart.sh [--dir DIR] [--base-port N] [--domain D] [--user NAME]
 #                         [--password PW] [--bindir DIR] [--setup-only]
@@ -224,7 +225,16 @@ create_file "$dir/control/tcp.pop3" 644 '# tcp.pop3 of the quick start: who may 
 ::1:allow,POP3_PLAINTEXT=""
 :allow
 '
-for rules in "$dir/control/tcp.smtp" "$dir/control/tcp.pop3"; do
+# The IMAP servers' rules: likewise, loopback may log in without TLS (IMAP_PLAINTEXT="").
+create_file "$dir/control/tcp.imap" 644 '# tcp.imap of the quick start: who may connect to the IMAP servers, in tcprules
+# format (see control/README). Loopback may log in without TLS (IMAP_PLAINTEXT=""):
+# elsewhere passwords are taken only after STARTTLS or on the implicit TLS port.
+# Compiled into tcp.imap.cdb when the quick start runs.
+127.:allow,IMAP_PLAINTEXT=""
+::1:allow,IMAP_PLAINTEXT=""
+:allow
+'
+for rules in "$dir/control/tcp.smtp" "$dir/control/tcp.pop3" "$dir/control/tcp.imap"; do
 	if [ ! -e "$rules.cdb" ] || [ "$rules" -nt "$rules.cdb" ]; then
 		"$dir/bin/rqmail-tcprules" "$rules.cdb" "$rules.tmp" <"$rules" ||
 			die "$rules has an error (above): fix it and run again"
@@ -318,7 +328,7 @@ if command -v openssl >/dev/null 2>&1; then
 	fi
 fi
 
-# The POP3 logins' checkpassword. rqmail-checkpassword checks system accounts, and the
+# The POP3 and IMAP logins' checkpassword. rqmail-checkpassword checks system accounts, and the
 # test user is not one; until rqmail has virtual users (a later issue), this stand-in
 # checks the users in users/password. It is one of the quick start's programs, like the
 # binaries: written again on every run. Its interpreter is an absolute path, since the
@@ -343,7 +353,8 @@ if [ -n "$python" ]; then
 # djb's checkpassword interface: reads "user\0password\0timestamp\0" (at most 512 bytes)
 # on fd 3, looks the user up in DIR/users/password ("name:crypt-hash" lines; DIR is the
 # parent of this script's directory), and on a match sets USER and HOME to
-# DIR/home/NAME, enters that directory and execs PROG ARG... (rqmail-pop3d Maildir).
+# DIR/home/NAME, enters that directory and execs PROG ARG... (rqmail-pop3d Maildir or
+# rqmail-imapd Maildir).
 # Exit codes: 1 refused (unknown user, wrong password), 2 misuse, 111 a temporary
 # problem. It changes no uid: the whole instance runs as one user. Written by
 # install/quickstart.sh on every run, so edits here are lost.
@@ -433,11 +444,11 @@ EOF
 	mv -f "$checkpassword.quickstart-tmp" "$checkpassword"
 fi
 if [ ! -e "$pw" ]; then
-	password_note="no openssl, so no users/password: POP3 logins fail"
+	password_note="no openssl, so no users/password: POP3 and IMAP logins fail"
 elif [ -z "$python" ]; then
-	password_note="no python3, so no POP3: bin/quickstart-checkpassword is a Python script"
+	password_note="no python3, so no POP3 or IMAP: bin/quickstart-checkpassword is a Python script"
 else
-	password_note="for POP3: its hash is in $pw, checked by bin/quickstart-checkpassword"
+	password_note="for POP3 and IMAP: its hash is in $pw, checked by bin/quickstart-checkpassword"
 fi
 
 # ---------------------------------------------------------------------------- what to do now
@@ -451,7 +462,7 @@ else
 fi
 p=$base_port
 smtp_example="import smtplib; smtplib.SMTP(\"127.0.0.1\", $((p + 25))).sendmail(\"someone@$me\", [\"$user@$me\"], \"Subject: hello\\r\\n\\r\\nhi\\r\\n\")"
-# POP3 is served when its checkpassword can work; the examples show the password where
+# POP3 and IMAP are served when their checkpassword can work; the examples show the password where
 # it needs no quoting in a URL, a shell word and a Python string.
 pop3=0
 [ -z "$python" ] || [ ! -e "$pw" ] || pop3=1
@@ -468,6 +479,7 @@ else
 	pop3_hint=", with the password in place of PASSWORD"
 fi
 [ -z "$pop3_note" ] || pop3_hint="$pop3_hint, $pop3_note"
+imap_example="import imaplib, ssl; m = imaplib.IMAP4_SSL(\"127.0.0.1\", $((p + 993)), ssl_context=ssl._create_unverified_context()); m.login(\"$user\", \"$shown_password\"); m.select(\"INBOX\"); print(m.fetch(\"1\", \"(BODY[])\")[1][0][1].decode()); m.logout()"
 pop3_example="import poplib, ssl; p = poplib.POP3_SSL(\"127.0.0.1\", $((p + 995)), context=ssl._create_unverified_context()); p.user(\"$user\"); p.pass_(\"$shown_password\"); print(p.stat()); print(p.retr(1)[1])"
 cat <<EOF
 
@@ -499,6 +511,13 @@ its delivery; -k and the unverified context because the certificate is self-sign
   curl -k pop3s://$user:$shown_password@127.0.0.1:$((p + 995))/1     (message 1)
   curl pop3://$user:$shown_password@127.0.0.1:$((p + 110))/1         (no TLS: loopback may)
   python3 -c '$pop3_example'
+or over IMAP, as $user$pop3_hint (-k and the unverified context for the same reason):
+  curl -k 'imaps://$user:$shown_password@127.0.0.1:$((p + 993))/INBOX;UID=1'      (message UID 1)
+  curl -k 'imaps://$user:$shown_password@127.0.0.1:$((p + 993))/INBOX/;MAILINDEX=1'  (message 1)
+  curl -k imaps://$user:$shown_password@127.0.0.1:$((p + 993))/INBOX -X 'UID SEARCH ALL'  (the UIDs)
+  curl -k imaps://$user:$shown_password@127.0.0.1:$((p + 993))/     (the folders)
+  curl 'imap://$user:$shown_password@127.0.0.1:$((p + 143))/INBOX;UID=1'        (no TLS: loopback may)
+  python3 -c '$imap_example'
 See the queue:
   ${as}$dir/bin/rqmail-qstat
   ${as}$dir/bin/rqmail-qread
@@ -509,7 +528,7 @@ Ports (loopback, base $p)$tls_note:
   SMTP        $((p + 25)) (STARTTLS)
   submission  $((p + 587)) (STARTTLS), $((p + 465)) (implicit TLS)
   POP3        $((p + 110)) (STLS), $((p + 995)) (implicit TLS)      ${pop3_note:-for $user (control/tcp.pop3)}
-  IMAP        $((p + 143)) (STARTTLS), $((p + 993)) (implicit TLS)   not yet: a later issue
+  IMAP        $((p + 143)) (STARTTLS), $((p + 993)) (implicit TLS)   ${pop3_note:-for $user (control/tcp.imap)}
 EOF
 
 if [ "$setup_only" = 1 ]; then
@@ -521,7 +540,7 @@ if [ "$setup_only" = 1 ]; then
 fi
 
 echo
-echo "Starting rqmail (rqmail-start and the SMTP and POP3 servers log below). Stop it with Ctrl-C."
+echo "Starting rqmail (rqmail-start and the SMTP, POP3 and IMAP servers log below). Stop it with Ctrl-C."
 echo
 # Every program runs in the background; Ctrl-C reaches only this shell (a background job of
 # a script ignores SIGINT), which turns it into a TERM for each: rqmail-send finishes the
@@ -589,6 +608,14 @@ pop3_server() {
 	tcp_server "$name" "$port" tcp.pop3 -- "$dir/bin/rqmail-login" pop3 "$@" \
 		"$checkpassword" "$dir/bin/rqmail-pop3d" Maildir
 }
+# imap_server NAME PORT [-s]: the same for IMAP: rqmail-login imap, then rqmail-imapd,
+# which answers the login command itself.
+imap_server() {
+	local name=$1 port=$2
+	shift 2
+	tcp_server "$name" "$port" tcp.imap -- "$dir/bin/rqmail-login" imap "$@" \
+		"$checkpassword" "$dir/bin/rqmail-imapd" Maildir
+}
 smtp_server smtp $((p + 25))
 smtp_server submission $((p + 587)) 'SMTPAUTH=!'
 if [ -e "$cert" ]; then
@@ -603,8 +630,14 @@ if [ "$pop3" = 1 ]; then
 	else
 		echo "quickstart: no $cert, so no server on $((p + 995))"
 	fi
+	imap_server imap $((p + 143))
+	if [ -e "$cert" ]; then
+		imap_server imaps $((p + 993)) -s
+	else
+		echo "quickstart: no $cert, so no server on $((p + 993))"
+	fi
 else
-	echo "quickstart: POP3 $pop3_note"
+	echo "quickstart: POP3 and IMAP $pop3_note"
 fi
 
 set +e

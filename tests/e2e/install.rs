@@ -3,7 +3,8 @@
 //! and over SMTP through the SMTP services' systemd command lines (run as root, on high
 //! ports), with AUTH through the installed setgid-shadow rqmail-checkpassword; then read
 //! over POP3 (STLS and POP3S) through the POP3 services' command lines, with the front of
-//! rqmail-login as rqmaild and rqmail-pop3d as the user.
+//! rqmail-login as rqmaild and rqmail-pop3d as the user; and over IMAP (STARTTLS and
+//! IMAPS) through the IMAP services' command lines, with rqmail-imapd as the user.
 //!
 //! The prefix lives under the workspace's `target/`, not /tmp, because a set-uid
 //! rqmail-queue only works on a filesystem mounted without `nosuid`, which /tmp often is.
@@ -204,7 +205,15 @@ impl Drop for Scratch {
         }
         if std::thread::panicking() {
             eprintln!("rqmail-send's log:\n{}", self.log_text());
-            for name in ["smtpd", "submission", "smtps", "pop3d", "pop3s"] {
+            for name in [
+                "smtpd",
+                "submission",
+                "smtps",
+                "pop3d",
+                "pop3s",
+                "imapd",
+                "imaps",
+            ] {
                 let log = self.base.join(format!("{name}.log"));
                 let log = text(&std::fs::read(log).unwrap_or_default());
                 eprintln!("{name}'s log:\n{log}");
@@ -354,6 +363,7 @@ fn check_modes(prefix: &Path) {
         ("bin/rqmail-smtpd".into(), 0, 0o755),
         ("bin/rqmail-login".into(), 0, 0o755),
         ("bin/rqmail-pop3d".into(), 0, 0o755),
+        ("bin/rqmail-imapd".into(), 0, 0o755),
         ("bin/rqmail-checkpassword".into(), 0, 0o2755),
         ("control".into(), 0, 0o755),
         ("control/tcp.smtp".into(), 0, 0o644),
@@ -361,6 +371,9 @@ fn check_modes(prefix: &Path) {
         ("control/tcp.pop3".into(), 0, 0o644),
         ("control/tcp.pop3.cdb".into(), 0, 0o644),
         ("control/timeoutpop3d".into(), 0, 0o644),
+        ("control/tcp.imap".into(), 0, 0o644),
+        ("control/tcp.imap.cdb".into(), 0, 0o644),
+        ("control/timeoutimapd".into(), 0, 0o644),
         ("control/logindelay".into(), 0, 0o644),
         (
             "control/servercert.pem".into(),
@@ -649,6 +662,8 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
         ("rqmail-smtps", 465),
         ("rqmail-pop3d", 110),
         ("rqmail-pop3s", 995),
+        ("rqmail-imapd", 143),
+        ("rqmail-imaps", 993),
     ] {
         let run = std::fs::read_to_string(prefix.join("service").join(service).join("run"))
             .unwrap_or_else(|e| panic!("service/{service}/run: {e}"));
@@ -700,6 +715,18 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
     assert_eq!(control("logindelay").lines().next(), Some("1000"));
     let said_pop3 = said.contains("rqmail-pop3d") && said.contains("rqmail-pop3s");
     assert!(said_pop3, "install.sh says how to start POP3:\n{said}");
+    // The IMAP services' files: likewise.
+    let imap_cdb = prefix.join("control/tcp.imap.cdb");
+    let imap_plaintext = (
+        Action::Allow,
+        vec![("IMAP_PLAINTEXT".to_string(), String::new())],
+    );
+    assert_eq!(rules_for(&imap_cdb, "127.0.0.1"), imap_plaintext);
+    assert_eq!(rules_for(&imap_cdb, "::1"), imap_plaintext);
+    assert_eq!(rules_for(&imap_cdb, "192.0.2.1"), (Action::Allow, vec![]));
+    assert_eq!(control("timeoutimapd").lines().next(), Some("1800"));
+    let said_imap = said.contains("rqmail-imapd") && said.contains("rqmail-imaps");
+    assert!(said_imap, "install.sh says how to start IMAP:\n{said}");
     let cert = std::fs::read(prefix.join("control/servercert.pem")).unwrap();
     let cert_text = text(&cert);
     assert!(
@@ -1200,6 +1227,128 @@ assert read_all(p) >= 5
         "{log}"
     );
     assert!(!log.contains("horse"), "password logged:\n{log}");
+
+    // 9b. The IMAP services, from their units' command lines: as for POP3, rqmail-tcpserver
+    //     and the root half of rqmail-login stay root, the front becomes rqmaild, and
+    //     rqmail-imapd runs as the user in their home. IMAPS: every message byte for byte,
+    //     then \Seen gives the file its ":2,S". Then STARTTLS on the other unit.
+    let (imapd_pid, imapd_port) = start_unit(&mut s, "rqmail-imapd.service", "imapd", 143);
+    let (imaps_pid, imaps_port) = start_unit(&mut s, "rqmail-imaps.service", "imaps", 993);
+    for pid in [imapd_pid, imaps_pid] {
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+            prefix.join("bin/rqmail-tcpserver")
+        );
+        assert_eq!(
+            &status_ids(pid, "Uid:")[..],
+            &[0; 4],
+            "tcpserver {pid} uids"
+        );
+    }
+    let imap_prelude = format!(
+        r#"{tls}
+import imaplib, re
+MAILDIR = "{maildir}"
+def status(pid):
+    fields = {{}}
+    try:
+        for line in open("/proc/%d/status" % pid):
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    except OSError:
+        pass
+    return fields
+def children(pid):
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()
+            and status(int(d)).get("PPid") == [str(pid)]]
+def files():
+    found = {{}}
+    for sub in ("new", "cur"):
+        for name in os.listdir(os.path.join(MAILDIR, sub)):
+            wire = open(os.path.join(MAILDIR, sub, name), "rb").read().replace(b"\n", b"\r\n")
+            found[name.split(":")[0]] = wire
+    return found
+def check_processes(tcpserver):
+    # tcpserver -> rqmail-login's root half -> the front (rqmaild) and rqmail-imapd (user).
+    roots = children(tcpserver)
+    assert len(roots) == 1, roots
+    root = roots[0]
+    r = status(root)
+    assert r["Uid"] == ["0"] * 4, r["Uid"]
+    assert os.readlink("/proc/%d/exe" % root) == "{prefix}/bin/rqmail-login"
+    front = imapd = None
+    for pid in children(root):
+        exe = os.readlink("/proc/%d/exe" % pid)
+        if exe == "{prefix}/bin/rqmail-imapd":
+            imapd = pid
+        elif exe == "{prefix}/bin/rqmail-login":
+            front = pid
+    assert front and imapd, children(root)
+    f = status(front)
+    assert f["Uid"] == ["{rqmaild}"] * 4 and f["Gid"] == ["{nofiles}"] * 4, (f["Uid"], f["Gid"])
+    assert f["Groups"] == ["{nofiles}"], f["Groups"]
+    s = status(imapd)
+    assert s["Uid"] == ["{uid}"] * 4 and s["Gid"] == ["{gid}"] * 4, (s["Uid"], s["Gid"])
+    assert s["Groups"] == ["{gid}"], s["Groups"]
+    assert os.readlink("/proc/%d/cwd" % imapd) == MAILDIR
+def read_all(m):
+    want = files()
+    typ, data = m.select("INBOX")
+    assert typ == "OK" and int(data[0]) == len(want), (typ, data, len(want))
+    got = []
+    for n in range(1, len(want) + 1):
+        typ, data = m.fetch(str(n), "(BODY.PEEK[])")
+        assert typ == "OK", (typ, data)
+        got.append(data[0][1])
+    assert sorted(got) == sorted(want.values()), "FETCH BODY[] is not the files"
+    return len(want)
+"#,
+        maildir = maildir.display(),
+        prefix = prefix.display(),
+        uid = ids.0,
+        gid = ids.1,
+    );
+    python(
+        imaps_port,
+        &format!(
+            r#"{imap_prelude}
+m = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["PORT"]), ssl_context=ctx, timeout=30)
+try:
+    m.login("{USER}", "wrong horse"); raise SystemExit("accepted a wrong password")
+except imaplib.IMAP4.error as e:
+    assert "AUTHENTICATIONFAILED" in str(e), e
+m.login("{USER}", "correct horse")
+check_processes({imaps_pid})
+assert read_all(m) >= 5
+typ, data = m.store("1", "+FLAGS", "(\\Seen)")
+assert typ == "OK", (typ, data)
+m.logout()
+assert any(n.endswith(":2,S") for n in os.listdir(os.path.join(MAILDIR, "cur"))), \
+    os.listdir(os.path.join(MAILDIR, "cur"))
+"#
+        ),
+    );
+    python(
+        imapd_port,
+        &format!(
+            r#"{imap_prelude}
+m = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]), timeout=30)
+assert "STARTTLS" in m.capabilities and "LOGINDISABLED" not in m.capabilities, m.capabilities
+m.starttls(ssl_context=ctx)
+m.login("{USER}", "correct horse")
+check_processes({imapd_pid})
+assert read_all(m) >= 5
+m.logout()
+"#
+        ),
+    );
+    let imap_log = text(&std::fs::read(s.base.join("imaps.log")).unwrap_or_default())
+        + &text(&std::fs::read(s.base.join("imapd.log")).unwrap_or_default());
+    assert!(
+        imap_log.contains(&format!("login for {USER} (TLS")),
+        "{imap_log}"
+    );
+    assert!(!imap_log.contains("horse"), "password logged:\n{imap_log}");
 
     // TERM stops each server; it exits 0 once its sessions are over.
     for mut server in std::mem::take(&mut s.servers) {

@@ -2,7 +2,7 @@
 //! directory from the workspace's binaries (`--bindir`, instead of a release build), runs
 //! it in the foreground, takes messages over SMTP on base+25, base+587 and base+465, lets
 //! the test user read them with curl over POP3 on base+995 (implicit TLS) and base+110,
-//! stops every program it started on TERM, and keeps an edited control file on a second
+//! and over IMAP on base+993 (implicit TLS) and base+143, stops every program it started on TERM, and keeps an edited control file on a second
 //! run. Run as root, the instance runs as nobody, as the quick start does for root.
 
 use rqmail_e2e::{target_dir, wait_for};
@@ -23,9 +23,18 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The ports of one base that the quick start serves: SMTP, submission, SMTPS, POP3, POP3S.
-fn ports(base: u16) -> [u16; 5] {
-    [base + 25, base + 587, base + 465, base + 110, base + 995]
+/// The ports of one base that the quick start serves: SMTP, submission, SMTPS, POP3, POP3S,
+/// IMAP, IMAPS.
+fn ports(base: u16) -> [u16; 7] {
+    [
+        base + 25,
+        base + 587,
+        base + 465,
+        base + 110,
+        base + 995,
+        base + 143,
+        base + 993,
+    ]
 }
 
 /// A base port in 20000-40000 whose ports are all free right now.
@@ -175,7 +184,7 @@ fn rules_for(cdb: &Path, ip: &str) -> (Action, Vec<(String, String)>) {
 fn quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits() {
     let mut s = Scratch::new();
     let base = free_base();
-    let [smtp, submission, smtps, pop3, pop3s] = ports(base);
+    let [smtp, submission, smtps, pop3, pop3s, imap, imaps] = ports(base);
 
     // 1. Setup only: the instance, the rules, the certificate; nothing keeps running.
     let out = s.setup_only(base);
@@ -225,6 +234,20 @@ fn quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits() {
         said.contains(&format!("curl -k pop3s://test:test@127.0.0.1:{pop3s}/1")),
         "how to read mail over POP3:\n{said}"
     );
+    assert_eq!(
+        rules_for(&s.control("tcp.imap.cdb"), "127.0.0.1"),
+        (
+            Action::Allow,
+            vec![("IMAP_PLAINTEXT".to_string(), String::new())]
+        ),
+        "loopback may log in to IMAP without TLS"
+    );
+    assert!(
+        said.contains(&format!(
+            "curl -k 'imaps://test:test@127.0.0.1:{imaps}/INBOX;UID=1'"
+        )),
+        "how to read mail over IMAP:\n{said}"
+    );
     let cert = std::fs::read(s.control("servercert.pem")).unwrap();
     assert!(text(&cert).contains("PRIVATE KEY-----"));
 
@@ -242,7 +265,7 @@ fn quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits() {
     let started = wait_for(Duration::from_secs(30), || {
         let log = s.log_text();
         log.contains("status: local")
-            && [smtp, submission, smtps, pop3, pop3s]
+            && [smtp, submission, smtps, pop3, pop3s, imap, imaps]
                 .iter()
                 .all(|p| log.contains(&format!("listening on 127.0.0.1:{p}")))
     });
@@ -387,6 +410,42 @@ s.quit()
         s.log_text()
     );
 
+    // 4b. Over IMAP: base+993 (implicit TLS) gives message UID 1 byte for byte (a file of
+    //     the Maildir with CRLF line ends); base+143 lets loopback log in without TLS.
+    let maildir_files = || -> Vec<String> {
+        std::fs::read_dir(&maildir_new)
+            .unwrap()
+            .chain(std::fs::read_dir(maildir_new.with_file_name("cur")).unwrap())
+            .flatten()
+            .map(|f| text(&std::fs::read(f.path()).unwrap()).replace('\n', "\r\n"))
+            .collect()
+    };
+    let imaps_url = format!("imaps://test:test@127.0.0.1:{imaps}/INBOX;UID=1");
+    let out = curl(&["-k", &imaps_url]);
+    assert!(
+        out.status.success(),
+        "curl {imaps_url}: {}\n{}",
+        text(&out.stderr),
+        s.log_text()
+    );
+    let message = text(&out.stdout);
+    assert!(message.contains("Subject: quick start\r\n"), "{message}");
+    assert!(
+        maildir_files().contains(&message),
+        "IMAP UID 1 is not a file of the Maildir byte for byte:\n{message}"
+    );
+    let imap_url = format!("imap://test:test@127.0.0.1:{imap}/INBOX;UID=1");
+    let out = curl(&[&imap_url]);
+    assert!(
+        out.status.success(),
+        "curl {imap_url}: {}\n{}",
+        text(&out.stderr),
+        s.log_text()
+    );
+    assert_eq!(text(&out.stdout), message);
+    let out = curl(&["-k", &format!("imaps://test:wrong@127.0.0.1:{imaps}/")]);
+    assert_eq!(out.status.code(), Some(67), "{}", text(&out.stderr));
+
     // 5. TERM to the script stops everything it started, and it says so.
     let mut child = s.running.take().unwrap();
     nix::sys::signal::kill(
@@ -411,7 +470,7 @@ s.quit()
         "still running after TERM: {:?}",
         processes_under(&s.dir)
     );
-    for port in [smtp, submission, smtps, pop3, pop3s] {
+    for port in [smtp, submission, smtps, pop3, pop3s, imap, imaps] {
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "port {port} closed"

@@ -1,0 +1,500 @@
+//! Real IMAP clients against the whole chain: rqmail-tcpserver running `rqmail-login imap`,
+//! which runs a checkpassword and rqmail-imapd, on a Maildir filled by a real instance
+//! (through rqmail-queue, rqmail-send and rqmail-local). Python's imaplib logs in over
+//! STARTTLS and over implicit TLS (IMAPS), fetches every message byte for byte and sets
+//! \Seen; curl's imap URLs retrieve a message and list the folders; IDLE reports a
+//! message delivered through the queue meanwhile.
+//!
+//! The instance is a single-user one (as a developer's, or nobody's when the suite runs as
+//! root), so a fake checkpassword stands in for the real one: it accepts joe/secret,
+//! enters joe's home (as rqmail-checkpassword does) and runs its arguments, here
+//! `rqmail-imapd Maildir`. The servers give no IMAP_PLAINTEXT: passwords are taken only
+//! inside TLS.
+
+use rqmail_e2e::{Instance, wait_for};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Accepts joe/secret; enters HOME (substituted) and runs argv[1:].
+const FAKE_CHECKPASSWORD: &str = r#"#!/usr/bin/env python3
+import os, sys
+data = b""
+while len(data) <= 512:
+    chunk = os.read(3, 513)
+    if not chunk:
+        break
+    data += chunk
+os.close(3)
+if data.split(b"\0")[:2] != [b"joe", b"secret"]:
+    sys.exit(1)
+os.chdir("@HOME@")
+os.environ["HOME"] = "@HOME@"
+os.environ["USER"] = "joe"
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+
+/// Dots at the start of lines, an empty line, a lone dot.
+const DOTS: &[u8] = b"Subject: dots\n\nline one\n.leading dot\n..two dots\n\n.\nlast line\n";
+/// 8-bit text.
+const EIGHT_BIT: &[u8] = "Subject: =?utf-8?q?=C3=A9t=C3=A9?=\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nÉté, garçon, naïve: 8-bit text.\n"
+    .as_bytes();
+
+/// A message of about 300 KB.
+fn big_message() -> Vec<u8> {
+    let mut m = b"Subject: big\n\n".to_vec();
+    for i in 0..6000 {
+        m.extend_from_slice(
+            format!("{i:05} the quick brown fox jumps over the lazy dog, again\n").as_bytes(),
+        );
+    }
+    m
+}
+
+/// A line of 900 characters.
+fn long_line_message() -> Vec<u8> {
+    let mut m = b"Subject: long line\n\n".to_vec();
+    m.extend(std::iter::repeat_n(b'x', 900));
+    m.extend_from_slice(b"\nend\n");
+    m
+}
+
+fn messages() -> Vec<Vec<u8>> {
+    vec![
+        DOTS.to_vec(),
+        EIGHT_BIT.to_vec(),
+        long_line_message(),
+        big_message(),
+    ]
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A message file as IMAP carries it: CR LF line ends.
+fn wire(file: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(file.len() + file.len() / 32);
+    for &b in file {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// The messages in a Maildir (new/ and cur/): (file name, contents), by name.
+fn maildir_files(maildir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    for sub in ["new", "cur"] {
+        for entry in std::fs::read_dir(maildir.join(sub)).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') {
+                found.push((name, std::fs::read(entry.path()).unwrap()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// An instance with joe's Maildir holding `messages`, delivered one by one through the
+/// queue, a certificate, the fake checkpassword and a short delay after failures.
+fn setup(name: &str, messages: &[Vec<u8>]) -> (Instance, PathBuf) {
+    let mut inst = Instance::new(name);
+    inst.make_certificate();
+    inst.control("logindelay", "50\n");
+    let homes = inst.add_users(&["joe"]);
+    let path = inst.bin("fake-checkpassword");
+    std::fs::write(
+        &path,
+        FAKE_CHECKPASSWORD.replace("@HOME@", homes[0].to_str().unwrap()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    inst.start();
+    let maildir = homes[0].join("Maildir");
+    deliver(&inst, &maildir, messages);
+    (inst, maildir)
+}
+
+/// Delivers each message through the instance and waits for it in the Maildir.
+fn deliver(inst: &Instance, maildir: &Path, messages: &[Vec<u8>]) {
+    for message in messages {
+        let before = Instance::maildir_new(maildir).len();
+        assert_eq!(
+            inst.queue_raw("alice@remote.example", &["joe@example.com"], message),
+            0
+        );
+        inst.wait_for_mail(maildir, before + 1);
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// rqmail-tcpserver running `rqmail-login imap [-s] fake-checkpassword rqmail-imapd
+/// Maildir` as the instance's user, with the log of every process in a file.
+struct Server {
+    port: u16,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(inst: &Instance, implicit_tls: bool) -> Server {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let log = inst.home.join(format!("imap-{n}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut args = vec!["imap".to_string()];
+        if implicit_tls {
+            args.push("-s".into());
+        }
+        for p in ["fake-checkpassword", "rqmail-imapd"] {
+            args.push(inst.bin(p).to_str().unwrap().to_string());
+        }
+        args.push("Maildir".into());
+        let mut child = rqmail_e2e::command(inst.bin("rqmail-tcpserver"))
+            .args(["-1", "-v", "-R", "-H", "-l", "mail.example.com"])
+            .args(["127.0.0.1", "0"])
+            .arg(inst.bin("rqmail-login"))
+            .args(&args)
+            .current_dir(&inst.home)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("rqmail-tcpserver");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("tcpserver printed {line:?}"));
+        Server {
+            port,
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        text(&std::fs::read(&self.log).unwrap_or_default())
+    }
+
+    /// Waits until no session of this server is left.
+    fn wait_idle(&self) {
+        let done = wait_for(Duration::from_secs(10), || {
+            let log = self.log_text();
+            log.matches("rqmail-tcpserver: end ").count()
+                >= log.matches("rqmail-tcpserver: ok ").count()
+        });
+        assert!(done, "sessions still running:\n{}", self.log_text());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Asserts that a client run succeeded, showing its output and the servers' logs if not.
+fn check(what: &str, out: &Output, servers: &[&Server]) {
+    if out.status.success() {
+        return;
+    }
+    let logs: Vec<String> = servers.iter().map(|s| s.log_text()).collect();
+    panic!(
+        "{what} failed ({}):\n{}{}\nserver logs:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr),
+        logs.join("\n---\n")
+    );
+}
+
+/// Python helpers every client script starts with.
+const PRELUDE: &str = r#"
+import imaplib, os, ssl, sys, time
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+MAILDIR = os.environ["MAILDIR"]
+STARTTLS_PORT = int(os.environ["STARTTLS_PORT"])
+IMAPS_PORT = int(os.environ["IMAPS_PORT"])
+
+def files():
+    """file name -> the message as IMAP carries it (CR LF line ends)."""
+    found = {}
+    for sub in ("new", "cur"):
+        for name in os.listdir(os.path.join(MAILDIR, sub)):
+            data = open(os.path.join(MAILDIR, sub, name), "rb").read()
+            found[sub + "/" + name] = data.replace(b"\n", b"\r\n")
+    return found
+
+def login(implicit):
+    if implicit:
+        m = imaplib.IMAP4_SSL("127.0.0.1", IMAPS_PORT, ssl_context=ctx, timeout=30)
+        assert "STARTTLS" not in m.capabilities, m.capabilities
+    else:
+        m = imaplib.IMAP4("127.0.0.1", STARTTLS_PORT, timeout=30)
+        # No IMAP_PLAINTEXT: no password before STARTTLS.
+        assert "STARTTLS" in m.capabilities and "LOGINDISABLED" in m.capabilities, m.capabilities
+        m.starttls(ssl_context=ctx)
+    typ, data = m.login("joe", "secret")
+    assert typ == "OK", (typ, data)
+    return m
+"#;
+
+/// Runs a Python 3 script (after PRELUDE) with the ports and `MAILDIR` set.
+fn python(starttls: &Server, imaps: &Server, maildir: &Path, script: &str) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!("{PRELUDE}\n{script}"))
+        .env("STARTTLS_PORT", starttls.port.to_string())
+        .env("IMAPS_PORT", imaps.port.to_string())
+        .env("MAILDIR", maildir)
+        .output()
+        .expect("python3");
+    check("python", &out, &[starttls, imaps]);
+    text(&out.stdout)
+}
+
+#[test]
+fn imaplib_over_starttls_and_imaps_fetches_byte_exact_and_sets_seen() {
+    let (inst, maildir) = setup("imapc-imaplib", &messages());
+    let starttls = Server::start(&inst, false);
+    let imaps = Server::start(&inst, true);
+    let script = r#"
+want = sorted(files().values())
+assert len(want) == 4, len(want)
+def seen():
+    return [n for n in files() if n.startswith("cur/") and n.endswith(":2,S")]
+def fetch_all(m, item):
+    got = []
+    for n in range(1, len(want) + 1):
+        typ, data = m.fetch(str(n), "(%s)" % item)
+        assert typ == "OK", (typ, data)
+        got.append(data[0][1])
+    assert sorted(got) == want, [g[:60] for g in got]
+
+# STARTTLS: BODY.PEEK[] leaves the flags alone; STORE +FLAGS (\Seen) on message 1 gives
+# its file the info ":2,S" (in cur/).
+m = login(False)
+typ, data = m.select("INBOX")
+assert typ == "OK" and int(data[0]) == len(want), (typ, data)
+fetch_all(m, "BODY.PEEK[]")
+typ, data = m.store("1", "+FLAGS", "(\\Seen)")
+assert typ == "OK" and b"\\Seen" in data[0], (typ, data)
+typ, data = m.logout()
+assert typ == "BYE", (typ, data)
+assert len(seen()) == 1, sorted(files())
+print("ok starttls")
+
+# IMAPS: FETCH BODY[] sets \Seen on every message it reads.
+m = login(True)
+typ, data = m.select("INBOX")
+assert typ == "OK" and int(data[0]) == len(want), (typ, data)
+fetch_all(m, "BODY[]")
+typ, data = m.logout()
+assert typ == "BYE", (typ, data)
+assert len(seen()) == len(want), sorted(files())
+# Flags change names, never contents.
+assert sorted(files().values()) == want
+print("ok imaps")
+"#;
+    let out = python(&starttls, &imaps, &maildir, script);
+    assert!(
+        out.contains("ok starttls") && out.contains("ok imaps"),
+        "{out}"
+    );
+    let log = starttls.log_text() + &imaps.log_text();
+    assert!(log.contains("login for joe (TLS"), "{log}");
+    assert!(!log.contains("secret"), "password logged:\n{log}");
+}
+
+/// Runs curl with `args`; returns its output (asserting success when `ok`).
+fn curl(args: &[&str], servers: &[&Server], ok: bool) -> Output {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30"])
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("curl");
+    if ok {
+        check(&format!("curl {args:?}"), &out, servers);
+    }
+    out
+}
+
+#[test]
+fn curl_retrieves_by_uid_and_lists_folders_over_imaps_and_starttls() {
+    let (inst, maildir) = setup("imapc-curl", &messages());
+    let starttls = Server::start(&inst, false);
+    let imaps = Server::start(&inst, true);
+    let servers = [&starttls, &imaps];
+    let files = maildir_files(&maildir);
+    let dots = wire(
+        &files
+            .iter()
+            .find(|(_, m)| text(m).contains("Subject: dots"))
+            .unwrap()
+            .1,
+    );
+    let base = format!("imaps://joe:secret@127.0.0.1:{}/", imaps.port);
+
+    // UID 1 is the first message delivered, byte for byte.
+    let out = curl(&["-k", &format!("{base}INBOX;UID=1")], &servers, true);
+    assert!(
+        out.stdout == dots,
+        "UID 1: got\n{}\nwant\n{}",
+        text(&out.stdout),
+        text(&dots)
+    );
+    // Every UID is one file of the Maildir.
+    for uid in 2..=4 {
+        let out = curl(&["-k", &format!("{base}INBOX;UID={uid}")], &servers, true);
+        assert!(
+            files.iter().any(|(_, m)| wire(m) == out.stdout),
+            "UID {uid} is no file of the Maildir:\n{}",
+            text(&out.stdout[..out.stdout.len().min(300)])
+        );
+    }
+    // The folder list: INBOX and the special folders the Maildir++ layout gives.
+    let out = curl(&["-k", &base], &servers, true);
+    let listing = text(&out.stdout);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("* LIST ") && l.trim_end().ends_with("\"INBOX\"")),
+        "{listing}"
+    );
+
+    // imap:// with --ssl-reqd: STARTTLS first, then the login inside TLS.
+    let plain = format!("imap://joe:secret@127.0.0.1:{}/", starttls.port);
+    let out = curl(
+        &["-k", "--ssl-reqd", &format!("{plain}INBOX;UID=1")],
+        &servers,
+        true,
+    );
+    assert!(out.stdout == dots, "{}", text(&out.stdout));
+    // Without TLS the password is never sent: the server says LOGINDISABLED.
+    starttls.wait_idle();
+    let out = curl(&[&format!("{plain}INBOX;UID=1")], &servers, false);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        starttls.log_text().contains("login for joe (TLS"),
+        "{}",
+        starttls.log_text()
+    );
+    assert!(!starttls.log_text().contains("login for joe (no TLS"));
+    // curl's FETCH BODY[] may set \Seen (a new name), but no file's contents changed.
+    let mut after: Vec<Vec<u8>> = maildir_files(&maildir)
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    let mut before: Vec<Vec<u8>> = files.into_iter().map(|(_, m)| m).collect();
+    after.sort();
+    before.sort();
+    assert_eq!(after, before);
+}
+
+#[test]
+fn idle_reports_a_message_delivered_through_the_queue_within_a_second() {
+    let (inst, maildir) = setup("imapc-idle", &[DOTS.to_vec()]);
+    let starttls = Server::start(&inst, false);
+    let imaps = Server::start(&inst, true);
+    let script = r#"
+m = login(True)
+typ, data = m.select("INBOX")
+assert typ == "OK" and data == [b"1"], (typ, data)
+m.send(b"a IDLE\r\n")
+line = m.readline()
+assert line.startswith(b"+ "), line
+print("idling", flush=True)
+sys.stdin.readline()  # the message is queued
+while True:
+    line = m.readline()
+    assert line, "connection closed"
+    if line.rstrip(b"\r\n").endswith(b" EXISTS"):
+        break
+print("got " + line.decode().strip(), flush=True)
+m.send(b"DONE\r\n")
+line = m.readline()
+while line.startswith(b"* "):  # e.g. * 2 RECENT
+    line = m.readline()
+assert line.startswith(b"a OK"), line
+typ, data = m.fetch("2", "(BODY[])")
+assert typ == "OK" and b"idle test" in data[0][1], (typ, data)
+m.logout()
+print("done", flush=True)
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(format!("{PRELUDE}\n{script}"))
+        .env("STARTTLS_PORT", starttls.port.to_string())
+        .env("IMAPS_PORT", imaps.port.to_string())
+        .env("MAILDIR", &maildir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    if line.trim() != "idling" {
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "not idling: {line:?}\n{}\n{}",
+            text(&out.stderr),
+            imaps.log_text()
+        );
+    }
+    assert_eq!(
+        inst.queue_raw(
+            "alice@remote.example",
+            &["joe@example.com"],
+            b"Subject: idle test\n\nidle test\n"
+        ),
+        0
+    );
+    let queued = Instant::now();
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let elapsed = queued.elapsed();
+    assert_eq!(line.trim(), "got * 2 EXISTS", "{}", imaps.log_text());
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "EXISTS came {elapsed:?} after the message was queued"
+    );
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+    }
+    assert!(
+        status.success() && rest.contains("done"),
+        "{rest}\n{err}\n{}",
+        imaps.log_text()
+    );
+}
