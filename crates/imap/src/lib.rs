@@ -4,9 +4,11 @@
 #![deny(missing_docs)]
 
 pub mod date;
+pub mod index;
 pub mod input;
 pub mod session;
 pub mod store;
+pub mod utf7;
 
 pub use input::Input;
 pub use session::{CAPABILITIES, End, Session};

@@ -1,17 +1,17 @@
 //! The IMAP session after login: the authenticated state and, with a mailbox selected,
 //! the selected state; each command parsed from tokens and answered on the output.
 
-use crate::date;
 use crate::input::{Input, ReadError, Token, wait_either};
 use crate::store::{self, FLAG_LETTERS, Folder, Message, NewMessage, flag_letter};
+use crate::{date, utf7};
 use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// What CAPABILITY says.
-pub const CAPABILITIES: &str =
-    "IMAP4rev1 LITERAL+ UIDPLUS MOVE IDLE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE";
+pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ UIDPLUS MOVE IDLE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE LIST-STATUS CONDSTORE";
 const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 /// How a session ended.
@@ -57,7 +57,9 @@ struct Selected {
     read_only: bool,
     next: u32,
     messages: Vec<Message>,
-    recent: HashSet<String>,
+    recent: HashSet<Rc<str>>,
+    highest: u64,
+    keywords: Vec<String>,
 }
 
 /// The session: the Maildir root and, maybe, a selected mailbox.
@@ -65,6 +67,8 @@ pub struct Session<W: Write> {
     root: PathBuf,
     out: W,
     selected: Option<Selected>,
+    /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ goes with every flag update.
+    condstore: bool,
 }
 
 /// Command arguments as a cursor over tokens.
@@ -187,6 +191,7 @@ enum Section {
 enum Att {
     Flags,
     Uid,
+    ModSeq,
     InternalDate,
     Size,
     Body {
@@ -217,7 +222,21 @@ enum Key {
     Since(i64),
     Larger(u64),
     Smaller(u64),
-    Never,
+    Keyword(String, bool),
+    ModSeq(u64),
+}
+
+impl Key {
+    /// True if the key (or one inside it) is MODSEQ.
+    fn uses_modseq(&self) -> bool {
+        match self {
+            Key::ModSeq(_) => true,
+            Key::Not(k) => k.uses_modseq(),
+            Key::Or(a, b) => a.uses_modseq() || b.uses_modseq(),
+            Key::And(keys) => keys.iter().any(Key::uses_modseq),
+            _ => false,
+        }
+    }
 }
 
 /// The header of a message (through the empty line) and its body.
@@ -351,6 +370,7 @@ impl<W: Write> Session<W> {
             root,
             out,
             selected: None,
+            condstore: false,
         }
     }
 
@@ -493,7 +513,20 @@ impl<W: Write> Session<W> {
             }
             "LOGIN" | "AUTHENTICATE" | "STARTTLS" => bad("already authenticated"),
             "ENABLE" => {
-                self.send("* ENABLED")?;
+                let mut enabled = Vec::new();
+                while args.peek().is_some() {
+                    let ext = args.atom()?.to_ascii_uppercase();
+                    if ext == "CONDSTORE" && !enabled.contains(&"CONDSTORE") {
+                        self.enable_condstore();
+                        enabled.push("CONDSTORE");
+                    }
+                }
+                let mut line = "* ENABLED".to_string();
+                for e in enabled {
+                    line.push(' ');
+                    line.push_str(e);
+                }
+                self.send(&line)?;
                 Ok("ENABLE completed".into())
             }
             "ID" => {
@@ -546,8 +579,16 @@ impl<W: Write> Session<W> {
         }
     }
 
+    /// Turns CONDSTORE on (RFC 7162 §3.1); in a selected mailbox, says its HIGHESTMODSEQ.
+    fn enable_condstore(&mut self) {
+        self.condstore = true;
+    }
+
     fn mailbox_arg(&mut self, args: &mut Args) -> Result<(String, Folder), Failure> {
-        let name = args.text()?;
+        let name = args.astring()?;
+        let Some(name) = utf7::from_client(&name) else {
+            return no("[CANNOT] mailbox name is not valid modified UTF-7");
+        };
         let name = if name.eq_ignore_ascii_case("INBOX") {
             "INBOX".to_string()
         } else {
@@ -560,8 +601,44 @@ impl<W: Write> Session<W> {
     }
 
     fn list(&mut self, command: &str, args: &mut Args) -> Reply {
+        // RFC 5258 selection options, then reference and pattern, then RETURN options.
+        let mut only_subscribed = false;
+        let mut only_special = false;
+        if command == "LIST" && args.peek() == Some(&Token::Open) {
+            for opt in args.atom_list()? {
+                match opt.to_ascii_uppercase().as_str() {
+                    "SUBSCRIBED" => only_subscribed = true,
+                    "SPECIAL-USE" => only_special = true,
+                    "REMOTE" | "RECURSIVEMATCH" => {}
+                    _ => return bad("unknown LIST selection option"),
+                }
+            }
+        }
         let reference = args.astring()?;
         let pattern = args.astring()?;
+        let mut status_items = None;
+        let mut show_subscribed = only_subscribed;
+        if command == "LIST"
+            && let Some(Token::Atom(word)) = args.peek()
+            && word.eq_ignore_ascii_case("RETURN")
+        {
+            args.next();
+            if args.next() != Some(Token::Open) {
+                return bad("RETURN needs a list");
+            }
+            loop {
+                match args.next() {
+                    Some(Token::Close) => break,
+                    Some(Token::Atom(opt)) => match opt.to_ascii_uppercase().as_str() {
+                        "STATUS" => status_items = Some(args.atom_list()?),
+                        "SUBSCRIBED" => show_subscribed = true,
+                        "CHILDREN" | "SPECIAL-USE" => {}
+                        _ => return bad("unknown LIST return option"),
+                    },
+                    _ => return bad("invalid RETURN options"),
+                }
+            }
+        }
         args.end()?;
         if pattern.is_empty() {
             self.send(&format!("* {command} (\\Noselect) \".\" \"\""))?;
@@ -589,7 +666,12 @@ impl<W: Write> Session<W> {
             if !inbox_match && !pattern_matches(&full, name.as_bytes()) {
                 continue;
             }
-            if command == "LSUB" && !subscribed.iter().any(|s| s == name) {
+            let is_subscribed = subscribed.iter().any(|s| s == name);
+            if (command == "LSUB" || only_subscribed) && !is_subscribed {
+                continue;
+            }
+            let special = store::SPECIAL_USE.iter().find(|(n, _)| n == name);
+            if only_special && special.is_none() {
                 continue;
             }
             let mut attrs = Vec::new();
@@ -602,13 +684,27 @@ impl<W: Write> Session<W> {
             } else {
                 attrs.push("\\HasNoChildren");
             }
-            if let Some((_, use_attr)) = store::SPECIAL_USE.iter().find(|(n, _)| n == name) {
+            if show_subscribed && is_subscribed {
+                attrs.push("\\Subscribed");
+            }
+            if let Some((_, use_attr)) = special {
                 attrs.push(use_attr);
             }
             let mut line = format!("* {command} ({}) \".\" ", attrs.join(" ")).into_bytes();
-            line.extend(quote(name.as_bytes()));
+            line.extend(quote(utf7::to_client(name).as_bytes()));
             line.extend_from_slice(b"\r\n");
             self.out.write_all(&line)?;
+            if let Some(items) = &status_items
+                && *exists
+                && let Some(dir) = store::folder_dir(&self.root, name)
+            {
+                // RFC 5819: a folder whose STATUS fails is just listed without it.
+                match self.status_of(name, Folder::new(dir), items) {
+                    Err(Failure::Io(e)) => return Err(Failure::Io(e)),
+                    Err(Failure::Bad(b)) => return Err(Failure::Bad(b)),
+                    _ => {}
+                }
+            }
         }
         Ok(format!("{command} completed"))
     }
@@ -646,8 +742,19 @@ impl<W: Write> Session<W> {
         let (from, old) = self.mailbox_arg(args)?;
         let (to, new) = self.mailbox_arg(args)?;
         args.end()?;
-        if from == "INBOX" || to == "INBOX" {
-            return no("renaming INBOX is not supported");
+        if to == "INBOX" {
+            return no("[ALREADYEXISTS] INBOX always exists");
+        }
+        if from == "INBOX" {
+            // RFC 3501 §6.3.5: INBOX's messages move to the new folder; INBOX stays, empty.
+            if new.exists() {
+                return no("[ALREADYEXISTS] mailbox exists");
+            }
+            store::create(&self.root, &to)
+                .map_err(|e| Failure::No(format!("rename failed: {e}")))?;
+            store::move_messages(&old.dir, &new.dir)
+                .map_err(|e| Failure::No(format!("rename failed: {e}")))?;
+            return Ok("RENAME completed".into());
         }
         if !old.exists() {
             return no("[NONEXISTENT] no such mailbox");
@@ -681,8 +788,20 @@ impl<W: Write> Session<W> {
         let (name, folder) = self.mailbox_arg(args)?;
         let items = args.atom_list()?;
         args.end()?;
+        self.status_of(&name, folder, &items)?;
+        Ok("STATUS completed".into())
+    }
+
+    /// Sends `* STATUS name (items)` for the folder.
+    fn status_of(&mut self, name: &str, mut folder: Folder, items: &[String]) -> Reply {
         if !folder.exists() {
             return no("[NONEXISTENT] no such mailbox");
+        }
+        if items
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case("HIGHESTMODSEQ"))
+        {
+            self.condstore = true;
         }
         let snap = folder.sync()?;
         let mut parts = Vec::new();
@@ -695,23 +814,31 @@ impl<W: Write> Session<W> {
                 "UIDVALIDITY" => u64::from(snap.validity),
                 "UNSEEN" => snap.messages.iter().filter(|m| !m.has(b'S')).count() as u64,
                 "SIZE" => snap.messages.iter().map(|m| m.wire_size.unwrap_or(0)).sum(),
+                "HIGHESTMODSEQ" => snap.highest,
                 _ => return bad("unknown STATUS item"),
             };
             parts.push(format!("{item} {value}"));
         }
         let mut line = b"* STATUS ".to_vec();
-        line.extend(quote(name.as_bytes()));
+        line.extend(quote(utf7::to_client(name).as_bytes()));
         line.extend(format!(" ({})\r\n", parts.join(" ")).into_bytes());
         self.out.write_all(&line)?;
-        Ok("STATUS completed".into())
+        Ok(String::new())
     }
 
     fn select(&mut self, read_only: bool, args: &mut Args) -> Reply {
         self.selected = None;
-        let (name, folder) = self.mailbox_arg(args)?;
+        let (name, mut folder) = self.mailbox_arg(args)?;
         if args.peek().is_some() {
-            // CONDSTORE and other select parameters are not supported.
-            return bad("unexpected arguments");
+            let params = args.atom_list()?;
+            args.end()?;
+            for p in params {
+                if p.eq_ignore_ascii_case("CONDSTORE") {
+                    self.enable_condstore();
+                } else {
+                    return bad("unknown SELECT parameter");
+                }
+            }
         }
         if !folder.exists() {
             return no("[NONEXISTENT] no such mailbox");
@@ -729,8 +856,18 @@ impl<W: Write> Session<W> {
                     .map(|m| m.unique.clone()),
             );
         }
-        self.send(&format!("* FLAGS ({SYSTEM_FLAGS})"))?;
-        let permanent = if read_only { "" } else { SYSTEM_FLAGS };
+        let keywords = folder.keywords();
+        let mut all = SYSTEM_FLAGS.to_string();
+        for k in &keywords {
+            all.push(' ');
+            all.push_str(k);
+        }
+        self.send(&format!("* FLAGS ({all})"))?;
+        let permanent = match (read_only, keywords.len() < 26) {
+            (true, _) => String::new(),
+            (false, true) => format!("{all} \\*"),
+            (false, false) => all,
+        };
         self.send(&format!(
             "* OK [PERMANENTFLAGS ({permanent})] flags permitted"
         ))?;
@@ -741,6 +878,12 @@ impl<W: Write> Session<W> {
         }
         self.send(&format!("* OK [UIDVALIDITY {}] UIDs valid", snap.validity))?;
         self.send(&format!("* OK [UIDNEXT {}] predicted next UID", snap.next))?;
+        if self.condstore {
+            self.send(&format!(
+                "* OK [HIGHESTMODSEQ {}] mod-sequences",
+                snap.highest
+            ))?;
+        }
         self.selected = Some(Selected {
             name,
             folder,
@@ -748,6 +891,8 @@ impl<W: Write> Session<W> {
             next: snap.next,
             messages: snap.messages,
             recent,
+            highest: snap.highest,
+            keywords,
         });
         Ok(if read_only {
             "[READ-ONLY] EXAMINE completed"
@@ -763,6 +908,13 @@ impl<W: Write> Session<W> {
             .filter(|(l, _)| m.has(*l))
             .map(|(_, n)| *n)
             .collect();
+        for &l in &m.flags {
+            if l.is_ascii_lowercase()
+                && let Some(k) = sel.keywords.get(usize::from(l - b'a'))
+            {
+                names.push(k);
+            }
+        }
         if sel.recent.contains(&m.unique) {
             names.push("\\Recent");
         }
@@ -772,6 +924,7 @@ impl<W: Write> Session<W> {
     /// Tells the client about changes by other sessions and deliveries: EXPUNGE (only if
     /// `expunges`), flag changes, EXISTS and RECENT.
     fn refresh(&mut self, expunges: bool) -> io::Result<()> {
+        let condstore = self.condstore;
         let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
@@ -784,39 +937,47 @@ impl<W: Write> Session<W> {
         }
         let before_recent = sel.recent.len();
         if !sel.read_only {
-            sel.recent.extend(sel.folder.take_new()?);
+            let taken = sel.folder.take_new()?;
+            sel.recent.extend(taken);
+        }
+        if !sel.folder.changed() {
+            return Ok(());
         }
         let snap = sel.folder.sync()?;
-        let mut lines = Vec::new();
+        let mut out = Vec::new();
+        let keywords = sel.folder.keywords();
+        if keywords != sel.keywords {
+            let mut all = SYSTEM_FLAGS.to_string();
+            for k in &keywords {
+                all.push(' ');
+                all.push_str(k);
+            }
+            out.push(format!("* FLAGS ({all})"));
+            sel.keywords = keywords;
+        }
         let mut i = sel.messages.len();
         while i > 0 {
             i -= 1;
             let uid = sel.messages[i].uid;
             if snap.messages.binary_search_by_key(&uid, |m| m.uid).is_err() {
-                lines.push(format!("* {} EXPUNGE", i + 1));
+                out.push(format!("* {} EXPUNGE", i + 1));
                 sel.messages.remove(i);
             }
         }
         let known = sel.messages.last().map_or(0, |m| m.uid);
+        let mut changed = Vec::new();
         for (seq, m) in sel.messages.iter_mut().enumerate() {
             if let Ok(j) = snap.messages.binary_search_by_key(&m.uid, |n| n.uid) {
                 let now = &snap.messages[j];
-                if now.flags != m.flags {
-                    m.flags = now.flags.clone();
-                    m.file = now.file.clone();
-                    m.in_new = now.in_new;
-                    lines.push(format!(
-                        "* {} FETCH (FLAGS {} UID {})",
-                        seq + 1,
-                        "{}",
-                        m.uid
-                    ));
-                } else {
-                    m.file = now.file.clone();
+                if now.flags != m.flags || now.modseq != m.modseq {
+                    changed.push(seq);
                 }
+                m.flags.clone_from(&now.flags);
+                m.file.clone_from(&now.file);
+                m.in_new = now.in_new;
+                m.modseq = now.modseq;
             }
         }
-        // Fill in the flag texts now that the borrows are done.
         let added: Vec<Message> = snap
             .messages
             .into_iter()
@@ -829,20 +990,21 @@ impl<W: Write> Session<W> {
         }
         sel.messages.extend(added);
         sel.next = snap.next;
+        sel.highest = snap.highest;
         let sel = &*sel;
-        let mut out = Vec::new();
-        for line in lines {
-            if line.contains("FETCH (FLAGS {}") {
-                let seq: usize = line[2..]
-                    .split(' ')
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(1);
-                let flags = Self::flags_text(sel, &sel.messages[seq - 1]);
-                out.push(line.replacen("{}", &flags, 1));
+        for seq in changed {
+            let m = &sel.messages[seq];
+            let modseq = if condstore {
+                format!(" MODSEQ ({})", m.modseq)
             } else {
-                out.push(line);
-            }
+                String::new()
+            };
+            out.push(format!(
+                "* {} FETCH (FLAGS {} UID {}{modseq})",
+                seq + 1,
+                Self::flags_text(sel, m),
+                m.uid
+            ));
         }
         if grew {
             out.push(format!("* {} EXISTS", sel.messages.len()));
@@ -852,6 +1014,25 @@ impl<W: Write> Session<W> {
         }
         for line in out {
             self.send(&line)?;
+        }
+        Ok(())
+    }
+
+    /// Brings the mod-sequences of messages this session just changed up to date (so that
+    /// the change is not reported back as another session's), from a new scan.
+    fn learn_modseqs(sel: &mut Selected, changed: &[usize]) -> io::Result<()> {
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let snap = sel.folder.sync()?;
+        for &i in changed {
+            let m = &mut sel.messages[i];
+            if let Ok(j) = snap.messages.binary_search_by_key(&m.uid, |n| n.uid)
+                && snap.messages[j].flags == m.flags
+            {
+                m.modseq = snap.messages[j].modseq;
+                m.file.clone_from(&snap.messages[j].file);
+            }
         }
         Ok(())
     }
@@ -895,6 +1076,7 @@ impl<W: Write> Session<W> {
         Ok(match upper.as_str() {
             "FLAGS" => vec![Att::Flags],
             "UID" => vec![Att::Uid],
+            "MODSEQ" => vec![Att::ModSeq],
             "INTERNALDATE" => vec![Att::InternalDate],
             "RFC822.SIZE" => vec![Att::Size],
             "FAST" => vec![Att::Flags, Att::InternalDate, Att::Size],
@@ -988,14 +1170,61 @@ impl<W: Write> Session<W> {
         for item in args.atom_list()? {
             atts.extend(Self::parse_att(&item)?);
         }
+        let mut changed_since = None;
+        if args.peek().is_some() {
+            let modifiers = args.atom_list()?;
+            let mut m = modifiers.iter();
+            while let Some(name) = m.next() {
+                if !name.eq_ignore_ascii_case("CHANGEDSINCE") {
+                    return bad("unknown FETCH modifier");
+                }
+                let n: u64 = m
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| Failure::Bad("invalid CHANGEDSINCE".into()))?;
+                changed_since = Some(n);
+            }
+        }
         args.end()?;
+        if atts.iter().any(|a| matches!(a, Att::ModSeq)) || changed_since.is_some() {
+            self.condstore = true;
+            if !atts.iter().any(|a| matches!(a, Att::ModSeq)) {
+                atts.push(Att::ModSeq);
+            }
+        }
         if uid && !atts.iter().any(|a| matches!(a, Att::Uid)) {
             atts.insert(0, Att::Uid);
         }
+        let condstore = self.condstore;
         let Some(sel) = self.selected.as_mut() else {
             return bad("no mailbox selected");
         };
         let mut missing = false;
+        let indexes: Vec<usize> = indexes
+            .into_iter()
+            .filter(|&i| changed_since.is_none_or(|n| sel.messages[i].modseq > n))
+            .collect();
+        // Reading a body sets \Seen: first on disk, then (with the new mod-sequences) in
+        // the replies.
+        let mut seen_set = Vec::new();
+        if !sel.read_only
+            && atts
+                .iter()
+                .any(|a| matches!(a, Att::Body { peek: false, .. }))
+        {
+            for &i in &indexes {
+                if sel.messages[i].has(b'S') {
+                    continue;
+                }
+                let mut flags = sel.messages[i].flags.clone();
+                flags.push(b'S');
+                if sel.folder.set_flags(&mut sel.messages[i], &flags).is_ok() {
+                    seen_set.push(i);
+                }
+            }
+            Self::learn_modseqs(sel, &seen_set)?;
+        }
+        let seen_set: HashSet<usize> = seen_set.into_iter().collect();
         for i in indexes {
             let needs_body = atts.iter().any(|a| {
                 matches!(a, Att::Body { .. })
@@ -1012,26 +1241,17 @@ impl<W: Write> Session<W> {
             } else {
                 None
             };
-            let sets_seen = !sel.read_only
-                && !sel.messages[i].has(b'S')
-                && atts
-                    .iter()
-                    .any(|a| matches!(a, Att::Body { peek: false, .. }));
-            let mut flags_changed = false;
-            if sets_seen {
-                let mut flags = sel.messages[i].flags.clone();
-                flags.push(b'S');
-                if sel.folder.set_flags(&mut sel.messages[i], &flags).is_ok() {
-                    flags_changed = true;
-                }
-            }
-            let m = &sel.messages[i];
+            let flags_changed = seen_set.contains(&i);
             let mut out = format!("* {} FETCH (", i + 1).into_bytes();
             let mut first = true;
             let mut items = atts.clone();
             if flags_changed && !items.iter().any(|a| matches!(a, Att::Flags)) {
                 items.push(Att::Flags);
             }
+            if flags_changed && condstore && !items.iter().any(|a| matches!(a, Att::ModSeq)) {
+                items.push(Att::ModSeq);
+            }
+            let m = &sel.messages[i];
             for att in &items {
                 if !first {
                     out.push(b' ');
@@ -1042,6 +1262,7 @@ impl<W: Write> Session<W> {
                         out.extend(format!("FLAGS {}", Self::flags_text(sel, m)).into_bytes())
                     }
                     Att::Uid => out.extend(format!("UID {}", m.uid).into_bytes()),
+                    Att::ModSeq => out.extend(format!("MODSEQ ({})", m.modseq).into_bytes()),
                     Att::InternalDate => out.extend(
                         format!("INTERNALDATE \"{}\"", date::internal_date(m.mtime)).into_bytes(),
                     ),
@@ -1093,6 +1314,18 @@ impl<W: Write> Session<W> {
 
     fn store(&mut self, uid: bool, args: &mut Args) -> Reply {
         let indexes = self.set_arg(args, uid)?;
+        let mut unchanged_since = None;
+        if args.peek() == Some(&Token::Open) {
+            let modifiers = args.atom_list()?;
+            match modifiers.as_slice() {
+                [name, n] if name.eq_ignore_ascii_case("UNCHANGEDSINCE") => {
+                    let n: u64 = n.parse().or_else(|_| bad("invalid UNCHANGEDSINCE"))?;
+                    unchanged_since = Some(n);
+                    self.condstore = true;
+                }
+                _ => return bad("unknown STORE modifier"),
+            }
+        }
         let op = args.atom()?.to_ascii_uppercase();
         let (mode, silent) = match op.as_str() {
             "FLAGS" => (0, false),
@@ -1103,34 +1336,66 @@ impl<W: Write> Session<W> {
             "-FLAGS.SILENT" => (-1, true),
             _ => return bad("invalid STORE item"),
         };
-        let names = args.atom_list()?;
-        args.end()?;
-        let mut letters = Vec::new();
-        for n in &names {
-            if let Some(l) = flag_letter(n) {
-                letters.push(l);
-            } else if n.starts_with('\\') && !n.eq_ignore_ascii_case("\\Recent") {
-                return bad("invalid flag");
+        let names = if args.peek() == Some(&Token::Open) {
+            args.atom_list()?
+        } else {
+            let mut names = Vec::new();
+            while args.peek().is_some() {
+                names.push(args.atom()?);
             }
-            // Keywords are not kept (PERMANENTFLAGS has no \*).
-        }
+            names
+        };
+        args.end()?;
+        let condstore = self.condstore;
         let Some(sel) = self.selected.as_mut() else {
             return bad("no mailbox selected");
         };
         if sel.read_only {
             return no("mailbox is read-only");
         }
+        let mut letters = Vec::new();
+        for n in &names {
+            if let Some(l) = flag_letter(n) {
+                letters.push(l);
+            } else if n.starts_with('\\') {
+                if !n.eq_ignore_ascii_case("\\Recent") {
+                    return bad("invalid flag");
+                }
+            } else if !store::valid_keyword(n) {
+                return bad("invalid keyword");
+            } else if let Some(l) = sel.folder.keyword_letter(n, mode >= 0)? {
+                letters.push(l);
+            } else if mode >= 0 {
+                return no("[LIMIT] too many keywords in this mailbox");
+            }
+        }
+        let keywords = sel.folder.keywords();
+        let mut announce = None;
+        if keywords != sel.keywords {
+            let mut all = SYSTEM_FLAGS.to_string();
+            for k in &keywords {
+                all.push(' ');
+                all.push_str(k);
+            }
+            announce = Some(format!("* FLAGS ({all})"));
+            sel.keywords = keywords;
+        }
         let mut failed = false;
-        let mut lines = Vec::new();
+        let mut modified = Vec::new();
+        let mut changed = Vec::new();
+        let mut reported = Vec::new();
         for i in indexes {
+            if unchanged_since.is_some_and(|n| sel.messages[i].modseq > n) {
+                modified.push(if uid {
+                    sel.messages[i].uid
+                } else {
+                    i as u32 + 1
+                });
+                continue;
+            }
             let old = sel.messages[i].flags.clone();
             let new: Vec<u8> = match mode {
-                0 => old
-                    .iter()
-                    .copied()
-                    .filter(|l| FLAG_LETTERS.iter().all(|(f, _)| f != l))
-                    .chain(letters.iter().copied())
-                    .collect(),
+                0 => letters.clone(),
                 1 => old.iter().chain(&letters).copied().collect(),
                 _ => old
                     .iter()
@@ -1138,29 +1403,51 @@ impl<W: Write> Session<W> {
                     .filter(|l| !letters.contains(l))
                     .collect(),
             };
-            if sel.folder.set_flags(&mut sel.messages[i], &new).is_err() {
-                failed = true;
+            let mut sorted = new.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted != old {
+                if sel.folder.set_flags(&mut sel.messages[i], &sorted).is_err() {
+                    failed = true;
+                    continue;
+                }
+                changed.push(i);
+            }
+            reported.push(i);
+        }
+        Self::learn_modseqs(sel, &changed)?;
+        let changed: HashSet<usize> = changed.into_iter().collect();
+        let mut lines: Vec<String> = announce.into_iter().collect();
+        for i in reported {
+            // With UNCHANGEDSINCE, even .SILENT reports the new mod-sequence (RFC 7162 §3.2).
+            if silent && !(condstore && changed.contains(&i)) {
                 continue;
             }
+            let m = &sel.messages[i];
+            let mut items = Vec::new();
             if !silent {
-                let m = &sel.messages[i];
-                let uid_part = if uid {
-                    format!(" UID {}", m.uid)
-                } else {
-                    String::new()
-                };
-                lines.push(format!(
-                    "* {} FETCH (FLAGS {}{uid_part})",
-                    i + 1,
-                    Self::flags_text(sel, m)
-                ));
+                items.push(format!("FLAGS {}", Self::flags_text(sel, m)));
             }
+            if uid {
+                items.push(format!("UID {}", m.uid));
+            }
+            if condstore {
+                items.push(format!("MODSEQ ({})", m.modseq));
+            }
+            lines.push(format!("* {} FETCH ({})", i + 1, items.join(" ")));
         }
         for l in lines {
             self.send(&l)?;
         }
         if failed {
             return no("some messages could not be changed");
+        }
+        if !modified.is_empty() {
+            modified.sort_unstable();
+            return Ok(format!(
+                "[MODIFIED {}] conditional STORE failed",
+                uid_set(&modified)
+            ));
         }
         Ok("STORE completed".into())
     }
@@ -1204,13 +1491,15 @@ impl<W: Write> Session<W> {
             "RECENT" => Ok(Key::Recent(true)),
             "OLD" => Ok(Key::Recent(false)),
             "NEW" => Ok(Key::New),
-            "KEYWORD" => {
-                args.atom()?;
-                Ok(Key::Never)
-            }
-            "UNKEYWORD" => {
-                args.atom()?;
-                Ok(Key::All)
+            "KEYWORD" => Ok(Key::Keyword(args.atom()?, true)),
+            "UNKEYWORD" => Ok(Key::Keyword(args.atom()?, false)),
+            "MODSEQ" => {
+                // RFC 7162 §3.1.5: MODSEQ ["entry-name" entry-type] mod-sequence.
+                if matches!(args.peek(), Some(Token::Str(_))) {
+                    args.next();
+                    args.atom()?;
+                }
+                Ok(Key::ModSeq(num_arg(args)?))
             }
             "NOT" => Ok(Key::Not(Box::new(Self::search_key(args)?))),
             "OR" => {
@@ -1256,10 +1545,21 @@ impl<W: Write> Session<W> {
         let day = m.mtime.div_euclid(86400);
         match key {
             Key::All => true,
-            Key::Never => false,
             Key::Seq(set) => set.contains(i as u32 + 1, count),
             Key::Uid(set) => set.contains(m.uid, max_uid),
             Key::Flag(l, set) => m.has(*l) == *set,
+            Key::Keyword(name, set) => {
+                let has = match flag_letter(name) {
+                    Some(l) => m.has(l),
+                    None => sel
+                        .keywords
+                        .iter()
+                        .position(|k| k.eq_ignore_ascii_case(name))
+                        .is_some_and(|p| m.has(b'a' + p as u8)),
+                };
+                has == *set
+            }
+            Key::ModSeq(n) => m.modseq >= *n,
             Key::Recent(r) => sel.recent.contains(&m.unique) == *r,
             Key::New => sel.recent.contains(&m.unique) && !m.has(b'S'),
             Key::Before(d) => day < *d,
@@ -1312,13 +1612,19 @@ impl<W: Write> Session<W> {
             return bad("missing search key");
         }
         let key = Key::And(keys);
+        let with_modseq = key.uses_modseq();
+        if with_modseq {
+            self.condstore = true;
+        }
         let Some(sel) = self.selected.as_mut() else {
             return bad("no mailbox selected");
         };
         let mut found = Vec::new();
+        let mut highest = 0;
         for i in 0..sel.messages.len() {
             let mut body = None;
             if Self::matches(sel, i, &key, &mut body) {
+                highest = highest.max(sel.messages[i].modseq);
                 found.push(if uid {
                     sel.messages[i].uid
                 } else {
@@ -1327,8 +1633,11 @@ impl<W: Write> Session<W> {
             }
         }
         let mut line = "* SEARCH".to_string();
-        for n in found {
+        for n in &found {
             line.push_str(&format!(" {n}"));
+        }
+        if with_modseq && !found.is_empty() {
+            line.push_str(&format!(" (MODSEQ {highest})"));
         }
         self.send(&line)?;
         Ok("SEARCH completed".into())
@@ -1336,7 +1645,7 @@ impl<W: Write> Session<W> {
 
     fn copy(&mut self, uid: bool, moving: bool, args: &mut Args) -> Reply {
         let indexes = self.set_arg(args, uid)?;
-        let (_, dest) = self.mailbox_arg(args)?;
+        let (_, mut dest) = self.mailbox_arg(args)?;
         args.end()?;
         if !dest.exists() {
             return no("[TRYCREATE] no such mailbox");
@@ -1434,14 +1743,22 @@ impl<W: Write> Session<W> {
     }
 
     fn append(&mut self, args: &mut Args) -> Reply {
-        let (name, folder) = self.mailbox_arg(args)?;
+        let (name, mut folder) = self.mailbox_arg(args)?;
         let mut flags = Vec::new();
         if args.peek() == Some(&Token::Open) {
             for f in args.atom_list()? {
                 match flag_letter(&f) {
                     Some(l) => flags.push(l),
+                    None if f.eq_ignore_ascii_case("\\Recent") => {}
                     None if f.starts_with('\\') => return bad("invalid flag"),
-                    None => {}
+                    None if !store::valid_keyword(&f) => return bad("invalid keyword"),
+                    None => {
+                        if folder.exists()
+                            && let Some(l) = folder.keyword_letter(&f, true)?
+                        {
+                            flags.push(l);
+                        }
+                    }
                 }
             }
         }

@@ -1,18 +1,20 @@
 //! Maildir++ folders as IMAP mailboxes: names, persistent UIDs in a per-folder list file,
 //! flags in the `:2,` suffix of file names, and adding messages (APPEND, COPY).
 
+use crate::index::{INDEX, Index};
 use nix::fcntl::{Flock, FlockArg};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The per-folder UID list: `UIDVALIDITY UIDNEXT`, then `UID UNIQUE` lines.
-pub const UIDLIST: &str = "rqmail-uidlist";
-/// Taken (flock) while the UID list is read, changed and replaced.
-const UIDLIST_LOCK: &str = "rqmail-uidlist.lock";
+/// Taken (flock) while the index is read and changed.
+const INDEX_LOCK: &str = "rqmail-index.lock";
+/// The keywords of a folder, one a line: line N is the info letter `a` + N.
+pub const KEYWORDS: &str = "rqmail-keywords";
 /// Subscribed mailbox names, one a line, in the Maildir's root.
 pub const SUBSCRIPTIONS: &str = "subscriptions";
 /// Present once the SPECIAL-USE folders have been created for the user.
@@ -46,10 +48,12 @@ pub fn flag_letter(flag: &str) -> Option<u8> {
 /// One message as last seen on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// Its UID, from the folder's list.
+    /// Its UID, from the folder's index.
     pub uid: u32,
+    /// Its mod-sequence (RFC 7162).
+    pub modseq: u64,
     /// The Maildir unique name (the file name before `:`).
-    pub unique: String,
+    pub unique: Rc<str>,
     /// The file's path relative to the folder: `new/NAME` or `cur/NAME`.
     pub file: String,
     /// Info letters after `:2,`, sorted (empty in new/).
@@ -67,6 +71,16 @@ impl Message {
     pub fn has(&self, letter: u8) -> bool {
         self.flags.contains(&letter)
     }
+}
+
+/// True if `name` can be a keyword: an IMAP atom, not a system flag.
+pub fn valid_keyword(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('\\')
+        && name
+            .bytes()
+            .all(|b| b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b))
 }
 
 /// Splits a file name into unique name and info letters (`:2,XYZ`).
@@ -192,80 +206,31 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
-/// The UID list of one folder as stored.
-#[derive(Debug, Clone, Default)]
-struct UidList {
-    validity: u32,
-    next: u32,
-    uids: HashMap<String, u32>,
-}
-
-impl UidList {
-    /// Reads the list; `None` if it is missing or corrupt (the caller starts a new one).
-    fn read(dir: &Path) -> Option<UidList> {
-        let text = fs::read_to_string(dir.join(UIDLIST)).ok()?;
-        let mut lines = text.lines();
-        let mut first = lines.next()?.split(' ');
-        let validity: u32 = first.next()?.parse().ok()?;
-        let next: u32 = first.next()?.parse().ok()?;
-        if validity == 0 || next == 0 {
-            return None;
-        }
-        let mut uids = HashMap::new();
-        for line in lines {
-            let (uid, unique) = line.split_once(' ')?;
-            let uid: u32 = uid.parse().ok()?;
-            if uid == 0 || uid >= next {
-                return None;
-            }
-            uids.insert(unique.to_string(), uid);
-        }
-        Some(UidList {
-            validity,
-            next,
-            uids,
-        })
-    }
-
-    fn fresh() -> UidList {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(1);
-        UidList {
-            validity: u32::try_from(now).unwrap_or(u32::MAX).max(1),
-            next: 1,
-            uids: HashMap::new(),
-        }
-    }
-
-    fn write(&self, dir: &Path) -> io::Result<()> {
-        let mut entries: Vec<(&u32, &String)> = self.uids.iter().map(|(u, n)| (n, u)).collect();
-        entries.sort();
-        let mut text = format!("{} {}\n", self.validity, self.next);
-        for (uid, unique) in entries {
-            text.push_str(&format!("{uid} {unique}\n"));
-        }
-        write_atomically(&dir.join(UIDLIST), text.as_bytes())
-    }
-}
-
-/// A folder's state after a scan: its UIDVALIDITY, UIDNEXT and messages in UID order.
+/// A folder's state after a scan: its UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and messages
+/// in UID order.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// UIDVALIDITY.
     pub validity: u32,
     /// UIDNEXT.
     pub next: u32,
+    /// HIGHESTMODSEQ.
+    pub highest: u64,
     /// The messages, in ascending UID order.
     pub messages: Vec<Message>,
 }
 
-/// One Maildir++ folder.
+/// What a folder looked like at the last scan: the modification times of cur/ and new/
+/// and the index file's identity and size.
+type Stamp = [(i64, i64); 4];
+
+/// One Maildir++ folder, with its index as last read.
 #[derive(Debug, Clone)]
 pub struct Folder {
     /// The folder's directory.
     pub dir: PathBuf,
+    index: Option<Index>,
+    stamp: Option<Stamp>,
 }
 
 /// A file found in new/ or cur/.
@@ -274,14 +239,16 @@ struct Found {
     file: String,
     flags: Vec<u8>,
     in_new: bool,
-    mtime: i64,
-    mtime_ns: i64,
 }
 
 impl Folder {
     /// The folder at `dir`.
     pub fn new(dir: PathBuf) -> Folder {
-        Folder { dir }
+        Folder {
+            dir,
+            index: None,
+            stamp: None,
+        }
     }
 
     /// True if `dir` holds a Maildir.
@@ -296,8 +263,33 @@ impl Folder {
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(self.dir.join(UIDLIST_LOCK))?;
+            .open(self.dir.join(INDEX_LOCK))?;
         Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))
+    }
+
+    fn current_stamp(&self) -> Option<Stamp> {
+        let time = |p: &Path| fs::metadata(p).ok().map(|m| (m.mtime(), m.mtime_nsec()));
+        let index = fs::metadata(self.dir.join(INDEX)).ok()?;
+        Some([
+            time(&self.dir.join("cur"))?,
+            time(&self.dir.join("new"))?,
+            (index.ino() as i64, index.len() as i64),
+            (index.mtime(), index.mtime_nsec()),
+        ])
+    }
+
+    /// False if nothing can have changed since the last `sync`: cur/, new/ and the index
+    /// are as they were then, and cur/ and new/ were last changed long enough ago that a
+    /// change in the same clock tick cannot hide behind an equal time.
+    pub fn changed(&self) -> bool {
+        let Some(seen) = self.stamp else { return true };
+        let Some(now) = self.current_stamp() else {
+            return true;
+        };
+        let clock = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        now != seen || clock - now[0].0 < 2 || clock - now[1].0 < 2
     }
 
     fn scan_files(&self) -> io::Result<Vec<Found>> {
@@ -308,14 +300,12 @@ impl Folder {
                 let Ok(name) = entry.file_name().into_string() else {
                     continue;
                 };
-                if name.starts_with('.') {
+                if name.starts_with('.') || name.contains([' ', '\n']) {
                     continue;
                 }
-                let Ok(meta) = entry.metadata() else {
-                    continue; // renamed or removed meanwhile
-                };
-                if !meta.is_file() {
-                    continue;
+                match entry.file_type() {
+                    Ok(t) if t.is_file() || t.is_symlink() => {}
+                    _ => continue,
                 }
                 let (unique, flags) = split_name(&name);
                 found.push(Found {
@@ -323,66 +313,134 @@ impl Folder {
                     file: format!("{sub}/{name}"),
                     flags: if in_new { Vec::new() } else { flags },
                     in_new,
-                    mtime: meta.mtime(),
-                    mtime_ns: meta.mtime_nsec(),
                 });
             }
         }
-        // Delivery order for the UIDs of new messages.
-        found.sort_by(|a, b| {
-            (a.mtime, a.mtime_ns, &a.unique).cmp(&(b.mtime, b.mtime_ns, &b.unique))
-        });
-        found.dedup_by(|a, b| a.unique == b.unique);
         Ok(found)
     }
 
-    /// Scans the folder and gives UIDs to new messages, under the folder's lock.
-    pub fn sync(&self) -> io::Result<Snapshot> {
+    /// Scans the folder under its lock: gives UIDs to new messages (in delivery order),
+    /// new mod-sequences to messages whose flags changed, and forgets messages that left.
+    pub fn sync(&mut self) -> io::Result<Snapshot> {
         let _lock = self.lock()?;
-        let mut list = UidList::read(&self.dir).unwrap_or_else(UidList::fresh);
+        let stamp_before = self.current_stamp();
+        let mut index = Index::refresh(self.index.take(), &self.dir)?;
         let found = self.scan_files()?;
-        let mut changed = !self.dir.join(UIDLIST).exists();
+        let mut present = HashSet::with_capacity(found.len());
+        let mut fresh = Vec::new();
         let mut messages = Vec::with_capacity(found.len());
-        let mut present = HashMap::with_capacity(found.len());
         for f in found {
-            let uid = match list.uids.get(&f.unique) {
-                Some(uid) => *uid,
-                None => {
-                    let uid = list.next;
-                    list.next = list.next.saturating_add(1);
-                    list.uids.insert(f.unique.clone(), uid);
-                    changed = true;
-                    uid
+            match index.uid_of(&f.unique) {
+                Some(uid) => {
+                    if !present.insert(uid) {
+                        continue; // seen in new/ and cur/ during a rename
+                    }
+                    let mtime = match index.get(uid).map(|r| r.mtime) {
+                        Some(i64::MIN) | None => self.mtime_of(&f.file).0,
+                        Some(t) => t,
+                    };
+                    index.update(uid, &f.flags, mtime);
+                    messages.push((uid, f));
                 }
-            };
-            present.insert(f.unique.clone(), ());
-            messages.push(Message {
-                uid,
-                wire_size: wire_size(&f.unique),
-                unique: f.unique,
-                file: f.file,
-                flags: f.flags,
-                in_new: f.in_new,
-                mtime: f.mtime,
-            });
+                None => {
+                    let (mtime, ns) = self.mtime_of(&f.file);
+                    fresh.push((mtime, ns, f));
+                }
+            }
         }
-        let before = list.uids.len();
-        list.uids.retain(|u, _| present.contains_key(u));
-        changed |= list.uids.len() != before;
-        if changed {
-            list.write(&self.dir)?;
+        // Delivery order for the UIDs of new messages.
+        fresh.sort_by(|a, b| (a.0, a.1, &a.2.unique).cmp(&(b.0, b.1, &b.2.unique)));
+        fresh.dedup_by(|a, b| a.2.unique == b.2.unique);
+        for (mtime, _, f) in fresh {
+            let (uid, _) = index.add(&f.unique, mtime, &f.flags);
+            present.insert(uid);
+            messages.push((uid, f));
         }
-        messages.sort_by_key(|m| m.uid);
-        Ok(Snapshot {
-            validity: list.validity,
-            next: list.next,
+        let gone: HashSet<u32> = index
+            .records
+            .iter()
+            .map(|r| r.uid)
+            .filter(|u| !present.contains(u))
+            .collect();
+        index.remove(&gone);
+        index.commit(&self.dir)?;
+        messages.sort_by_key(|(uid, _)| *uid);
+        let messages = messages
+            .into_iter()
+            .filter_map(|(uid, f)| {
+                let r = index.get(uid)?;
+                Some(Message {
+                    uid,
+                    modseq: r.modseq,
+                    wire_size: wire_size(&f.unique),
+                    unique: r.unique.clone(),
+                    file: f.file,
+                    flags: f.flags,
+                    in_new: f.in_new,
+                    mtime: r.mtime,
+                })
+            })
+            .collect();
+        let snapshot = Snapshot {
+            validity: index.validity,
+            next: index.next,
+            highest: index.highest,
             messages,
-        })
+        };
+        self.index = Some(index);
+        // Only trust the stamp if nothing moved while we scanned.
+        let stamp_after = self.current_stamp();
+        self.stamp =
+            stamp_after.filter(|s| stamp_before.is_some_and(|b| b[0] == s[0] && b[1] == s[1]));
+        Ok(snapshot)
+    }
+
+    fn mtime_of(&self, file: &str) -> (i64, i64) {
+        fs::metadata(self.dir.join(file)).map_or((0, 0), |m| (m.mtime(), m.mtime_nsec()))
+    }
+
+    /// The folder's keywords: entry N is the info letter `a` + N.
+    pub fn keywords(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join(KEYWORDS))
+            .unwrap_or_default()
+            .lines()
+            .take(26)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The info letter of keyword `name` (case-insensitive), added to the folder's list if
+    /// `add` and there is room (26 keywords a folder); `None` if it has none.
+    pub fn keyword_letter(&self, name: &str, add: bool) -> io::Result<Option<u8>> {
+        let find = |list: &[String]| {
+            list.iter()
+                .position(|k| k.eq_ignore_ascii_case(name))
+                .map(|i| b'a' + i as u8)
+        };
+        if let Some(l) = find(&self.keywords()) {
+            return Ok(Some(l));
+        }
+        if !add || !valid_keyword(name) {
+            return Ok(None);
+        }
+        let _lock = self.lock()?;
+        let mut list = self.keywords();
+        if let Some(l) = find(&list) {
+            return Ok(Some(l));
+        }
+        if list.len() >= 26 {
+            return Ok(None);
+        }
+        list.push(name.to_string());
+        let mut text = list.join("\n");
+        text.push('\n');
+        write_atomically(&self.dir.join(KEYWORDS), text.as_bytes())?;
+        Ok(Some(b'a' + (list.len() - 1) as u8))
     }
 
     /// Moves every message in new/ to cur/ (clearing \Recent for other sessions); returns
     /// the unique names moved.
-    pub fn take_new(&self) -> io::Result<Vec<String>> {
+    pub fn take_new(&self) -> io::Result<Vec<Rc<str>>> {
         let mut moved = Vec::new();
         for entry in fs::read_dir(self.dir.join("new"))? {
             let entry = entry?;
@@ -395,7 +453,7 @@ impl Folder {
             let (unique, _) = split_name(&name);
             let to = self.dir.join("cur").join(format!("{unique}:2,"));
             if fs::rename(entry.path(), to).is_ok() {
-                moved.push(unique.to_string());
+                moved.push(Rc::from(unique));
             }
         }
         Ok(moved)
@@ -464,7 +522,7 @@ impl Folder {
 
     /// Adds messages to cur/ (tmp, fsync, link, fsync of cur/) and gives them UIDs under
     /// the lock, so that the UIDs are consecutive; returns UIDVALIDITY and the UIDs.
-    pub fn add(&self, messages: &[NewMessage]) -> io::Result<(u32, Vec<u32>)> {
+    pub fn add(&mut self, messages: &[NewMessage]) -> io::Result<(u32, Vec<u32>)> {
         let mut names = Vec::with_capacity(messages.len());
         let result = (|| {
             for m in messages {
@@ -504,16 +562,31 @@ impl Folder {
             return Err(e);
         }
         let _lock = self.lock()?;
-        let mut list = UidList::read(&self.dir).unwrap_or_else(UidList::fresh);
+        let mut index = Index::refresh(self.index.take(), &self.dir)?;
         let mut uids = Vec::with_capacity(names.len());
-        for (unique, _) in names {
-            let uid = list.next;
-            list.next = list.next.saturating_add(1);
-            list.uids.insert(unique, uid);
+        for ((unique, _), m) in names.iter().zip(messages) {
+            let mtime = m
+                .mtime
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or_else(
+                    || {
+                        SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs() as i64)
+                    },
+                    |d| d.as_secs() as i64,
+                );
+            let mut flags = m.flags.clone();
+            flags.sort_unstable();
+            flags.dedup();
+            let (uid, _) = index.add(unique, mtime, &flags);
             uids.push(uid);
         }
-        list.write(&self.dir)?;
-        Ok((list.validity, uids))
+        let result = index.commit(&self.dir);
+        let validity = index.validity;
+        self.index = Some(index);
+        result?;
+        Ok((validity, uids))
     }
 }
 
@@ -591,6 +664,26 @@ pub fn delete(root: &Path, name: &str) -> io::Result<()> {
     fs::remove_dir_all(&trash)
 }
 
+/// Moves every message of the Maildir `from` into the Maildir `to` (RENAME of INBOX),
+/// keeping the file names (and so the flags); the moved messages get new UIDs there.
+pub fn move_messages(from: &Path, to: &Path) -> io::Result<()> {
+    for sub in ["new", "cur"] {
+        for entry in fs::read_dir(from.join(sub))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            match fs::rename(entry.path(), to.join(sub).join(&name)) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {} // moved meanwhile
+                other => other?,
+            }
+        }
+    }
+    File::open(to.join("cur"))?.sync_all()?;
+    File::open(to.join("new"))?.sync_all()
+}
+
 /// Renames folder `from` to `to`, with its subfolders.
 pub fn rename(root: &Path, from: &str, to: &str) -> io::Result<()> {
     let to = to.strip_suffix('.').unwrap_or(to);
@@ -627,16 +720,20 @@ mod tests {
         let dir = maildir("uids");
         fs::write(dir.join("new/1.a.host,S=3,W=4"), b"ab\n").unwrap();
         fs::write(dir.join("cur/2.b.host:2,SF"), b"x").unwrap();
-        let f = Folder::new(dir.clone());
+        let mut f = Folder::new(dir.clone());
         let s = f.sync().unwrap();
         assert_eq!(s.messages.len(), 2);
         assert_eq!(s.next, 3);
-        let flagged = s.messages.iter().find(|m| m.unique == "2.b.host").unwrap();
+        let flagged = s
+            .messages
+            .iter()
+            .find(|m| &*m.unique == "2.b.host")
+            .unwrap();
         assert_eq!(flagged.flags, b"FS");
         let uid_a = s
             .messages
             .iter()
-            .find(|m| m.unique == "1.a.host,S=3,W=4")
+            .find(|m| &*m.unique == "1.a.host,S=3,W=4")
             .unwrap();
         assert_eq!(uid_a.wire_size, Some(4));
         fs::remove_file(dir.join("cur/2.b.host:2,SF")).unwrap();
@@ -647,9 +744,20 @@ mod tests {
             s2.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
             vec![uid_a.uid, 3]
         );
-        fs::write(dir.join(UIDLIST), "garbage").unwrap();
+        // Flags changed by anyone get a new mod-sequence.
+        let before = s2.messages[0].modseq;
+        fs::rename(
+            dir.join("new/1.a.host,S=3,W=4"),
+            dir.join("cur/1.a.host,S=3,W=4:2,S"),
+        )
+        .unwrap();
         let s3 = f.sync().unwrap();
-        assert_eq!(s3.messages.len(), 2);
+        assert!(s3.messages[0].modseq > before);
+        assert_eq!(s3.highest, s3.messages[0].modseq);
+        fs::write(dir.join(INDEX), "garbage").unwrap();
+        let s4 = Folder::new(dir.clone()).sync().unwrap();
+        assert_eq!(s4.messages.len(), 2);
+        assert_ne!(s4.validity, 0);
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -657,7 +765,7 @@ mod tests {
     fn set_flags_renames_with_letters_in_ascii_order() {
         let dir = maildir("flags");
         fs::write(dir.join("new/1.a.host"), b"ab\n").unwrap();
-        let f = Folder::new(dir.clone());
+        let mut f = Folder::new(dir.clone());
         let mut m = f.sync().unwrap().messages.remove(0);
         f.set_flags(&mut m, b"TSF").unwrap();
         assert!(dir.join("cur/1.a.host:2,FST").exists());

@@ -1,0 +1,492 @@
+//! A folder's index: UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and, for each message, its UID,
+//! mod-sequence, internal date and flags as last seen, kept as an append-only log.
+//!
+//! The file `rqmail-index` starts with `rqmail-index 1 VALIDITY`; then each line is one of
+//! - `N NEXT HIGHESTMODSEQ`: at least these values (written when the log is compacted);
+//! - `+ UID MODSEQ MTIME FLAGS UNIQUE`: the message `UNIQUE` has `UID`, and since `MODSEQ`
+//!   the info letters `FLAGS` (`-` for none) and the internal date `MTIME`;
+//! - `- UID MODSEQ`: the message left the folder at `MODSEQ`.
+//!
+//! Later lines win. Writers hold the folder's lock, append whole lines and fsync before a
+//! UID or mod-sequence is shown to a client, so neither is ever reused after a crash; a
+//! torn last line (no newline) is ignored and cut off by the next writer. When the log has
+//! grown well past the live records it is rewritten through a temporary file and a rename,
+//! which readers notice by the changed inode. Sessions keep what they read and read only
+//! what was appended since.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The index file in each folder.
+pub const INDEX: &str = "rqmail-index";
+/// The UID list of earlier versions, read once to keep its UIDs.
+const OLD_UIDLIST: &str = "rqmail-uidlist";
+const MAGIC: &str = "rqmail-index 1 ";
+
+/// One message as the index knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The UID.
+    pub uid: u32,
+    /// The mod-sequence of its last flag change (or of its arrival).
+    pub modseq: u64,
+    /// The internal date, seconds since the epoch (`i64::MIN` if not yet known).
+    pub mtime: i64,
+    /// The info letters last seen, sorted.
+    pub flags: Vec<u8>,
+    /// The Maildir unique name.
+    pub unique: Rc<str>,
+}
+
+/// The index of one folder, as read so far.
+#[derive(Debug, Clone)]
+pub struct Index {
+    /// UIDVALIDITY.
+    pub validity: u32,
+    /// UIDNEXT.
+    pub next: u32,
+    /// HIGHESTMODSEQ.
+    pub highest: u64,
+    /// The live records in ascending UID order.
+    pub records: Vec<Record>,
+    by_unique: HashMap<Rc<str>, u32>,
+    lines: usize,
+    identity: (u64, u64),
+    offset: u64,
+    pending: String,
+}
+
+fn now_validity() -> u32 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(1);
+    u32::try_from(now).unwrap_or(u32::MAX).max(1)
+}
+
+impl Index {
+    fn empty(validity: u32) -> Index {
+        Index {
+            validity,
+            next: 1,
+            highest: 1,
+            records: Vec::new(),
+            by_unique: HashMap::new(),
+            lines: 0,
+            identity: (0, 0),
+            offset: 0,
+            pending: String::new(),
+        }
+    }
+
+    /// The UID of `unique`, if it has one.
+    pub fn uid_of(&self, unique: &str) -> Option<u32> {
+        self.by_unique.get(unique).copied()
+    }
+
+    /// The record of `uid`.
+    pub fn get(&self, uid: u32) -> Option<&Record> {
+        self.records
+            .binary_search_by_key(&uid, |r| r.uid)
+            .ok()
+            .map(|i| &self.records[i])
+    }
+
+    fn get_mut(&mut self, uid: u32) -> Option<&mut Record> {
+        match self.records.binary_search_by_key(&uid, |r| r.uid) {
+            Ok(i) => Some(&mut self.records[i]),
+            Err(_) => None,
+        }
+    }
+
+    /// Applies one complete line; false if it is not understood.
+    fn apply(&mut self, line: &str, removed: &mut HashSet<u32>) -> bool {
+        let mut f = line.split(' ');
+        match f.next() {
+            Some("N") => {
+                let (Some(Ok(next)), Some(Ok(highest))) = (
+                    f.next().map(str::parse::<u32>),
+                    f.next().map(str::parse::<u64>),
+                ) else {
+                    return false;
+                };
+                self.next = self.next.max(next);
+                self.highest = self.highest.max(highest);
+            }
+            Some("+") => {
+                let (Some(uid), Some(modseq), Some(mtime), Some(flags), Some(unique)) =
+                    (f.next(), f.next(), f.next(), f.next(), f.next())
+                else {
+                    return false;
+                };
+                let (Ok(uid), Ok(modseq), Ok(mtime)) = (
+                    uid.parse::<u32>(),
+                    modseq.parse::<u64>(),
+                    mtime.parse::<i64>(),
+                ) else {
+                    return false;
+                };
+                if uid == 0 || unique.is_empty() {
+                    return false;
+                }
+                let flags: Vec<u8> = if flags == "-" {
+                    Vec::new()
+                } else {
+                    flags.bytes().collect()
+                };
+                removed.remove(&uid);
+                self.highest = self.highest.max(modseq);
+                self.next = self.next.max(uid.saturating_add(1));
+                if let Some(r) = self.get_mut(uid) {
+                    r.modseq = modseq;
+                    r.mtime = mtime;
+                    r.flags = flags;
+                } else {
+                    let unique: Rc<str> = Rc::from(unique);
+                    self.by_unique.insert(unique.clone(), uid);
+                    let record = Record {
+                        uid,
+                        modseq,
+                        mtime,
+                        flags,
+                        unique,
+                    };
+                    match self.records.last() {
+                        Some(last) if last.uid > uid => {
+                            let at = self.records.partition_point(|r| r.uid < uid);
+                            self.records.insert(at, record);
+                        }
+                        _ => self.records.push(record),
+                    }
+                }
+            }
+            Some("-") => {
+                let (Some(Ok(uid)), Some(Ok(modseq))) = (
+                    f.next().map(str::parse::<u32>),
+                    f.next().map(str::parse::<u64>),
+                ) else {
+                    return false;
+                };
+                self.highest = self.highest.max(modseq);
+                self.next = self.next.max(uid.saturating_add(1));
+                removed.insert(uid);
+            }
+            _ => return false,
+        }
+        self.lines += 1;
+        true
+    }
+
+    /// Drops the records `removed` names.
+    fn drop_removed(&mut self, removed: &HashSet<u32>) {
+        if removed.is_empty() {
+            return;
+        }
+        let by_unique = &mut self.by_unique;
+        self.records.retain(|r| {
+            let keep = !removed.contains(&r.uid);
+            if !keep {
+                by_unique.remove(&r.unique);
+            }
+            keep
+        });
+    }
+
+    /// Brings the index up to date with the file in `dir`, reading only what was appended
+    /// since the last call when the file is the same. A missing or unreadable file gives a
+    /// new index (taking the UIDs of an old `rqmail-uidlist` if there is one).
+    pub fn refresh(current: Option<Index>, dir: &Path) -> io::Result<Index> {
+        let path = dir.join(INDEX);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Index::migrate(dir)),
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        let identity = (meta.dev(), meta.ino());
+        let mut index = match current {
+            Some(i) if i.identity == identity && meta.len() >= i.offset => i,
+            _ => {
+                let mut i = Index::empty(0);
+                i.identity = identity;
+                i
+            }
+        };
+        if meta.len() == index.offset {
+            return Ok(index);
+        }
+        file.seek(SeekFrom::Start(index.offset))?;
+        let mut bytes = Vec::with_capacity((meta.len() - index.offset) as usize);
+        file.read_to_end(&mut bytes)?;
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let text = String::from_utf8_lossy(&bytes[..complete]);
+        let mut lines = text.lines();
+        if index.offset == 0 {
+            let validity = lines
+                .next()
+                .and_then(|l| l.strip_prefix(MAGIC))
+                .and_then(|v| v.parse::<u32>().ok())
+                .filter(|&v| v != 0);
+            match validity {
+                Some(v) => index.validity = v,
+                // Not an index: start again with a new UIDVALIDITY.
+                None => return Ok(Index::empty(now_validity())),
+            }
+        }
+        let mut removed = HashSet::new();
+        for line in lines {
+            index.apply(line, &mut removed);
+        }
+        index.drop_removed(&removed);
+        index.offset += complete as u64;
+        Ok(index)
+    }
+
+    /// A new index, with the UIDs of the UID list of earlier versions if there is one.
+    fn migrate(dir: &Path) -> Index {
+        let Ok(text) = fs::read_to_string(dir.join(OLD_UIDLIST)) else {
+            return Index::empty(now_validity());
+        };
+        let mut lines = text.lines();
+        let mut first = lines.next().unwrap_or("").split(' ');
+        let (Some(Ok(validity)), Some(Ok(next))) = (
+            first.next().map(str::parse::<u32>),
+            first.next().map(str::parse::<u32>),
+        ) else {
+            return Index::empty(now_validity());
+        };
+        if validity == 0 {
+            return Index::empty(now_validity());
+        }
+        let mut index = Index::empty(validity);
+        index.next = next.max(1);
+        let mut entries: Vec<(u32, &str)> = lines
+            .filter_map(|l| l.split_once(' '))
+            .filter_map(|(u, n)| Some((u.parse().ok()?, n)))
+            .filter(|(u, n)| *u != 0 && *u < next && !n.is_empty() && !n.contains(' '))
+            .collect();
+        entries.sort_unstable();
+        entries.dedup_by_key(|e| e.0);
+        for (uid, unique) in entries {
+            let unique: Rc<str> = Rc::from(unique);
+            if index.by_unique.contains_key(&unique) {
+                continue;
+            }
+            index.by_unique.insert(unique.clone(), uid);
+            index.records.push(Record {
+                uid,
+                modseq: 1,
+                mtime: i64::MIN,
+                flags: Vec::new(),
+                unique,
+            });
+        }
+        index
+    }
+
+    /// Gives `unique` the next UID and a new mod-sequence (to be written by `commit`).
+    pub fn add(&mut self, unique: &str, mtime: i64, flags: &[u8]) -> (u32, u64) {
+        let uid = self.next;
+        self.next = self.next.saturating_add(1);
+        self.highest += 1;
+        let record = Record {
+            uid,
+            modseq: self.highest,
+            mtime,
+            flags: flags.to_vec(),
+            unique: Rc::from(unique),
+        };
+        self.by_unique.insert(record.unique.clone(), uid);
+        self.pending.push_str(&Index::line(&record));
+        self.records.push(record);
+        (uid, self.highest)
+    }
+
+    /// Records new flags (or a learned internal date) for `uid`, with a new mod-sequence
+    /// when the flags changed.
+    pub fn update(&mut self, uid: u32, flags: &[u8], mtime: i64) {
+        let highest = self.highest + 1;
+        let Some(r) = self.get_mut(uid) else { return };
+        let flags_changed = r.flags != flags;
+        if !flags_changed && r.mtime == mtime {
+            return;
+        }
+        if flags_changed {
+            r.modseq = highest;
+            r.flags = flags.to_vec();
+        }
+        r.mtime = mtime;
+        let line = Index::line(r);
+        if flags_changed {
+            self.highest = highest;
+        }
+        self.pending.push_str(&line);
+    }
+
+    /// Forgets the messages `uids` (gone from the folder).
+    pub fn remove(&mut self, uids: &HashSet<u32>) {
+        if uids.is_empty() {
+            return;
+        }
+        self.highest += 1;
+        let mut sorted: Vec<&u32> = uids.iter().collect();
+        sorted.sort_unstable();
+        for uid in sorted {
+            self.pending
+                .push_str(&format!("- {uid} {}\n", self.highest));
+        }
+        self.drop_removed(uids);
+    }
+
+    fn line(r: &Record) -> String {
+        let flags = if r.flags.is_empty() {
+            "-".to_string()
+        } else {
+            String::from_utf8_lossy(&r.flags).into_owned()
+        };
+        format!(
+            "+ {} {} {} {flags} {}\n",
+            r.uid, r.modseq, r.mtime, r.unique
+        )
+    }
+
+    /// True if changes wait to be written.
+    pub fn dirty(&self) -> bool {
+        !self.pending.is_empty() || self.offset == 0
+    }
+
+    /// Writes the pending changes (the caller holds the folder's lock and refreshed the
+    /// index under it): appended and fsynced, or the whole index rewritten when the log has
+    /// grown to more than twice the live records or the file is new.
+    pub fn commit(&mut self, dir: &Path) -> io::Result<()> {
+        if !self.dirty() {
+            return Ok(());
+        }
+        let pending_lines = self.pending.bytes().filter(|&b| b == b'\n').count();
+        let compact =
+            self.offset == 0 || self.lines + pending_lines > 2 * self.records.len() + 1024;
+        if compact {
+            return self.rewrite(dir);
+        }
+        let mut file = OpenOptions::new().write(true).open(dir.join(INDEX))?;
+        // Cut a torn last line left by a crash.
+        if file.metadata()?.len() != self.offset {
+            file.set_len(self.offset)?;
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        file.write_all(self.pending.as_bytes())?;
+        file.sync_data()?;
+        self.offset += self.pending.len() as u64;
+        self.lines += pending_lines;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn rewrite(&mut self, dir: &Path) -> io::Result<()> {
+        let mut text = format!(
+            "{MAGIC}{}\nN {} {}\n",
+            self.validity, self.next, self.highest
+        );
+        for r in &self.records {
+            text.push_str(&Index::line(r));
+        }
+        let path = dir.join(INDEX);
+        let tmp = dir.join(format!("{INDEX}.tmp{}", std::process::id()));
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            let meta = f.metadata()?;
+            fs::rename(&tmp, &path)?;
+            File::open(dir)?.sync_all()?;
+            Ok((meta.dev(), meta.ino()))
+        })();
+        match result {
+            Ok(identity) => {
+                self.identity = identity;
+                self.offset = text.len() as u64;
+                self.lines = self.records.len() + 1;
+                self.pending.clear();
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("rqmail-index-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn appended_changes_are_read_incrementally_and_after_compaction() {
+        let d = dir("log");
+        let mut a = Index::refresh(None, &d).unwrap();
+        let (u1, m1) = a.add("one", 10, b"");
+        let (u2, _) = a.add("two", 11, b"S");
+        a.commit(&d).unwrap();
+        assert_eq!((u1, u2), (1, 2));
+        let mut b = Index::refresh(None, &d).unwrap();
+        assert_eq!(b.validity, a.validity);
+        assert_eq!(b.records, a.records);
+        a.update(1, b"FS", 10);
+        a.remove(&HashSet::from([2]));
+        a.commit(&d).unwrap();
+        b = Index::refresh(Some(b), &d).unwrap();
+        assert_eq!(b.records.len(), 1);
+        assert_eq!(b.get(1).unwrap().flags, b"FS");
+        assert!(b.get(1).unwrap().modseq > m1);
+        assert_eq!(b.next, 3);
+        assert_eq!(b.highest, a.highest);
+        // A torn line is ignored, then cut by the next writer.
+        let mut f = OpenOptions::new().append(true).open(d.join(INDEX)).unwrap();
+        f.write_all(b"+ 9 9 9 - torn").unwrap();
+        b = Index::refresh(Some(b), &d).unwrap();
+        assert!(b.get(9).is_none());
+        b.add("three", 12, b"");
+        b.commit(&d).unwrap();
+        let c = Index::refresh(None, &d).unwrap();
+        assert_eq!(
+            c.records.iter().map(|r| r.uid).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(c.next, 4);
+        // Compaction keeps everything, and readers notice the new file.
+        let mut w = Index::refresh(None, &d).unwrap();
+        w.rewrite(&d).unwrap();
+        let r = Index::refresh(Some(c.clone()), &d).unwrap();
+        assert_eq!(r.records, c.records);
+        assert_eq!((r.next, r.highest), (c.next, c.highest));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_old_uid_list_is_taken_over() {
+        let d = dir("old");
+        fs::write(d.join(OLD_UIDLIST), "1234 7\n3 a.b\n5 c.d\n").unwrap();
+        let i = Index::refresh(None, &d).unwrap();
+        assert_eq!((i.validity, i.next), (1234, 7));
+        assert_eq!(i.uid_of("c.d"), Some(5));
+        let _ = fs::remove_dir_all(&d);
+    }
+}
