@@ -2,7 +2,7 @@
 //! two domains on one single-user instance, handed to the harness users vmaila and vmailb,
 //! whose `.qmail-default` runs rqmail-vdeliver. Mail through SMTP reaches the right virtual
 //! Maildirs, aliases and forwards work, a quota defers and then accepts, unknown boxes are
-//! refused at RCPT, the user reads mail over POP3 and authenticates over SMTP with their own
+//! refused at RCPT, the user reads mail over POP3 and IMAP and authenticates over SMTP with their own
 //! password, and a mistake in the text table leaves the old CDBs in use. (IMAP does not
 //! exist yet.)
 
@@ -210,6 +210,60 @@ print("pop3 ok")
 "#,
     );
     assert!(out.contains("pop3 ok"), "{out}");
+
+    // IMAP through the same front and checkpassword: the user's own Maildir, their password.
+    let imapd = inst.bin("rqmail-imapd");
+    let imap = inst.listen(
+        "rqmail-login",
+        &[
+            "imap",
+            checkpassword.to_str().unwrap(),
+            imapd.to_str().unwrap(),
+        ],
+        &[("IMAP_PLAINTEXT", "")],
+    );
+    let out = inst.python(
+        imap.port,
+        r#"
+import imaplib, os
+port = int(os.environ["PORT"])
+m = imaplib.IMAP4("127.0.0.1", port)
+try:
+    m.login("alice@b.test", "alice-a-pw")
+    raise SystemExit("another domain's password accepted over IMAP")
+except imaplib.IMAP4.error:
+    pass
+m = imaplib.IMAP4("127.0.0.1", port)
+m.login("alice@b.test", "alice-b-pw")
+typ, data = m.select("INBOX")
+assert typ == "OK" and data == [b"2"], (typ, data)
+typ, data = m.fetch("1:*", "(BODY[HEADER.FIELDS (SUBJECT)])")
+subjects = b"".join(d[1] for d in data if isinstance(d, tuple))
+assert b"Subject: to b" in subjects and b"Subject: to a" not in subjects, subjects
+typ, data = m.store("1:*", "-FLAGS", "(\\Seen)")
+assert typ == "OK", data
+typ, data = m.fetch("1", "(BODY[])")
+assert typ == "OK"
+typ, data = m.search(None, "SEEN")
+assert data == [b"1"], data
+m.logout()
+m = imaplib.IMAP4("127.0.0.1", port)
+try:
+    m.login("nobody@a.test", "x")
+    raise SystemExit("unknown virtual user accepted over IMAP")
+except imaplib.IMAP4.error:
+    pass
+print("imap ok")
+"#,
+    );
+    assert!(out.contains("imap ok"), "{out}");
+    // The \Seen flag landed in the virtual user's own Maildir, as the domain account.
+    let seen: Vec<_> = std::fs::read_dir(maildir(&b, "alice").join("cur"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(":2,S"))
+        .collect();
+    assert_eq!(seen.len(), 1, "{seen:?}");
 
     // SMTP AUTH with a virtual user's password (inside TLS).
     inst.make_certificate();
