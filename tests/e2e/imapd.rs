@@ -203,6 +203,7 @@ ok(m.noop())
 appended = [p for p in files().values() if b"appended" in open(p, "rb").read()]
 assert len(appended) == 1 and appended[0].endswith(":2,RS"), appended
 assert int(os.stat(appended[0]).st_mtime) == 1580547600
+assert open(appended[0], "rb").read() == b"Subject: appended\n\nhi\n"  # stored with LF, as delivered mail
 uids_before = ok(m.uid("FETCH", "1:*", "(UID FLAGS)"))
 m.logout()
 

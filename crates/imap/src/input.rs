@@ -36,6 +36,12 @@ pub enum ReadError {
         /// The command's tag, if the line had one.
         tag: Option<String>,
     },
+    /// A non-synchronizing literal over the limit (RFC 7888 §4): its bytes are on their way
+    /// and too many to skip, so the session ends after `BAD [TOOBIG]` and `BYE`.
+    TooBigNonSync {
+        /// The command's tag, if the line had one.
+        tag: Option<String>,
+    },
 }
 
 /// One token of a command.
@@ -158,10 +164,7 @@ impl Input {
                     _ => None,
                 };
                 if !sync {
-                    // LITERAL+ (RFC 7888 §4): the bytes come anyway; too many to skip.
-                    return Err(ReadError::Gone(io::Error::other(
-                        "non-synchronizing literal too big",
-                    )));
+                    return Err(ReadError::TooBigNonSync { tag });
                 }
                 return Err(ReadError::TooBig { tag });
             }

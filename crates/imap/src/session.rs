@@ -12,6 +12,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 /// What CAPABILITY says.
 pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ UIDPLUS MOVE IDLE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE LIST-STATUS CONDSTORE";
+/// How deep SEARCH keys may nest (parentheses, NOT, OR), so that a hostile command cannot
+/// exhaust the stack.
+const MAX_SEARCH_DEPTH: usize = 100;
 const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 /// How a session ended.
@@ -409,6 +412,13 @@ impl<W: Write> Session<W> {
                         return End::Dropped(e);
                     }
                     continue;
+                }
+                Err(ReadError::TooBigNonSync { tag }) => {
+                    let tag = tag.unwrap_or_else(|| "*".to_string());
+                    let _ = self.send(&format!("{tag} BAD [TOOBIG] literal too big"));
+                    let _ = self.send("* BYE literal too big to skip");
+                    let _ = self.out.flush();
+                    return End::Dropped(io::Error::other("non-synchronizing literal too big"));
                 }
                 Err(ReadError::TooBig { tag }) => {
                     let tag = tag.unwrap_or_else(|| "*".to_string());
@@ -1452,7 +1462,11 @@ impl<W: Write> Session<W> {
         Ok("STORE completed".into())
     }
 
-    fn search_key(args: &mut Args) -> Result<Key, Failure> {
+    fn search_key(args: &mut Args, depth: usize) -> Result<Key, Failure> {
+        if depth > MAX_SEARCH_DEPTH {
+            return bad("search keys nested too deeply");
+        }
+        let depth = depth + 1;
         let Some(tok) = args.next() else {
             return bad("missing search key");
         };
@@ -1460,7 +1474,7 @@ impl<W: Write> Session<W> {
             Token::Open => {
                 let mut keys = Vec::new();
                 while args.peek() != Some(&Token::Close) {
-                    keys.push(Self::search_key(args)?);
+                    keys.push(Self::search_key(args, depth)?);
                 }
                 args.pos += 1;
                 return Ok(Key::And(keys));
@@ -1501,10 +1515,10 @@ impl<W: Write> Session<W> {
                 }
                 Ok(Key::ModSeq(num_arg(args)?))
             }
-            "NOT" => Ok(Key::Not(Box::new(Self::search_key(args)?))),
+            "NOT" => Ok(Key::Not(Box::new(Self::search_key(args, depth)?))),
             "OR" => {
-                let a = Self::search_key(args)?;
-                let b = Self::search_key(args)?;
+                let a = Self::search_key(args, depth)?;
+                let b = Self::search_key(args, depth)?;
                 Ok(Key::Or(Box::new(a), Box::new(b)))
             }
             "FROM" | "TO" | "CC" | "BCC" | "SUBJECT" => Ok(Key::Header(word, args.text()?)),
@@ -1606,7 +1620,7 @@ impl<W: Write> Session<W> {
         }
         let mut keys = Vec::new();
         while args.peek().is_some() {
-            keys.push(Self::search_key(args)?);
+            keys.push(Self::search_key(args, 0)?);
         }
         if keys.is_empty() {
             return bad("missing search key");
@@ -1776,6 +1790,8 @@ impl<W: Write> Session<W> {
             return bad("missing message literal");
         };
         args.end()?;
+        // Kept with LF line ends, as delivered mail is (the wire form is the same).
+        let bytes = store::from_wire(&bytes);
         if !folder.exists() {
             return no("[TRYCREATE] no such mailbox");
         }

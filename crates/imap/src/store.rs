@@ -634,6 +634,18 @@ pub fn to_wire(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `bytes` as stored: CRLF line ends become LF (a CR not before LF stays).
+pub fn from_wire(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            continue;
+        }
+        out.push(b);
+    }
+    out
+}
+
 /// Reads a whole file into memory, for messages given to APPEND-like copies.
 pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
@@ -776,6 +788,7 @@ mod tests {
     fn wire_form_ends_every_line_with_crlf() {
         assert_eq!(to_wire(b"a\nb\r\nc"), b"a\r\nb\r\nc\r\n");
         assert_eq!(wire_size_of(b"a\nb\r\nc"), 9);
+        assert_eq!(from_wire(b"a\r\nb\rc\r\n"), b"a\nb\rc\n");
     }
 
     #[test]
