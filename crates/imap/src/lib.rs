@@ -5,6 +5,7 @@
 
 pub mod date;
 pub mod input;
+pub mod mime;
 pub mod session;
 pub mod store;
 
