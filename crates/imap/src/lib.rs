@@ -6,6 +6,7 @@
 pub mod date;
 pub mod index;
 pub mod input;
+pub mod mime;
 pub mod session;
 pub mod store;
 pub mod utf7;
