@@ -2,6 +2,7 @@
 //! the selected state; each command parsed from tokens and answered on the output.
 
 use crate::input::{Input, ReadError, Token, wait_either};
+use crate::mime::{self, SectionSpec, SectionText};
 use crate::store::{self, FLAG_LETTERS, Folder, Message, NewMessage, flag_letter};
 use crate::{date, utf7};
 use std::collections::HashSet;
@@ -181,15 +182,6 @@ impl SeqSet {
     }
 }
 
-/// Which part of a message a FETCH BODY[...] wants.
-#[derive(Debug, Clone)]
-enum Section {
-    Full,
-    Header,
-    Fields(Vec<String>, bool),
-    Text,
-}
-
 #[derive(Debug, Clone)]
 enum Att {
     Flags,
@@ -197,8 +189,10 @@ enum Att {
     ModSeq,
     InternalDate,
     Size,
+    Envelope,
+    Structure(bool),
     Body {
-        section: Section,
+        section: SectionSpec,
         label: String,
         peek: bool,
         partial: Option<(u64, u64)>,
@@ -258,29 +252,6 @@ fn split_message(bytes: &[u8]) -> (&[u8], &[u8]) {
         i = end;
     }
     (bytes, &[])
-}
-
-/// The header lines (with continuations) whose names are (or, with `not`, are not) in
-/// `names`, followed by an empty line.
-fn header_fields(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut keep = false;
-    for line in header.split_inclusive(|&b| b == b'\n') {
-        if line == b"\n" || line == b"\r\n" {
-            break;
-        }
-        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
-            let name = line.split(|&b| b == b':').next().unwrap_or(b"");
-            let name = String::from_utf8_lossy(name);
-            let listed = names.iter().any(|n| n.eq_ignore_ascii_case(name.trim()));
-            keep = listed != not;
-        }
-        if keep {
-            out.extend_from_slice(line);
-        }
-    }
-    out.extend_from_slice(b"\n");
-    out
 }
 
 /// The unfolded value of each header field `name`.
@@ -1083,27 +1054,42 @@ impl<W: Write> Session<W> {
 
     fn parse_att(item: &str) -> Result<Vec<Att>, Failure> {
         let upper = item.to_ascii_uppercase();
+        let whole = |text: SectionText| SectionSpec {
+            path: Vec::new(),
+            text,
+        };
         Ok(match upper.as_str() {
             "FLAGS" => vec![Att::Flags],
             "UID" => vec![Att::Uid],
             "MODSEQ" => vec![Att::ModSeq],
             "INTERNALDATE" => vec![Att::InternalDate],
             "RFC822.SIZE" => vec![Att::Size],
+            "ENVELOPE" => vec![Att::Envelope],
+            "BODYSTRUCTURE" => vec![Att::Structure(true)],
+            "BODY" => vec![Att::Structure(false)],
             "FAST" => vec![Att::Flags, Att::InternalDate, Att::Size],
+            "ALL" => vec![Att::Flags, Att::InternalDate, Att::Size, Att::Envelope],
+            "FULL" => vec![
+                Att::Flags,
+                Att::InternalDate,
+                Att::Size,
+                Att::Envelope,
+                Att::Structure(false),
+            ],
             "RFC822" => vec![Att::Body {
-                section: Section::Full,
+                section: whole(SectionText::All),
                 label: "RFC822".into(),
                 peek: false,
                 partial: None,
             }],
             "RFC822.HEADER" => vec![Att::Body {
-                section: Section::Header,
+                section: whole(SectionText::Header),
                 label: "RFC822.HEADER".into(),
                 peek: true,
                 partial: None,
             }],
             "RFC822.TEXT" => vec![Att::Body {
-                section: Section::Text,
+                section: whole(SectionText::Text),
                 label: "RFC822.TEXT".into(),
                 peek: false,
                 partial: None,
@@ -1113,42 +1099,16 @@ impl<W: Write> Session<W> {
                     (true, r)
                 } else if let Some(r) = upper.strip_prefix("BODY[") {
                     (false, r)
-                } else if let Some(r) = upper.strip_prefix("BINARY.PEEK[") {
-                    (true, r)
                 } else {
                     return bad("unsupported FETCH item");
                 };
                 let Some((spec, after)) = rest.split_once(']') else {
                     return bad("invalid section");
                 };
-                let section = match spec {
-                    "" => Section::Full,
-                    "HEADER" => Section::Header,
-                    "TEXT" | "1" => Section::Text,
-                    _ => {
-                        let (not, list) = if let Some(l) = spec.strip_prefix("HEADER.FIELDS.NOT") {
-                            (true, l)
-                        } else if let Some(l) = spec.strip_prefix("HEADER.FIELDS") {
-                            (false, l)
-                        } else {
-                            return bad("unsupported section");
-                        };
-                        let list = list.trim();
-                        let Some(inner) = list.strip_prefix('(').and_then(|l| l.strip_suffix(')'))
-                        else {
-                            return bad("invalid header list");
-                        };
-                        let names: Vec<String> = inner
-                            .split(' ')
-                            .filter(|s| !s.is_empty())
-                            .map(|s| s.trim_matches('"').to_string())
-                            .collect();
-                        if names.is_empty() {
-                            return bad("empty header list");
-                        }
-                        Section::Fields(names, not)
-                    }
-                };
+                // Header names keep the client's spelling in the reply's label.
+                let original = &item[item.len() - rest.len()..][..spec.len()];
+                let section = mime::parse_section(original)
+                    .ok_or_else(|| Failure::Bad("invalid section".into()))?;
                 let partial = if after.is_empty() {
                     None
                 } else {
@@ -1166,7 +1126,7 @@ impl<W: Write> Session<W> {
                 };
                 vec![Att::Body {
                     section,
-                    label: format!("BODY[{spec}]"),
+                    label: format!("BODY[{}]", original.to_ascii_uppercase()),
                     peek,
                     partial,
                 }]
@@ -1237,7 +1197,7 @@ impl<W: Write> Session<W> {
         let seen_set: HashSet<usize> = seen_set.into_iter().collect();
         for i in indexes {
             let needs_body = atts.iter().any(|a| {
-                matches!(a, Att::Body { .. })
+                matches!(a, Att::Body { .. } | Att::Envelope | Att::Structure(_))
                     || (matches!(a, Att::Size) && sel.messages[i].wire_size.is_none())
             });
             let bytes = if needs_body {
@@ -1251,6 +1211,7 @@ impl<W: Write> Session<W> {
             } else {
                 None
             };
+            let wire = bytes.as_deref().map(store::to_wire);
             let flags_changed = seen_set.contains(&i);
             let mut out = format!("* {} FETCH (", i + 1).into_bytes();
             let mut first = true;
@@ -1284,32 +1245,43 @@ impl<W: Write> Session<W> {
                         };
                         out.extend(format!("RFC822.SIZE {size}").into_bytes());
                     }
+                    Att::Envelope => {
+                        out.extend_from_slice(b"ENVELOPE ");
+                        out.extend(mime::envelope(wire.as_deref().unwrap_or(b"")));
+                    }
+                    Att::Structure(extensible) => {
+                        out.extend_from_slice(if *extensible {
+                            b"BODYSTRUCTURE "
+                        } else {
+                            b"BODY "
+                        });
+                        out.extend(mime::body_structure(
+                            wire.as_deref().unwrap_or(b""),
+                            *extensible,
+                        ));
+                    }
                     Att::Body {
                         section,
                         label,
                         partial,
                         ..
                     } => {
-                        let bytes = bytes.as_deref().unwrap_or(b"");
-                        let (header, text) = split_message(bytes);
-                        let part = match section {
-                            Section::Full => store::to_wire(bytes),
-                            Section::Header => store::to_wire(header),
-                            Section::Text => store::to_wire(text),
-                            Section::Fields(names, not) => {
-                                store::to_wire(&header_fields(header, names, *not))
-                            }
+                        let part = mime::section(wire.as_deref().unwrap_or(b""), section);
+                        let Some(part) = part else {
+                            // A part that does not exist is empty (as Dovecot answers).
+                            out.extend(format!("{label} NIL").into_bytes());
+                            continue;
                         };
                         let (label, part) = match partial {
                             Some((o, n)) => {
                                 let start = (*o as usize).min(part.len());
                                 let end = start.saturating_add(*n as usize).min(part.len());
-                                (format!("{label}<{o}>"), part[start..end].to_vec())
+                                (format!("{label}<{o}>"), &part[start..end])
                             }
-                            None => (label.clone(), part),
+                            None => (label.clone(), &part[..]),
                         };
                         out.extend(format!("{label} {{{}}}\r\n", part.len()).into_bytes());
-                        out.extend(part);
+                        out.extend_from_slice(part);
                     }
                 }
             }
@@ -1880,15 +1852,5 @@ mod tests {
     #[test]
     fn uid_sets_are_compact() {
         assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
-    }
-
-    #[test]
-    fn header_fields_keep_continuations() {
-        let h = b"From: a\nSubject: x\n y\nTo: b\n\n";
-        assert_eq!(
-            header_fields(h, &["subject".into()], false),
-            b"Subject: x\n y\n\n"
-        );
-        assert_eq!(header_values(h, "subject"), vec!["x y".to_string()]);
     }
 }
