@@ -6,6 +6,9 @@
 //! - `+ UID MODSEQ MTIME FLAGS UNIQUE`: the message `UNIQUE` has `UID`, and since `MODSEQ`
 //!   the info letters `FLAGS` (`-` for none) and the internal date `MTIME`;
 //! - `- UID MODSEQ`: the message left the folder at `MODSEQ`.
+//! - `S CUR CUR_NS NEW NEW_NS`: the modification times of cur/ and new/ when a scan last
+//!   found every file as the records say and new/ empty: while the directories still have
+//!   these times, the records are the folder and it need not be read again.
 //!
 //! Later lines win. Writers hold the folder's lock, append whole lines and fsync before a
 //! UID or mod-sequence is shown to a client, so neither is ever reused after a crash; a
@@ -54,6 +57,8 @@ pub struct Index {
     pub highest: u64,
     /// The live records in ascending UID order.
     pub records: Vec<Record>,
+    /// The directories' times when the records were last known to be the whole folder.
+    pub stamp: Option<[i64; 4]>,
     by_unique: HashMap<Rc<str>, u32>,
     lines: usize,
     identity: (u64, u64),
@@ -76,6 +81,7 @@ impl Index {
             next: 1,
             highest: 1,
             records: Vec::new(),
+            stamp: None,
             by_unique: HashMap::new(),
             lines: 0,
             identity: (0, 0),
@@ -164,6 +170,16 @@ impl Index {
                         _ => self.records.push(record),
                     }
                 }
+            }
+            Some("S") => {
+                let mut stamp = [0i64; 4];
+                for v in &mut stamp {
+                    match f.next().map(str::parse::<i64>) {
+                        Some(Ok(n)) => *v = n,
+                        _ => return false,
+                    }
+                }
+                self.stamp = Some(stamp);
             }
             Some("-") => {
                 let (Some(Ok(uid)), Some(Ok(modseq))) = (
@@ -328,6 +344,17 @@ impl Index {
         self.pending.push_str(&line);
     }
 
+    /// Records that the records are the whole folder while cur/ and new/ keep these times.
+    pub fn set_stamp(&mut self, stamp: [i64; 4]) {
+        if self.stamp != Some(stamp) {
+            self.stamp = Some(stamp);
+            self.pending.push_str(&format!(
+                "S {} {} {} {}\n",
+                stamp[0], stamp[1], stamp[2], stamp[3]
+            ));
+        }
+    }
+
     /// Forgets the messages `uids` (gone from the folder).
     pub fn remove(&mut self, uids: &HashSet<u32>) {
         if uids.is_empty() {
@@ -395,6 +422,9 @@ impl Index {
         for r in &self.records {
             text.push_str(&Index::line(r));
         }
+        if let Some(s) = self.stamp {
+            text.push_str(&format!("S {} {} {} {}\n", s[0], s[1], s[2], s[3]));
+        }
         let path = dir.join(INDEX);
         let tmp = dir.join(format!("{INDEX}.tmp{}", std::process::id()));
         let result = (|| {
@@ -415,7 +445,7 @@ impl Index {
             Ok(identity) => {
                 self.identity = identity;
                 self.offset = text.len() as u64;
-                self.lines = self.records.len() + 1;
+                self.lines = self.records.len() + 2;
                 self.pending.clear();
                 Ok(())
             }

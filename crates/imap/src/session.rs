@@ -954,7 +954,7 @@ impl<W: Write> Session<W> {
                     changed.push(seq);
                 }
                 m.flags.clone_from(&now.flags);
-                m.file.clone_from(&now.file);
+                m.odd.clone_from(&now.odd);
                 m.in_new = now.in_new;
                 m.modseq = now.modseq;
             }
@@ -1012,7 +1012,8 @@ impl<W: Write> Session<W> {
                 && snap.messages[j].flags == m.flags
             {
                 m.modseq = snap.messages[j].modseq;
-                m.file.clone_from(&snap.messages[j].file);
+                m.odd.clone_from(&snap.messages[j].odd);
+                m.in_new = snap.messages[j].in_new;
             }
         }
         Ok(())

@@ -54,8 +54,9 @@ pub struct Message {
     pub modseq: u64,
     /// The Maildir unique name (the file name before `:`).
     pub unique: Rc<str>,
-    /// The file's path relative to the folder: `new/NAME` or `cur/NAME`.
-    pub file: String,
+    /// The file's path relative to the folder when it is not the usual one (`new/UNIQUE`,
+    /// `cur/UNIQUE:2,FLAGS`): kept only for names that other programs wrote differently.
+    pub odd: Option<Box<str>>,
     /// Info letters after `:2,`, sorted (empty in new/).
     pub flags: Vec<u8>,
     /// True while the file is in new/.
@@ -67,6 +68,21 @@ pub struct Message {
 }
 
 impl Message {
+    /// The file's path relative to the folder: `new/NAME` or `cur/NAME`.
+    pub fn file(&self) -> String {
+        match &self.odd {
+            Some(f) => f.to_string(),
+            None => usual_file(&self.unique, &self.flags, self.in_new),
+        }
+    }
+
+    /// Sets where the file is now (relative to the folder).
+    fn moved_to(&mut self, file: String) {
+        self.in_new = file.starts_with("new/");
+        self.odd = (file != usual_file(&self.unique, &self.flags, self.in_new))
+            .then(|| file.into_boxed_str());
+    }
+
     /// True if the message carries info letter `letter`.
     pub fn has(&self, letter: u8) -> bool {
         self.flags.contains(&letter)
@@ -81,6 +97,24 @@ pub fn valid_keyword(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b))
+}
+
+/// True if a directory time `mtime` is far enough in the past that a change in the same
+/// clock tick as the last one could not hide behind an unchanged time.
+fn settled(mtime: i64) -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    now - mtime >= 2
+}
+
+/// Where a message's file usually is: `new/UNIQUE` or `cur/UNIQUE:2,FLAGS`.
+fn usual_file(unique: &str, flags: &[u8], in_new: bool) -> String {
+    if in_new {
+        format!("new/{unique}")
+    } else {
+        format!("cur/{unique}:2,{}", String::from_utf8_lossy(flags))
+    }
 }
 
 /// Splits a file name into unique name and info letters (`:2,XYZ`).
@@ -269,12 +303,14 @@ impl Folder {
 
     fn current_stamp(&self) -> Option<Stamp> {
         let time = |p: &Path| fs::metadata(p).ok().map(|m| (m.mtime(), m.mtime_nsec()));
-        let index = fs::metadata(self.dir.join(INDEX)).ok()?;
+        let index = fs::metadata(self.dir.join(INDEX)).ok();
         Some([
             time(&self.dir.join("cur"))?,
             time(&self.dir.join("new"))?,
-            (index.ino() as i64, index.len() as i64),
-            (index.mtime(), index.mtime_nsec()),
+            index
+                .as_ref()
+                .map_or((0, 0), |i| (i.ino() as i64, i.len() as i64)),
+            index.map_or((0, 0), |i| (i.mtime(), i.mtime_nsec())),
         ])
     }
 
@@ -286,10 +322,7 @@ impl Folder {
         let Some(now) = self.current_stamp() else {
             return true;
         };
-        let clock = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        now != seen || clock - now[0].0 < 2 || clock - now[1].0 < 2
+        now != seen || !settled(now[0].0) || !settled(now[1].0)
     }
 
     fn scan_files(&self) -> io::Result<Vec<Found>> {
@@ -325,7 +358,41 @@ impl Folder {
         let _lock = self.lock()?;
         let stamp_before = self.current_stamp();
         let mut index = Index::refresh(self.index.take(), &self.dir)?;
+        let dirs = stamp_before.map(|s| [s[0].0, s[0].1, s[1].0, s[1].1]);
+        let settled = dirs.is_some_and(|d| settled(d[0]) && settled(d[2]));
+        if settled && dirs.is_some() && index.stamp == dirs {
+            // Nothing moved in cur/ or new/ since a scan that found the records to be the
+            // folder: no need to read the directories.
+            let messages = index
+                .records
+                .iter()
+                .map(|r| Message {
+                    uid: r.uid,
+                    modseq: r.modseq,
+                    wire_size: wire_size(&r.unique),
+                    unique: r.unique.clone(),
+                    odd: None,
+                    flags: r.flags.clone(),
+                    in_new: false,
+                    mtime: r.mtime,
+                })
+                .collect();
+            let snapshot = Snapshot {
+                validity: index.validity,
+                next: index.next,
+                highest: index.highest,
+                messages,
+            };
+            self.index = Some(index);
+            self.stamp = self.current_stamp();
+            return Ok(snapshot);
+        }
         let found = self.scan_files()?;
+        // The records can stand for the folder later only if every file is where and as
+        // they would name it.
+        let usual = found
+            .iter()
+            .all(|f| !f.in_new && f.file == usual_file(&f.unique, &f.flags, false));
         let mut present = HashSet::with_capacity(found.len());
         let mut fresh = Vec::new();
         let mut messages = Vec::with_capacity(found.len());
@@ -363,22 +430,35 @@ impl Folder {
             .filter(|u| !present.contains(u))
             .collect();
         index.remove(&gone);
+        let dirs_after = self
+            .current_stamp()
+            .map(|s| [s[0].0, s[0].1, s[1].0, s[1].1]);
+        if settled
+            && usual
+            && dirs.is_some()
+            && dirs_after == dirs
+            && let Some(d) = dirs
+        {
+            index.set_stamp(d);
+        }
         index.commit(&self.dir)?;
         messages.sort_by_key(|(uid, _)| *uid);
         let messages = messages
             .into_iter()
             .filter_map(|(uid, f)| {
                 let r = index.get(uid)?;
-                Some(Message {
+                let mut m = Message {
                     uid,
                     modseq: r.modseq,
                     wire_size: wire_size(&f.unique),
                     unique: r.unique.clone(),
-                    file: f.file,
+                    odd: None,
                     flags: f.flags,
                     in_new: f.in_new,
                     mtime: r.mtime,
-                })
+                };
+                m.moved_to(f.file);
+                Some(m)
             })
             .collect();
         let snapshot = Snapshot {
@@ -478,11 +558,12 @@ impl Folder {
 
     /// Reads a message's bytes, following a rename by another session.
     pub fn read(&self, m: &mut Message) -> io::Result<Vec<u8>> {
-        match fs::read(self.dir.join(&m.file)) {
+        match fs::read(self.dir.join(m.file())) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let file = self.locate(&m.unique).ok_or(e)?;
-                m.file = file;
-                fs::read(self.dir.join(&m.file))
+                let bytes = fs::read(self.dir.join(&file));
+                m.moved_to(file);
+                bytes
             }
             other => other,
         }
@@ -494,24 +575,24 @@ impl Folder {
         flags.sort_unstable();
         flags.dedup();
         let to = format!("cur/{}:2,{}", m.unique, String::from_utf8_lossy(&flags));
-        if to != m.file {
-            match fs::rename(self.dir.join(&m.file), self.dir.join(&to)) {
+        let from = m.file();
+        if to != from {
+            match fs::rename(self.dir.join(&from), self.dir.join(&to)) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     let file = self.locate(&m.unique).ok_or(e)?;
                     fs::rename(self.dir.join(&file), self.dir.join(&to))?;
                 }
                 other => other?,
             }
-            m.file = to;
-            m.in_new = false;
         }
         m.flags = flags;
+        m.moved_to(to);
         Ok(())
     }
 
     /// Removes a message's file.
     pub fn remove(&self, m: &Message) -> io::Result<()> {
-        match fs::remove_file(self.dir.join(&m.file)) {
+        match fs::remove_file(self.dir.join(m.file())) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => match self.locate(&m.unique) {
                 Some(file) => fs::remove_file(self.dir.join(file)),
                 None => Ok(()),
@@ -770,6 +851,32 @@ mod tests {
         let s4 = Folder::new(dir.clone()).sync().unwrap();
         assert_eq!(s4.messages.len(), 2);
         assert_ne!(s4.validity, 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_settled_folder_is_not_read_again() {
+        let dir = maildir("settled");
+        fs::write(dir.join("cur/1.a.host:2,S"), b"a\n").unwrap();
+        fs::write(dir.join("cur/2.b.host:2,"), b"b\n").unwrap();
+        let past = SystemTime::now() - std::time::Duration::from_secs(60);
+        let age = |d: &Path| File::open(d).unwrap().set_modified(past).unwrap();
+        age(&dir.join("cur"));
+        age(&dir.join("new"));
+        let first = Folder::new(dir.clone()).sync().unwrap();
+        let index = fs::read_to_string(dir.join(INDEX)).unwrap();
+        assert!(index.lines().any(|l| l.starts_with("S ")), "{index}");
+        // A file slipped in without changing the directory's time would not be seen:
+        // that is how we know the second scan used the records.
+        fs::write(dir.join("cur/3.c.host:2,"), b"c\n").unwrap();
+        age(&dir.join("cur"));
+        let second = Folder::new(dir.clone()).sync().unwrap();
+        assert_eq!(second.messages, first.messages);
+        // Any real change moves the directory's time, and the folder is read again.
+        fs::rename(dir.join("cur/2.b.host:2,"), dir.join("cur/2.b.host:2,F")).unwrap();
+        let third = Folder::new(dir.clone()).sync().unwrap();
+        assert_eq!(third.messages.len(), 3);
+        assert_eq!(third.messages[1].flags, b"F");
         let _ = fs::remove_dir_all(&dir);
     }
 
