@@ -6,6 +6,7 @@
 //! - `+ UID MODSEQ MTIME FLAGS UNIQUE`: the message `UNIQUE` has `UID`, and since `MODSEQ`
 //!   the info letters `FLAGS` (`-` for none) and the internal date `MTIME`;
 //! - `- UID MODSEQ`: the message left the folder at `MODSEQ`.
+//! - `Z UID SIZE`: the message's size with CRLF line ends (RFC822.SIZE), once computed.
 //! - `S CUR CUR_NS NEW NEW_NS`: the modification times of cur/ and new/ when a scan last
 //!   found every file as the records say and new/ empty: while the directories still have
 //!   these times, the records are the folder and it need not be read again.
@@ -42,6 +43,8 @@ pub struct Record {
     pub mtime: i64,
     /// The info letters last seen, sorted.
     pub flags: Vec<u8>,
+    /// The size with CRLF line ends, once known (0: not yet).
+    pub size: u64,
     /// The Maildir unique name.
     pub unique: Rc<str>,
 }
@@ -160,6 +163,7 @@ impl Index {
                         modseq,
                         mtime,
                         flags,
+                        size: 0,
                         unique,
                     };
                     match self.records.last() {
@@ -169,6 +173,17 @@ impl Index {
                         }
                         _ => self.records.push(record),
                     }
+                }
+            }
+            Some("Z") => {
+                let (Some(Ok(uid)), Some(Ok(size))) = (
+                    f.next().map(str::parse::<u32>),
+                    f.next().map(str::parse::<u64>),
+                ) else {
+                    return false;
+                };
+                if let Some(r) = self.get_mut(uid) {
+                    r.size = size;
                 }
             }
             Some("S") => {
@@ -299,6 +314,7 @@ impl Index {
                 modseq: 1,
                 mtime: i64::MIN,
                 flags: Vec::new(),
+                size: 0,
                 unique,
             });
         }
@@ -315,6 +331,7 @@ impl Index {
             modseq: self.highest,
             mtime,
             flags: flags.to_vec(),
+            size: 0,
             unique: Rc::from(unique),
         };
         self.by_unique.insert(record.unique.clone(), uid);
@@ -342,6 +359,16 @@ impl Index {
             self.highest = highest;
         }
         self.pending.push_str(&line);
+    }
+
+    /// Records the size of `uid` with CRLF line ends.
+    pub fn set_size(&mut self, uid: u32, size: u64) {
+        if let Some(r) = self.get_mut(uid)
+            && r.size != size
+        {
+            r.size = size;
+            self.pending.push_str(&format!("Z {uid} {size}\n"));
+        }
     }
 
     /// Records that the records are the whole folder while cur/ and new/ keep these times.
@@ -421,6 +448,9 @@ impl Index {
         );
         for r in &self.records {
             text.push_str(&Index::line(r));
+            if r.size != 0 {
+                text.push_str(&format!("Z {} {}\n", r.uid, r.size));
+            }
         }
         if let Some(s) = self.stamp {
             text.push_str(&format!("S {} {} {} {}\n", s[0], s[1], s[2], s[3]));
@@ -445,7 +475,7 @@ impl Index {
             Ok(identity) => {
                 self.identity = identity;
                 self.offset = text.len() as u64;
-                self.lines = self.records.len() + 2;
+                self.lines = text.bytes().filter(|&b| b == b'\n').count() - 1;
                 self.pending.clear();
                 Ok(())
             }
@@ -480,11 +510,13 @@ mod tests {
         assert_eq!(b.validity, a.validity);
         assert_eq!(b.records, a.records);
         a.update(1, b"FS", 10);
+        a.set_size(1, 1234);
         a.remove(&HashSet::from([2]));
         a.commit(&d).unwrap();
         b = Index::refresh(Some(b), &d).unwrap();
         assert_eq!(b.records.len(), 1);
         assert_eq!(b.get(1).unwrap().flags, b"FS");
+        assert_eq!(b.get(1).unwrap().size, 1234);
         assert!(b.get(1).unwrap().modseq > m1);
         assert_eq!(b.next, 3);
         assert_eq!(b.highest, a.highest);

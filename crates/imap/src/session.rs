@@ -1019,6 +1019,18 @@ impl<W: Write> Session<W> {
         Ok(())
     }
 
+    /// Keeps sizes computed from the files (`(index, size)`) in the session and the index.
+    fn keep_sizes(sel: &mut Selected, learned: &[(usize, u64)]) -> io::Result<()> {
+        let mut by_uid = Vec::with_capacity(learned.len());
+        for &(i, size) in learned {
+            sel.messages[i].wire_size = Some(size);
+            by_uid.push((sel.messages[i].uid, size));
+        }
+        // Only a cache: a folder the index cannot be written in is still served.
+        let _ = sel.folder.learn_sizes(&by_uid);
+        Ok(())
+    }
+
     /// Indexes (from 0) of the messages a sequence set names.
     fn resolve(sel: &Selected, set: &SeqSet, uid: bool) -> Vec<usize> {
         if uid {
@@ -1196,6 +1208,7 @@ impl<W: Write> Session<W> {
             Self::learn_modseqs(sel, &seen_set)?;
         }
         let seen_set: HashSet<usize> = seen_set.into_iter().collect();
+        let mut learned = Vec::new();
         for i in indexes {
             let needs_body = atts.iter().any(|a| {
                 matches!(a, Att::Body { .. } | Att::Envelope | Att::Structure(_))
@@ -1241,7 +1254,11 @@ impl<W: Write> Session<W> {
                     Att::Size => {
                         let size = match (m.wire_size, &bytes) {
                             (Some(s), _) => s,
-                            (None, Some(b)) => store::wire_size_of(b),
+                            (None, Some(b)) => {
+                                let size = store::wire_size_of(b);
+                                learned.push((i, size));
+                                size
+                            }
                             (None, None) => 0,
                         };
                         out.extend(format!("RFC822.SIZE {size}").into_bytes());
@@ -1289,6 +1306,7 @@ impl<W: Write> Session<W> {
             out.extend_from_slice(b")\r\n");
             self.out.write_all(&out)?;
         }
+        Self::keep_sizes(sel, &learned)?;
         if missing {
             return no("some messages were expunged by another session");
         }

@@ -369,7 +369,7 @@ impl Folder {
                 .map(|r| Message {
                     uid: r.uid,
                     modseq: r.modseq,
-                    wire_size: wire_size(&r.unique),
+                    wire_size: wire_size(&r.unique).or((r.size != 0).then_some(r.size)),
                     unique: r.unique.clone(),
                     odd: None,
                     flags: r.flags.clone(),
@@ -450,7 +450,7 @@ impl Folder {
                 let mut m = Message {
                     uid,
                     modseq: r.modseq,
-                    wire_size: wire_size(&f.unique),
+                    wire_size: wire_size(&f.unique).or((r.size != 0).then_some(r.size)),
                     unique: r.unique.clone(),
                     odd: None,
                     flags: f.flags,
@@ -516,6 +516,30 @@ impl Folder {
         text.push('\n');
         write_atomically(&self.dir.join(KEYWORDS), text.as_bytes())?;
         Ok(Some(b'a' + (list.len() - 1) as u8))
+    }
+
+    /// Keeps sizes (with CRLF line ends) computed for messages whose names do not carry
+    /// them, so that RFC822.SIZE need not read the file again.
+    pub fn learn_sizes(&mut self, sizes: &[(u32, u64)]) -> io::Result<()> {
+        if sizes.is_empty() {
+            return Ok(());
+        }
+        let _lock = self.lock()?;
+        let mut index = Index::refresh(self.index.take(), &self.dir)?;
+        for &(uid, size) in sizes {
+            index.set_size(uid, size);
+        }
+        let result = index.commit(&self.dir);
+        self.index = Some(index);
+        // Our own append must not look like someone else's change.
+        if result.is_ok()
+            && let (Some(mut seen), Some(now)) = (self.stamp, self.current_stamp())
+        {
+            seen[2] = now[2];
+            seen[3] = now[3];
+            self.stamp = Some(seen);
+        }
+        result
     }
 
     /// Moves every message in new/ to cur/ (clearing \Recent for other sessions); returns
