@@ -289,6 +289,15 @@ fn contains_ci(hay: &[u8], needle: &str) -> bool {
     })
 }
 
+/// True if `tag` is a valid tag (RFC 3501 §9: ASTRING-CHARs but `+`), at most 64 bytes.
+fn valid_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag.len() <= 64
+        && tag
+            .bytes()
+            .all(|b| b > 0x20 && b < 0x7f && !b"(){%*\"\\+".contains(&b))
+}
+
 /// A string as an IMAP quoted string, or a literal when it cannot be quoted.
 fn quote(s: &[u8]) -> Vec<u8> {
     if s.iter()
@@ -385,14 +394,18 @@ impl<W: Write> Session<W> {
                     continue;
                 }
                 Err(ReadError::TooBigNonSync { tag }) => {
-                    let tag = tag.unwrap_or_else(|| "*".to_string());
+                    let tag = tag
+                        .filter(|t| valid_tag(t))
+                        .unwrap_or_else(|| "*".to_string());
                     let _ = self.send(&format!("{tag} BAD [TOOBIG] literal too big"));
                     let _ = self.send("* BYE literal too big to skip");
                     let _ = self.out.flush();
                     return End::Dropped(io::Error::other("non-synchronizing literal too big"));
                 }
                 Err(ReadError::TooBig { tag }) => {
-                    let tag = tag.unwrap_or_else(|| "*".to_string());
+                    let tag = tag
+                        .filter(|t| valid_tag(t))
+                        .unwrap_or_else(|| "*".to_string());
                     if let Err(e) = self.send(&format!("{tag} NO [TOOBIG] literal too big")) {
                         return End::Dropped(e);
                     }
@@ -416,14 +429,22 @@ impl<W: Write> Session<W> {
     /// One command; false after LOGOUT.
     fn command(&mut self, tokens: Vec<Token>, input: &mut Input) -> io::Result<bool> {
         let tag = match tokens.first() {
-            Some(Token::Atom(t)) if !t.is_empty() && !t.contains(['*', '+', '[', '{', '%']) => {
-                t.clone()
-            }
+            Some(Token::Atom(t)) if valid_tag(t) => t.clone(),
             _ => {
                 self.send("* BAD missing or invalid tag")?;
                 return Ok(true);
             }
         };
+        // RFC 3501 §9: no control characters outside literals (an atom may not hold one,
+        // and a quoted string may not hold CR, LF or NUL); nothing of them is echoed.
+        let control = |b: &u8| *b < 0x20 || *b == 0x7f;
+        if tokens.iter().any(|t| match t {
+            Token::Atom(a) => a.bytes().any(|b| control(&b)),
+            _ => false,
+        }) {
+            self.send(&format!("{tag} BAD control characters in the command"))?;
+            return Ok(true);
+        }
         let mut args = Args { tokens, pos: 1 };
         let Some(Token::Atom(name)) = args.next() else {
             self.send(&format!("{tag} BAD missing command"))?;
@@ -1866,6 +1887,25 @@ mod tests {
         assert!(pattern_matches(b"%", b"A"));
         assert!(!pattern_matches(b"%", b"A.B"));
         assert!(pattern_matches(b"A.%", b"A.B"));
+    }
+
+    #[test]
+    fn tags_are_astring_chars_without_plus() {
+        assert!(valid_tag("a1") && valid_tag("x]y") && valid_tag("A.b-c"));
+        for bad in [
+            "",
+            "a b",
+            "a\rb",
+            "a\0b",
+            "a+",
+            "*",
+            "a{1}",
+            "a\"",
+            "a(",
+            &"x".repeat(65),
+        ] {
+            assert!(!valid_tag(bad), "{bad:?}");
+        }
     }
 
     #[test]
