@@ -59,7 +59,9 @@ pub fn parse_date(s: &str) -> Option<i64> {
         return None;
     }
     let m = MONTHS.iter().position(|n| n.eq_ignore_ascii_case(mon))? as u32 + 1;
-    Some(days_from_civil(y, m, d))
+    let days = days_from_civil(y, m, d);
+    // 31-Feb and the like do not name a day.
+    (civil_from_days(days) == (y, m, d)).then_some(days)
 }
 
 /// Parses APPEND's `dd-Mon-yyyy hh:mm:ss +zzzz` into seconds since the epoch.

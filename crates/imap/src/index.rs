@@ -69,12 +69,46 @@ pub struct Index {
     pending: String,
 }
 
-fn now_validity() -> u32 {
+/// The last UIDVALIDITY given in a Maildir, in its root.
+const LAST_VALIDITY: &str = "rqmail-uidvalidity";
+
+/// A new UIDVALIDITY for the folder at `dir`: the time in seconds, but always above every
+/// one given before in the same Maildir, so that a folder deleted and made again in the
+/// same second never shows old UIDs under an old UIDVALIDITY (RFC 3501 §2.3.1.1).
+fn fresh_validity(dir: &Path) -> u32 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(1);
-    u32::try_from(now).unwrap_or(u32::MAX).max(1)
+    let now = u32::try_from(now).unwrap_or(u32::MAX).max(1);
+    let is_folder = dir
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+    let root = match dir.parent() {
+        Some(parent) if is_folder => parent,
+        _ => dir,
+    };
+    let take = || -> io::Result<u32> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(root.join(LAST_VALIDITY))?;
+        let mut file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| io::Error::from(e))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        let last: u32 = text.trim().parse().unwrap_or(0);
+        let next = now.max(last.saturating_add(1));
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(format!("{next}\n").as_bytes())?;
+        file.sync_data()?;
+        Ok(next)
+    };
+    take().unwrap_or(now)
 }
 
 impl Index {
@@ -266,7 +300,7 @@ impl Index {
             match validity {
                 Some(v) => index.validity = v,
                 // Not an index: start again with a new UIDVALIDITY.
-                None => return Ok(Index::empty(now_validity())),
+                None => return Ok(Index::empty(fresh_validity(dir))),
             }
         }
         let mut removed = HashSet::new();
@@ -281,7 +315,7 @@ impl Index {
     /// A new index, with the UIDs of the UID list of earlier versions if there is one.
     fn migrate(dir: &Path) -> Index {
         let Ok(text) = fs::read_to_string(dir.join(OLD_UIDLIST)) else {
-            return Index::empty(now_validity());
+            return Index::empty(fresh_validity(dir));
         };
         let mut lines = text.lines();
         let mut first = lines.next().unwrap_or("").split(' ');
@@ -289,10 +323,10 @@ impl Index {
             first.next().map(str::parse::<u32>),
             first.next().map(str::parse::<u32>),
         ) else {
-            return Index::empty(now_validity());
+            return Index::empty(fresh_validity(dir));
         };
         if validity == 0 {
-            return Index::empty(now_validity());
+            return Index::empty(fresh_validity(dir));
         }
         let mut index = Index::empty(validity);
         index.next = next.max(1);

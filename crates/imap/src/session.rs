@@ -5,6 +5,7 @@ use crate::input::{Input, ReadError, Token, wait_either};
 use crate::mime::{self, SectionSpec, SectionText};
 use crate::store::{self, FLAG_LETTERS, Folder, Message, NewMessage, flag_letter};
 use crate::{date, utf7};
+use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -221,6 +222,9 @@ enum Key {
     Smaller(u64),
     Keyword(String, bool),
     ModSeq(u64),
+    /// SENTBEFORE (Less), SENTON (Equal), SENTSINCE (Greater: on or after) a day, by
+    /// the Date header's own calendar day.
+    Sent(Ordering, i64),
 }
 
 impl Key {
@@ -1540,9 +1544,12 @@ impl<W: Write> Session<W> {
             }
             "BODY" => Ok(Key::Body(args.text()?)),
             "TEXT" => Ok(Key::Text(args.text()?)),
-            "BEFORE" | "SENTBEFORE" => Ok(Key::Before(date_arg(args)?)),
-            "ON" | "SENTON" => Ok(Key::On(date_arg(args)?)),
-            "SINCE" | "SENTSINCE" => Ok(Key::Since(date_arg(args)?)),
+            "BEFORE" => Ok(Key::Before(date_arg(args)?)),
+            "ON" => Ok(Key::On(date_arg(args)?)),
+            "SINCE" => Ok(Key::Since(date_arg(args)?)),
+            "SENTBEFORE" => Ok(Key::Sent(Ordering::Less, date_arg(args)?)),
+            "SENTON" => Ok(Key::Sent(Ordering::Equal, date_arg(args)?)),
+            "SENTSINCE" => Ok(Key::Sent(Ordering::Greater, date_arg(args)?)),
             "LARGER" => Ok(Key::Larger(num_arg(args)?)),
             "SMALLER" => Ok(Key::Smaller(num_arg(args)?)),
             "UID" => {
@@ -1586,6 +1593,26 @@ impl<W: Write> Session<W> {
                 has == *set
             }
             Key::ModSeq(n) => m.modseq >= *n,
+            Key::Sent(order, d) => {
+                let bytes = load(sel);
+                let (header, _) = split_message(&bytes);
+                let sent = header_values(header, "Date")
+                    .first()
+                    .and_then(|v| mail_parser::DateTime::parse_rfc822(v))
+                    .map(|t| {
+                        date::days_from_civil(
+                            i64::from(t.year),
+                            u32::from(t.month),
+                            u32::from(t.day),
+                        )
+                    });
+                match (sent, order) {
+                    (None, _) => false,
+                    (Some(s), Ordering::Less) => s < *d,
+                    (Some(s), Ordering::Equal) => s == *d,
+                    (Some(s), Ordering::Greater) => s >= *d,
+                }
+            }
             Key::Recent(r) => sel.recent.contains(&m.unique) == *r,
             Key::New => sel.recent.contains(&m.unique) && !m.has(b'S'),
             Key::Before(d) => day < *d,
