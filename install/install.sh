@@ -113,6 +113,8 @@ rqmail-smtpd       root    0755
 rqmail-login       root    0755
 rqmail-pop3d       root    0755
 rqmail-imapd       root    0755
+rqmail-vusers      root    0755
+rqmail-vdeliver    root    0755
 rqmail-checkpassword root:$SHADOW 2755
 "
 

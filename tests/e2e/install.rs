@@ -1350,6 +1350,106 @@ m.logout()
     );
     assert!(!imap_log.contains("horse"), "password logged:\n{imap_log}");
 
+    // 9b. A virtual domain on the installed system, handed to the test user: rqmail-vusers
+    //     as root, rqmail-smtpd (rqmaild) checking recipients through the account's home
+    //     (mode 0711, as a dedicated domain account's home may be), delivery by
+    //     rqmail-vdeliver as the account, and IMAP with the virtual user's own password
+    //     through the installed rqmail-checkpassword, which reads passwd.cdb as root.
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::write(
+        prefix.join("control/virtualdomains"),
+        format!("v.test:{USER}\n"),
+    )
+    .unwrap();
+    let rcpthosts = std::fs::read_to_string(prefix.join("control/rcpthosts")).unwrap();
+    std::fs::write(
+        prefix.join("control/rcpthosts"),
+        format!("{rcpthosts}v.test\n"),
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(send_pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let vdeliver = prefix.join("bin/rqmail-vdeliver");
+    std::fs::write(
+        home.join(".qmail-default"),
+        format!("|{}\n", vdeliver.display()),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(home.join(".qmail-default"), Some(ids.0), Some(ids.1)).unwrap();
+    let mut vusers = Command::new(prefix.join("bin/rqmail-vusers"))
+        .args(["v.test", "add", "vic"])
+        .env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    vusers
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"vic's own pw\n")
+        .unwrap();
+    let out = vusers.wait_with_output().unwrap();
+    assert!(out.status.success(), "rqmail-vusers: {}", text(&out.stderr));
+    let domain = home.join("v.test");
+    let vic = domain.join("vic").join("Maildir");
+    assert_eq!(
+        owner_mode(&domain).0,
+        ids.0,
+        "the domain directory belongs to the account"
+    );
+    let passwd_cdb = std::fs::metadata(domain.join("passwd.cdb")).unwrap();
+    assert_eq!(
+        passwd_cdb.mode() & 0o007,
+        0,
+        "passwd.cdb is not world-readable"
+    );
+    assert_eq!(std::fs::metadata(&vic).unwrap().uid(), ids.0);
+    python(
+        smtp_port,
+        r#"
+import os, smtplib
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
+s.ehlo("client.example")
+code, reply = s.docmd("MAIL FROM:<someone@remote.example>")
+assert code == 250, (code, reply)
+code, reply = s.docmd("RCPT TO:<nobody@v.test>")
+assert code == 550, ("an unknown virtual user accepted", code, reply)
+code, reply = s.docmd("RCPT TO:<vic@v.test>")
+assert code == 250, (code, reply)
+code, reply = s.data(b"Subject: virtual\r\n\r\nto a virtual user\r\n")
+assert code == 250, (code, reply)
+s.quit()
+"#,
+    );
+    let file = wait_for_message(&s, &vic, "to a virtual user");
+    assert_eq!(std::fs::metadata(&file).unwrap().uid(), ids.0);
+    python(
+        imaps_port,
+        &format!(
+            r#"{tls}
+import imaplib
+m = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["PORT"]), ssl_context=ctx, timeout=30)
+try:
+    m.login("vic@v.test", "correct horse"); raise SystemExit("the account's password let vic in")
+except imaplib.IMAP4.error:
+    pass
+m = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["PORT"]), ssl_context=ctx, timeout=30)
+m.login("vic@v.test", "vic's own pw")
+typ, data = m.select("INBOX")
+assert typ == "OK" and data == [b"1"], (typ, data)
+typ, data = m.fetch("1", "(BODY.PEEK[TEXT])")
+assert typ == "OK" and data[0][1] == b"to a virtual user\r\n", data
+m.logout()
+"#
+        ),
+    );
+
     // TERM stops each server; it exits 0 once its sessions are over.
     for mut server in std::mem::take(&mut s.servers) {
         let pid = nix::unistd::Pid::from_raw(server.id() as i32);

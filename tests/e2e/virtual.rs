@@ -2,9 +2,9 @@
 //! two domains on one single-user instance, handed to the harness users vmaila and vmailb,
 //! whose `.qmail-default` runs rqmail-vdeliver. Mail through SMTP reaches the right virtual
 //! Maildirs, aliases and forwards work, a quota defers and then accepts, unknown boxes are
-//! refused at RCPT, the user reads mail over POP3 and IMAP and authenticates over SMTP with their own
-//! password, and a mistake in the text table leaves the old CDBs in use. (IMAP does not
-//! exist yet.)
+//! refused at RCPT, the user reads mail over POP3 and IMAP and authenticates over SMTP with
+//! their own password, and a mistake in the text table leaves the old CDBs in use. The
+//! installed system (real accounts, rqmaild, passwd.cdb's group) is tested in install.rs.
 
 use rqmail_e2e::{Instance, wait_for};
 use std::path::{Path, PathBuf};

@@ -13,6 +13,8 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub const MAX_LITERAL: u64 = 64 * 1024;
 /// The largest message APPEND takes.
 pub const MAX_APPEND: u64 = 50 * 1024 * 1024;
+/// The most a whole command (its lines and literals) may hold outside APPEND's message.
+pub const MAX_COMMAND: u64 = 1024 * 1024;
 
 /// Buffered input from the client with a timeout on each wait.
 #[derive(Debug)]
@@ -144,11 +146,17 @@ impl Input {
     /// Reads one command: the line and its literals, sending `+` for synchronizing ones.
     pub fn command(&mut self, out: &mut impl Write) -> Result<Vec<Token>, ReadError> {
         let mut tokens = Vec::new();
+        // Lines ending in literals may go on and on: the command as a whole is bounded too.
+        let mut total: u64 = 0;
         loop {
             let line = self.line(MAX_LINE).map_err(ReadError::Gone)?;
             let Some(line) = line else {
                 return Err(ReadError::TooLong);
             };
+            total += line.len() as u64;
+            if total > MAX_COMMAND {
+                return Err(ReadError::TooLong);
+            }
             let (text, literal) = split_literal(&line);
             tokenize(text, &mut tokens);
             let Some((size, sync)) = literal else {
@@ -158,7 +166,13 @@ impl Input {
                 Some(Token::Atom(a)) if a.eq_ignore_ascii_case("APPEND") => MAX_APPEND,
                 _ => MAX_LITERAL,
             };
-            if size > limit {
+            let whole = match tokens.get(1) {
+                Some(Token::Atom(a)) if a.eq_ignore_ascii_case("APPEND") => {
+                    MAX_APPEND + MAX_COMMAND
+                }
+                _ => MAX_COMMAND,
+            };
+            if size > limit || total + size > whole {
                 let tag = match tokens.first() {
                     Some(Token::Atom(t)) => Some(t.clone()),
                     _ => None,
@@ -175,6 +189,7 @@ impl Input {
             }
             // size <= MAX_APPEND, so it fits in usize.
             let bytes = self.exact(size as usize).map_err(ReadError::Gone)?;
+            total += size;
             tokens.push(Token::Str(bytes));
         }
     }

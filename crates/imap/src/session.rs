@@ -339,15 +339,40 @@ fn uid_set(uids: &[u32]) -> String {
 
 /// `*` and `%` pattern matching for LIST: `%` does not match the `.` separator.
 fn pattern_matches(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| pattern_matches(rest, &name[i..])),
-        Some((b'%', rest)) => {
-            let stop = name.iter().position(|&b| b == b'.').unwrap_or(name.len());
-            (0..=stop).any(|i| pattern_matches(rest, &name[i..]))
+    // can[j]: the pattern so far matches name[..j]. One pass per pattern byte, so a
+    // pattern of many wildcards costs O(pattern * name), never exponential time.
+    let mut can = vec![false; name.len() + 1];
+    can[0] = true;
+    for &p in pattern {
+        let mut next = vec![false; name.len() + 1];
+        match p {
+            b'*' => {
+                let mut reach = false;
+                for j in 0..=name.len() {
+                    reach |= can[j];
+                    next[j] = reach;
+                }
+            }
+            b'%' => {
+                let mut reach = false;
+                for j in 0..=name.len() {
+                    reach |= can[j];
+                    next[j] = reach;
+                    // % does not cross the hierarchy separator.
+                    if name.get(j) == Some(&b'.') {
+                        reach = false;
+                    }
+                }
+            }
+            c => {
+                for j in 0..name.len() {
+                    next[j + 1] = can[j] && name[j] == c;
+                }
+            }
         }
-        Some((c, rest)) => name.first() == Some(c) && pattern_matches(rest, &name[1..]),
+        can = next;
     }
+    can[name.len()]
 }
 
 impl<W: Write> Session<W> {
@@ -1914,6 +1939,14 @@ mod tests {
         assert!(pattern_matches(b"%", b"A"));
         assert!(!pattern_matches(b"%", b"A.B"));
         assert!(pattern_matches(b"A.%", b"A.B"));
+        assert!(pattern_matches(b"%.B", b"A.B") && !pattern_matches(b"%B", b"A.B"));
+        assert!(pattern_matches(b"*B*", b"A.B.C") && !pattern_matches(b"*D*", b"A.B.C"));
+        assert!(pattern_matches(b"", b"") && !pattern_matches(b"", b"A"));
+        // Many wildcards stay fast (this took hours when matching backtracked).
+        let stars = [b'*'; 40];
+        let mut pattern = stars.to_vec();
+        pattern.push(b'x');
+        assert!(!pattern_matches(&pattern, &[b'a'; 200]));
     }
 
     #[test]
