@@ -546,3 +546,34 @@ print("ok")
     );
     assert!(out.contains("ok"), "{out}");
 }
+
+#[test]
+fn envelopes_and_structures_come_from_the_folder_cache_the_second_time() {
+    let (inst, maildir, l) = setup("imap-cache", &[MIXED, ONE]);
+    let out = inst.python(
+        l.port,
+        &script(
+            r#"
+r = Raw()
+assert r.cmd(b"s SELECT INBOX")[-1].startswith(b"s OK")
+first = r.cmd(b"f1 FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)")
+cache = open(os.path.join(MAILDIR, "rqmail-cache"), "rb").read()
+assert cache.startswith(b"rqmail-cache 1 "), cache[:40]
+assert cache.count(b"\nE ") == 2 and cache.count(b"\nS ") == 2 and cache.count(b"\nB ") == 2, cache
+# A second session answers the same, from the cache: prove it by changing a record
+# (same length) behind the server's back.
+s = Raw()
+assert s.cmd(b"s SELECT INBOX")[-1].startswith(b"s OK")
+assert s.cmd(b"f1 FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)") == first
+marked = cache.replace(b'"one"', b'"ONE"')
+assert marked != cache
+open(os.path.join(MAILDIR, "rqmail-cache"), "wb").write(marked)
+t = b"".join(s.cmd(b"f2 FETCH 2 (ENVELOPE)"))
+assert b'"ONE"' in t, t
+print("ok")
+"#,
+        ),
+    );
+    assert!(out.contains("ok"), "{out}");
+    assert!(maildir.join("rqmail-cache").exists());
+}

@@ -1,12 +1,13 @@
 //! The IMAP session after login: the authenticated state and, with a mailbox selected,
 //! the selected state; each command parsed from tokens and answered on the output.
 
+use crate::cache::{Cache, Kind};
 use crate::input::{Input, ReadError, Token, wait_either};
 use crate::mime::{self, SectionSpec, SectionText};
 use crate::store::{self, FLAG_LETTERS, Folder, Message, NewMessage, flag_letter};
 use crate::{date, utf7};
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -65,6 +66,7 @@ struct Selected {
     recent: HashSet<Rc<str>>,
     highest: u64,
     keywords: Vec<String>,
+    cache: Cache,
 }
 
 /// The session: the Maildir root and, maybe, a selected mailbox.
@@ -915,6 +917,7 @@ impl<W: Write> Session<W> {
                 snap.highest
             ))?;
         }
+        let dir = folder.dir.clone();
         self.selected = Some(Selected {
             name,
             folder,
@@ -924,6 +927,7 @@ impl<W: Write> Session<W> {
             recent,
             highest: snap.highest,
             keywords,
+            cache: Cache::new(dir, snap.validity),
         });
         Ok(if read_only {
             "[READ-ONLY] EXAMINE completed"
@@ -1259,11 +1263,33 @@ impl<W: Write> Session<W> {
         }
         let seen_set: HashSet<usize> = seen_set.into_iter().collect();
         let mut learned = Vec::new();
+        // ENVELOPE, BODY and BODYSTRUCTURE come from the folder's cache when they can.
+        let kinds: Vec<Kind> = atts
+            .iter()
+            .filter_map(|a| match a {
+                Att::Envelope => Some(Kind::Envelope),
+                Att::Structure(true) => Some(Kind::Structure),
+                Att::Structure(false) => Some(Kind::Body),
+                _ => None,
+            })
+            .collect();
+        if !kinds.is_empty() {
+            sel.cache.refresh();
+        }
+        let mut to_cache = Vec::new();
         for i in indexes {
-            let needs_body = atts.iter().any(|a| {
-                matches!(a, Att::Body { .. } | Att::Envelope | Att::Structure(_))
-                    || (matches!(a, Att::Size) && sel.messages[i].wire_size.is_none())
-            });
+            let uid = sel.messages[i].uid;
+            let mut structures: HashMap<Kind, Vec<u8>> = HashMap::new();
+            for &k in &kinds {
+                if let Some(b) = sel.cache.get(uid, k) {
+                    structures.insert(k, b);
+                }
+            }
+            let needs_body = structures.len() < kinds.len()
+                || atts.iter().any(|a| {
+                    matches!(a, Att::Body { .. })
+                        || (matches!(a, Att::Size) && sel.messages[i].wire_size.is_none())
+                });
             let bytes = if needs_body {
                 match sel.folder.read(&mut sel.messages[i]) {
                     Ok(b) => Some(b),
@@ -1276,6 +1302,20 @@ impl<W: Write> Session<W> {
                 None
             };
             let wire = bytes.as_deref().map(store::to_wire);
+            if let Some(w) = &wire {
+                for &k in &kinds {
+                    if structures.contains_key(&k) {
+                        continue;
+                    }
+                    let b = match k {
+                        Kind::Envelope => mime::envelope(w),
+                        Kind::Structure => mime::body_structure(w, true),
+                        Kind::Body => mime::body_structure(w, false),
+                    };
+                    to_cache.push((uid, k, b.clone()));
+                    structures.insert(k, b);
+                }
+            }
             let flags_changed = seen_set.contains(&i);
             let mut out = format!("* {} FETCH (", i + 1).into_bytes();
             let mut first = true;
@@ -1315,18 +1355,18 @@ impl<W: Write> Session<W> {
                     }
                     Att::Envelope => {
                         out.extend_from_slice(b"ENVELOPE ");
-                        out.extend(mime::envelope(wire.as_deref().unwrap_or(b"")));
+                        out.extend_from_slice(
+                            structures.get(&Kind::Envelope).map_or(&b"NIL"[..], |b| b),
+                        );
                     }
                     Att::Structure(extensible) => {
-                        out.extend_from_slice(if *extensible {
-                            b"BODYSTRUCTURE "
+                        let (label, kind) = if *extensible {
+                            (&b"BODYSTRUCTURE "[..], Kind::Structure)
                         } else {
-                            b"BODY "
-                        });
-                        out.extend(mime::body_structure(
-                            wire.as_deref().unwrap_or(b""),
-                            *extensible,
-                        ));
+                            (&b"BODY "[..], Kind::Body)
+                        };
+                        out.extend_from_slice(label);
+                        out.extend_from_slice(structures.get(&kind).map_or(&b"NIL"[..], |b| b));
                     }
                     Att::Body {
                         section,
@@ -1357,6 +1397,11 @@ impl<W: Write> Session<W> {
             self.out.write_all(&out)?;
         }
         Self::keep_sizes(sel, &learned)?;
+        if !to_cache.is_empty() {
+            let live: HashSet<u32> = sel.messages.iter().map(|m| m.uid).collect();
+            // Only a cache: a folder it cannot be written in is still served.
+            let _ = sel.cache.put(&to_cache, &live);
+        }
         if missing {
             return no("some messages were expunged by another session");
         }

@@ -1,0 +1,383 @@
+//! A folder's cache of what is costly to compute from a message: its ENVELOPE, BODY and
+//! BODYSTRUCTURE, so that a client listing 100,000 messages does not make the server read
+//! and parse 100,000 files each time.
+//!
+//! The file `rqmail-cache` starts with `rqmail-cache 1 UIDVALIDITY`; then records
+//! `KIND UID LEN\n` followed by LEN bytes and `\n`, KIND being `E` (ENVELOPE), `B` (BODY) or
+//! `S` (BODYSTRUCTURE). It is only a cache: nothing is fsynced, a record cut short by a
+//! crash ends the readable part and is cut off by the next writer, a file for another
+//! UIDVALIDITY is started afresh, and the whole file is rewritten without the records of
+//! expunged messages once they are most of it. Writers append under an flock of the file;
+//! each session reads what others appended since it last looked, and keeps only offsets.
+
+use nix::fcntl::{Flock, FlockArg};
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+
+/// The cache file in each folder.
+pub const CACHE: &str = "rqmail-cache";
+const MAGIC: &str = "rqmail-cache 1 ";
+
+/// What is cached of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// ENVELOPE.
+    Envelope,
+    /// BODY (the non-extensible structure).
+    Body,
+    /// BODYSTRUCTURE.
+    Structure,
+}
+
+impl Kind {
+    fn letter(self) -> u8 {
+        match self {
+            Kind::Envelope => b'E',
+            Kind::Body => b'B',
+            Kind::Structure => b'S',
+        }
+    }
+
+    fn from_letter(l: u8) -> Option<Kind> {
+        match l {
+            b'E' => Some(Kind::Envelope),
+            b'B' => Some(Kind::Body),
+            b'S' => Some(Kind::Structure),
+            _ => None,
+        }
+    }
+}
+
+/// One folder's cache as this session knows it: where each record is in the file.
+#[derive(Debug)]
+pub struct Cache {
+    path: PathBuf,
+    validity: u32,
+    file: Option<File>,
+    identity: (u64, u64),
+    scanned: u64,
+    entries: HashMap<(u32, Kind), (u64, u32)>,
+}
+
+/// Parses records from `bytes` (read at file offset `base`) into `entries`; returns how
+/// many bytes hold whole records.
+fn parse(bytes: &[u8], base: u64, entries: &mut HashMap<(u32, Kind), (u64, u32)>) -> usize {
+    let mut pos = 0;
+    loop {
+        let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
+            return pos;
+        };
+        let head = String::from_utf8_lossy(&bytes[pos..pos + nl]);
+        let mut f = head.split(' ');
+        let (Some(kind), Some(uid), Some(len)) = (f.next(), f.next(), f.next()) else {
+            return pos;
+        };
+        let kind = kind.bytes().next().and_then(Kind::from_letter);
+        let (Some(kind), Ok(uid), Ok(len)) = (kind, uid.parse::<u32>(), len.parse::<u32>()) else {
+            return pos;
+        };
+        let start = pos + nl + 1;
+        let end = start + len as usize;
+        if end + 1 > bytes.len() || bytes[end] != b'\n' {
+            return pos;
+        }
+        entries.insert((uid, kind), (base + start as u64, len));
+        pos = end + 1;
+    }
+}
+
+impl Cache {
+    /// The cache of the folder at `dir`, for UIDVALIDITY `validity`; nothing is read yet.
+    pub fn new(dir: PathBuf, validity: u32) -> Cache {
+        Cache {
+            path: dir.join(CACHE),
+            validity,
+            file: None,
+            identity: (0, 0),
+            scanned: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// Reads what was appended since the last look (all of it if the file is new to us).
+    fn catch_up(&mut self) -> io::Result<()> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.file = None;
+                self.entries.clear();
+                self.scanned = 0;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        let identity = (meta.dev(), meta.ino());
+        if identity != self.identity || meta.len() < self.scanned {
+            self.entries.clear();
+            self.scanned = 0;
+            self.identity = identity;
+        }
+        let mut file = file;
+        if self.scanned == 0 {
+            let mut head = Vec::new();
+            (&mut file).take(64).read_to_end(&mut head)?;
+            let Some(nl) = head.iter().position(|&b| b == b'\n') else {
+                self.file = None;
+                return Ok(());
+            };
+            let ok = std::str::from_utf8(&head[..nl])
+                .ok()
+                .and_then(|h| h.strip_prefix(MAGIC))
+                .and_then(|v| v.parse::<u32>().ok())
+                == Some(self.validity);
+            if !ok {
+                self.file = None;
+                return Ok(());
+            }
+            self.scanned = nl as u64 + 1;
+        }
+        if meta.len() > self.scanned {
+            let mut bytes = Vec::with_capacity((meta.len() - self.scanned) as usize);
+            file.seek(SeekFrom::Start(self.scanned))?;
+            file.read_to_end(&mut bytes)?;
+            let used = parse(&bytes, self.scanned, &mut self.entries);
+            self.scanned += used as u64;
+        }
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// Reads what other sessions added since the last look (errors leave the cache as it
+    /// was: it is only a cache). Called once before a command's lookups.
+    pub fn refresh(&mut self) {
+        if self.catch_up().is_err() {
+            self.file = None;
+        }
+    }
+
+    /// The cached bytes of `uid`'s `kind`, as of the last `refresh` or `put`.
+    pub fn get(&mut self, uid: u32, kind: Kind) -> Option<Vec<u8>> {
+        let &(offset, len) = self.entries.get(&(uid, kind))?;
+        let file = self.file.as_ref()?;
+        let mut buf = vec![0; len as usize];
+        file.read_exact_at(&mut buf, offset).ok()?;
+        Some(buf)
+    }
+
+    /// Appends records (errors are only reported: this is a cache). When the file has
+    /// grown to more than twice the records of `live` messages, it is rewritten with only
+    /// theirs.
+    pub fn put(&mut self, items: &[(u32, Kind, Vec<u8>)], live: &HashSet<u32>) -> io::Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&self.path)?;
+        let mut file =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
+        // Under the lock: the file may be new, of another UIDVALIDITY, or replaced.
+        let meta = file.metadata()?;
+        if (meta.dev(), meta.ino()) != self.identity {
+            self.identity = (meta.dev(), meta.ino());
+            self.entries.clear();
+            self.scanned = 0;
+        }
+        let mut head = Vec::new();
+        file.seek(SeekFrom::Start(0))?;
+        (&mut *file).take(64).read_to_end(&mut head)?;
+        let magic = format!("{MAGIC}{}\n", self.validity);
+        if !head.starts_with(magic.as_bytes()) {
+            file.set_len(0)?;
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(magic.as_bytes())?;
+            self.entries.clear();
+            self.scanned = magic.len() as u64;
+        } else if self.scanned == 0 {
+            self.scanned = magic.len() as u64;
+        }
+        // Records others appended, then cut a torn tail.
+        let len = file.metadata()?.len();
+        if len > self.scanned {
+            let mut bytes = Vec::with_capacity((len - self.scanned) as usize);
+            file.seek(SeekFrom::Start(self.scanned))?;
+            (&mut *file).read_to_end(&mut bytes)?;
+            let used = parse(&bytes, self.scanned, &mut self.entries);
+            self.scanned += used as u64;
+        }
+        if file.metadata()?.len() != self.scanned {
+            file.set_len(self.scanned)?;
+        }
+        let mut out = Vec::new();
+        let mut placed = Vec::with_capacity(items.len());
+        for (uid, kind, bytes) in items {
+            let head = format!("{} {uid} {}\n", kind.letter() as char, bytes.len());
+            out.extend_from_slice(head.as_bytes());
+            placed.push((
+                (*uid, *kind),
+                (self.scanned + out.len() as u64, bytes.len() as u32),
+            ));
+            out.extend_from_slice(bytes);
+            out.push(b'\n');
+        }
+        file.seek(SeekFrom::Start(self.scanned))?;
+        file.write_all(&out)?;
+        self.scanned += out.len() as u64;
+        self.entries.extend(placed);
+        let stale = self
+            .entries
+            .keys()
+            .filter(|(u, _)| !live.contains(u))
+            .count();
+        let rewritten = stale > 1000 && stale > self.entries.len() / 2;
+        if rewritten {
+            self.rewrite(&file, live)?;
+        }
+        let file = file.unlock().map_err(|(_, e)| io::Error::from(e))?;
+        // After a rewrite the records are in the new file, opened at the next read.
+        self.file = (!rewritten).then_some(file);
+        Ok(())
+    }
+
+    /// Writes a new file with only the records of `live` messages, and renames it over the
+    /// old one (whose lock the caller holds).
+    fn rewrite(&mut self, old: &File, live: &HashSet<u32>) -> io::Result<()> {
+        let mut keep: Vec<(&(u32, Kind), &(u64, u32))> = self
+            .entries
+            .iter()
+            .filter(|((u, _), _)| live.contains(u))
+            .collect();
+        keep.sort_by_key(|(_, (offset, _))| *offset);
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        let mut out = Vec::new();
+        out.extend_from_slice(format!("{MAGIC}{}\n", self.validity).as_bytes());
+        let mut entries = HashMap::with_capacity(keep.len());
+        for (&(uid, kind), &(offset, len)) in keep {
+            let mut buf = vec![0; len as usize];
+            old.read_exact_at(&mut buf, offset)?;
+            out.extend_from_slice(format!("{} {uid} {len}\n", kind.letter() as char).as_bytes());
+            entries.insert((uid, kind), (out.len() as u64, len));
+            out.extend_from_slice(&buf);
+            out.push(b'\n');
+        }
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&out)?;
+            let meta = f.metadata()?;
+            fs::rename(&tmp, &self.path)?;
+            Ok((meta.dev(), meta.ino()))
+        })();
+        match result {
+            Ok(identity) => {
+                self.identity = identity;
+                self.entries = entries;
+                self.scanned = out.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rqmail-cache-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn records_are_shared_between_sessions_and_survive_a_torn_tail() {
+        let d = dir("shared");
+        let live: HashSet<u32> = [1, 2, 3].into();
+        let mut a = Cache::new(d.clone(), 7);
+        let mut b = Cache::new(d.clone(), 7);
+        a.refresh();
+        assert_eq!(a.get(1, Kind::Envelope), None);
+        a.put(&[(1, Kind::Envelope, b"(env one)".to_vec())], &live)
+            .unwrap();
+        b.refresh();
+        assert_eq!(b.get(1, Kind::Envelope).unwrap(), b"(env one)");
+        b.put(
+            &[(2, Kind::Structure, b"(\"TEXT\"\n\"PLAIN\")".to_vec())],
+            &live,
+        )
+        .unwrap();
+        a.refresh();
+        assert_eq!(a.get(2, Kind::Structure).unwrap(), b"(\"TEXT\"\n\"PLAIN\")");
+        assert_eq!(a.get(2, Kind::Envelope), None);
+        // A crash in the middle of a record: readers stop there, the next writer cuts it.
+        let mut f = OpenOptions::new().append(true).open(d.join(CACHE)).unwrap();
+        f.write_all(b"E 3 100\nshort").unwrap();
+        b.refresh();
+        assert_eq!(b.get(3, Kind::Envelope), None);
+        b.put(&[(3, Kind::Body, b"(body)".to_vec())], &live)
+            .unwrap();
+        let mut c = Cache::new(d.clone(), 7);
+        c.refresh();
+        assert_eq!(c.get(3, Kind::Body).unwrap(), b"(body)");
+        assert_eq!(c.get(1, Kind::Envelope).unwrap(), b"(env one)");
+        // Another UIDVALIDITY: nothing of the old cache is believed, and it is replaced.
+        let mut other = Cache::new(d.clone(), 8);
+        other.refresh();
+        assert_eq!(other.get(1, Kind::Envelope), None);
+        other
+            .put(&[(1, Kind::Envelope, b"(new)".to_vec())], &live)
+            .unwrap();
+        let fresh = |v: u32| {
+            let mut c = Cache::new(d.clone(), v);
+            c.refresh();
+            c.get(1, Kind::Envelope)
+        };
+        assert_eq!(fresh(8).unwrap(), b"(new)");
+        assert_eq!(fresh(7), None);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn records_of_expunged_messages_are_dropped_when_they_are_most_of_the_file() {
+        let d = dir("compact");
+        let mut a = Cache::new(d.clone(), 1);
+        let all: HashSet<u32> = (1..=3000).collect();
+        let items: Vec<_> = (1..=3000)
+            .map(|u| (u, Kind::Envelope, format!("(env {u})").into_bytes()))
+            .collect();
+        a.put(&items, &all).unwrap();
+        let before = fs::metadata(d.join(CACHE)).unwrap().len();
+        let live: HashSet<u32> = (2990..=3001).collect();
+        a.put(&[(3001, Kind::Envelope, b"(env 3001)".to_vec())], &live)
+            .unwrap();
+        let after = fs::metadata(d.join(CACHE)).unwrap().len();
+        assert!(after < before / 10, "{before} -> {after}");
+        let mut b = Cache::new(d.clone(), 1);
+        b.refresh();
+        assert_eq!(b.get(2995, Kind::Envelope).unwrap(), b"(env 2995)");
+        assert_eq!(b.get(3001, Kind::Envelope).unwrap(), b"(env 3001)");
+        assert_eq!(b.get(5, Kind::Envelope), None);
+        a.refresh();
+        assert_eq!(a.get(2995, Kind::Envelope).unwrap(), b"(env 2995)");
+        let _ = fs::remove_dir_all(&d);
+    }
+}
