@@ -570,6 +570,17 @@ assert marked != cache
 open(os.path.join(MAILDIR, "rqmail-cache"), "wb").write(marked)
 t = b"".join(s.cmd(b"f2 FETCH 2 (ENVELOPE)"))
 assert b'"ONE"' in t, t
+# SEARCH on From/To/Cc/Bcc/Subject keeps those fields in the cache, and reads them there.
+assert s.cmd(b"q1 SEARCH SUBJECT one")[0] == b"* SEARCH 2\r\n"
+cache = open(os.path.join(MAILDIR, "rqmail-cache"), "rb").read()
+assert cache.count(b"\nF ") == 2 and b"Subject: one\n" in cache, cache
+open(os.path.join(MAILDIR, "rqmail-cache"), "wb").write(cache.replace(b"Subject: one\n", b"Subject: xyz\n"))
+u = Raw()
+assert u.cmd(b"s SELECT INBOX")[-1].startswith(b"s OK")
+assert u.cmd(b"q2 SEARCH SUBJECT xyz")[0] == b"* SEARCH 2\r\n"
+assert u.cmd(b"q3 SEARCH OR FROM alice SUBJECT xyz")[0] == b"* SEARCH 1 2\r\n"
+# Other fields still come from the message.
+assert u.cmd(b"q4 SEARCH HEADER Message-ID m1@remote")[0] == b"* SEARCH 1\r\n"
 print("ok")
 "#,
         ),

@@ -4,7 +4,8 @@
 //!
 //! The file `rqmail-cache` starts with `rqmail-cache 1 UIDVALIDITY`; then records
 //! `KIND UID LEN\n` followed by LEN bytes and `\n`, KIND being `E` (ENVELOPE), `B` (BODY) or
-//! `S` (BODYSTRUCTURE). It is only a cache: nothing is fsynced, a record cut short by a
+//! `S` (BODYSTRUCTURE), or `F` (the From, To, Cc, Bcc and Subject fields, unfolded, for
+//! SEARCH). It is only a cache: nothing is fsynced, a record cut short by a
 //! crash ends the readable part and is cut off by the next writer, a file for another
 //! UIDVALIDITY is started afresh, and the whole file is rewritten without the records of
 //! expunged messages once they are most of it. Writers append under an flock of the file;
@@ -30,6 +31,8 @@ pub enum Kind {
     Body,
     /// BODYSTRUCTURE.
     Structure,
+    /// The header fields SEARCH looks at most (From, To, Cc, Bcc, Subject), unfolded.
+    Fields,
 }
 
 impl Kind {
@@ -38,6 +41,7 @@ impl Kind {
             Kind::Envelope => b'E',
             Kind::Body => b'B',
             Kind::Structure => b'S',
+            Kind::Fields => b'F',
         }
     }
 
@@ -46,6 +50,7 @@ impl Kind {
             b'E' => Some(Kind::Envelope),
             b'B' => Some(Kind::Body),
             b'S' => Some(Kind::Structure),
+            b'F' => Some(Kind::Fields),
             _ => None,
         }
     }

@@ -260,6 +260,20 @@ fn split_message(bytes: &[u8]) -> (&[u8], &[u8]) {
     (bytes, &[])
 }
 
+/// The header fields SEARCH looks at most, kept in the folder's cache.
+const CACHED_FIELDS: &[&str] = &["From", "To", "Cc", "Bcc", "Subject"];
+
+/// The cache record of a message's CACHED_FIELDS: `Name: unfolded value` lines.
+fn fields_record(header: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in CACHED_FIELDS {
+        for value in header_values(header, name) {
+            out.extend_from_slice(format!("{name}: {value}\n").as_bytes());
+        }
+    }
+    out
+}
+
 /// The unfolded value of each header field `name`.
 fn header_values(header: &[u8], name: &str) -> Vec<String> {
     let mut values: Vec<String> = Vec::new();
@@ -1311,6 +1325,7 @@ impl<W: Write> Session<W> {
                         Kind::Envelope => mime::envelope(w),
                         Kind::Structure => mime::body_structure(w, true),
                         Kind::Body => mime::body_structure(w, false),
+                        Kind::Fields => fields_record(split_message(w).0),
                     };
                     to_cache.push((uid, k, b.clone()));
                     structures.insert(k, b);
@@ -1635,7 +1650,13 @@ impl<W: Write> Session<W> {
         }
     }
 
-    fn matches(sel: &mut Selected, i: usize, key: &Key, body: &mut Option<Vec<u8>>) -> bool {
+    fn matches(
+        sel: &mut Selected,
+        i: usize,
+        key: &Key,
+        body: &mut Option<Vec<u8>>,
+        fields: &mut Option<(Vec<u8>, bool)>,
+    ) -> bool {
         let count = sel.messages.len() as u32;
         let max_uid = sel.messages.last().map_or(0, |m| m.uid);
         let mut load = |sel: &mut Selected| -> Vec<u8> {
@@ -1699,6 +1720,21 @@ impl<W: Write> Session<W> {
                     size < *n
                 }
             }
+            Key::Header(name, s) if CACHED_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name)) => {
+                // The common header searches read the folder's cache, not the message.
+                if fields.is_none() {
+                    let uid = m.uid;
+                    *fields = Some(match sel.cache.get(uid, Kind::Fields) {
+                        Some(f) => (f, false),
+                        None => (fields_record(split_message(&load(sel)).0), true),
+                    });
+                }
+                fields.as_ref().is_some_and(|(f, _)| {
+                    header_values(f, name)
+                        .iter()
+                        .any(|v| contains_ci(v.as_bytes(), s))
+                })
+            }
             Key::Header(name, s) => {
                 let bytes = load(sel);
                 let (header, _) = split_message(&bytes);
@@ -1711,9 +1747,11 @@ impl<W: Write> Session<W> {
                 contains_ci(split_message(&bytes).1, s)
             }
             Key::Text(s) => contains_ci(&load(sel), s),
-            Key::Not(k) => !Self::matches(sel, i, k, body),
-            Key::Or(a, b) => Self::matches(sel, i, a, body) || Self::matches(sel, i, b, body),
-            Key::And(keys) => keys.iter().all(|k| Self::matches(sel, i, k, body)),
+            Key::Not(k) => !Self::matches(sel, i, k, body, fields),
+            Key::Or(a, b) => {
+                Self::matches(sel, i, a, body, fields) || Self::matches(sel, i, b, body, fields)
+            }
+            Key::And(keys) => keys.iter().all(|k| Self::matches(sel, i, k, body, fields)),
         }
     }
 
@@ -1744,9 +1782,16 @@ impl<W: Write> Session<W> {
         };
         let mut found = Vec::new();
         let mut highest = 0;
+        sel.cache.refresh();
+        let mut to_cache = Vec::new();
         for i in 0..sel.messages.len() {
             let mut body = None;
-            if Self::matches(sel, i, &key, &mut body) {
+            let mut fields = None;
+            let hit = Self::matches(sel, i, &key, &mut body, &mut fields);
+            if let Some((f, true)) = fields {
+                to_cache.push((sel.messages[i].uid, Kind::Fields, f));
+            }
+            if hit {
                 highest = highest.max(sel.messages[i].modseq);
                 found.push(if uid {
                     sel.messages[i].uid
@@ -1754,6 +1799,10 @@ impl<W: Write> Session<W> {
                     i as u32 + 1
                 });
             }
+        }
+        if !to_cache.is_empty() {
+            let live: HashSet<u32> = sel.messages.iter().map(|m| m.uid).collect();
+            let _ = sel.cache.put(&to_cache, &live);
         }
         let mut line = "* SEARCH".to_string();
         for n in &found {
