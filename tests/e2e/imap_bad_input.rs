@@ -253,6 +253,11 @@ fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
+        // The folder's cache (envelopes, search fields) may be written by any command that
+        // reads messages; it holds nothing that is not in the messages.
+        if path.file_name().is_some_and(|n| n == "rqmail-cache") {
+            continue;
+        }
         if path.is_dir() {
             out.extend(tree(&path));
         } else {

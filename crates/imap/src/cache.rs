@@ -56,6 +56,11 @@ impl Kind {
     }
 }
 
+/// A record's message and kind.
+type Key = (u32, Kind);
+/// Where a record's bytes are in the file: offset and length.
+type Place = (u64, u32);
+
 /// One folder's cache as this session knows it: where each record is in the file.
 #[derive(Debug)]
 pub struct Cache {
@@ -64,12 +69,12 @@ pub struct Cache {
     file: Option<File>,
     identity: (u64, u64),
     scanned: u64,
-    entries: HashMap<(u32, Kind), (u64, u32)>,
+    entries: HashMap<Key, Place>,
 }
 
 /// Parses records from `bytes` (read at file offset `base`) into `entries`; returns how
 /// many bytes hold whole records.
-fn parse(bytes: &[u8], base: u64, entries: &mut HashMap<(u32, Kind), (u64, u32)>) -> usize {
+fn parse(bytes: &[u8], base: u64, entries: &mut HashMap<Key, Place>) -> usize {
     let mut pos = 0;
     loop {
         let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
@@ -214,7 +219,7 @@ impl Cache {
         if len > self.scanned {
             let mut bytes = Vec::with_capacity((len - self.scanned) as usize);
             file.seek(SeekFrom::Start(self.scanned))?;
-            (&mut *file).read_to_end(&mut bytes)?;
+            (*file).read_to_end(&mut bytes)?;
             let used = parse(&bytes, self.scanned, &mut self.entries);
             self.scanned += used as u64;
         }
@@ -255,7 +260,7 @@ impl Cache {
     /// Writes a new file with only the records of `live` messages, and renames it over the
     /// old one (whose lock the caller holds).
     fn rewrite(&mut self, old: &File, live: &HashSet<u32>) -> io::Result<()> {
-        let mut keep: Vec<(&(u32, Kind), &(u64, u32))> = self
+        let mut keep: Vec<(&Key, &Place)> = self
             .entries
             .iter()
             .filter(|((u, _), _)| live.contains(u))
