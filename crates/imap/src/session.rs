@@ -260,6 +260,10 @@ fn split_message(bytes: &[u8]) -> (&[u8], &[u8]) {
     (bytes, &[])
 }
 
+/// Cache records are written in batches of this many, so a command over a large folder
+/// does not hold them all in memory.
+const CACHE_BATCH: usize = 4096;
+
 /// The header fields SEARCH looks at most, kept in the folder's cache.
 const CACHED_FIELDS: &[&str] = &["From", "To", "Cc", "Bcc", "Subject"];
 
@@ -1330,6 +1334,11 @@ impl<W: Write> Session<W> {
                     to_cache.push((uid, k, b.clone()));
                     structures.insert(k, b);
                 }
+                if to_cache.len() >= CACHE_BATCH {
+                    let live: HashSet<u32> = sel.messages.iter().map(|m| m.uid).collect();
+                    let _ = sel.cache.put(&to_cache, &live);
+                    to_cache.clear();
+                }
             }
             let flags_changed = seen_set.contains(&i);
             let mut out = format!("* {} FETCH (", i + 1).into_bytes();
@@ -1790,6 +1799,11 @@ impl<W: Write> Session<W> {
             let hit = Self::matches(sel, i, &key, &mut body, &mut fields);
             if let Some((f, true)) = fields {
                 to_cache.push((sel.messages[i].uid, Kind::Fields, f));
+                if to_cache.len() >= CACHE_BATCH {
+                    let live: HashSet<u32> = sel.messages.iter().map(|m| m.uid).collect();
+                    let _ = sel.cache.put(&to_cache, &live);
+                    to_cache.clear();
+                }
             }
             if hit {
                 highest = highest.max(sel.messages[i].modseq);
