@@ -32,6 +32,54 @@ pub const INDEX: &str = "rqmail-index";
 const OLD_UIDLIST: &str = "rqmail-uidlist";
 const MAGIC: &str = "rqmail-index 1 ";
 
+/// A set of Maildir info letters (`A`-`Z`, `a`-`z`) in eight bytes: the flags of every
+/// message are kept, twice, for the whole folder, so they should cost no allocation.
+/// Other characters in an info field are not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Letters(u64);
+
+impl Letters {
+    fn bit(l: u8) -> Option<u64> {
+        match l {
+            b'A'..=b'Z' => Some(1 << (l - b'A')),
+            b'a'..=b'z' => Some(1 << (26 + l - b'a')),
+            _ => None,
+        }
+    }
+
+    /// The letters of `bytes` (duplicates and other characters dropped).
+    pub fn from_slice(bytes: &[u8]) -> Letters {
+        Letters(
+            bytes
+                .iter()
+                .filter_map(|&l| Letters::bit(l))
+                .fold(0, |a, b| a | b),
+        )
+    }
+
+    /// True if `l` is in the set.
+    pub fn contains(&self, l: u8) -> bool {
+        Letters::bit(l).is_some_and(|b| self.0 & b != 0)
+    }
+
+    /// True if the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// The letters in ASCII order (as they go in a file name).
+    pub fn iter(&self) -> impl Iterator<Item = u8> + '_ {
+        (b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .filter(|&l| self.contains(l))
+    }
+
+    /// The letters in ASCII order.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.iter().collect()
+    }
+}
+
 /// One message as the index knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -41,8 +89,8 @@ pub struct Record {
     pub modseq: u64,
     /// The internal date, seconds since the epoch (`i64::MIN` if not yet known).
     pub mtime: i64,
-    /// The info letters last seen, sorted.
-    pub flags: Vec<u8>,
+    /// The info letters last seen.
+    pub flags: Letters,
     /// The size with CRLF line ends, once known (0: not yet).
     pub size: u64,
     /// The Maildir unique name.
@@ -177,10 +225,10 @@ impl Index {
                 if uid == 0 || unique.is_empty() {
                     return false;
                 }
-                let flags: Vec<u8> = if flags == "-" {
-                    Vec::new()
+                let flags = if flags == "-" {
+                    Letters::default()
                 } else {
-                    flags.bytes().collect()
+                    Letters::from_slice(flags.as_bytes())
                 };
                 removed.remove(&uid);
                 self.highest = self.highest.max(modseq);
@@ -308,6 +356,7 @@ impl Index {
             index.apply(line, &mut removed);
         }
         index.drop_removed(&removed);
+        index.records.shrink_to_fit();
         index.offset += complete as u64;
         Ok(index)
     }
@@ -347,7 +396,7 @@ impl Index {
                 uid,
                 modseq: 1,
                 mtime: i64::MIN,
-                flags: Vec::new(),
+                flags: Letters::default(),
                 size: 0,
                 unique,
             });
@@ -364,7 +413,7 @@ impl Index {
             uid,
             modseq: self.highest,
             mtime,
-            flags: flags.to_vec(),
+            flags: Letters::from_slice(flags),
             size: 0,
             unique: Rc::from(unique),
         };
@@ -379,13 +428,14 @@ impl Index {
     pub fn update(&mut self, uid: u32, flags: &[u8], mtime: i64) {
         let highest = self.highest + 1;
         let Some(r) = self.get_mut(uid) else { return };
+        let flags = Letters::from_slice(flags);
         let flags_changed = r.flags != flags;
         if !flags_changed && r.mtime == mtime {
             return;
         }
         if flags_changed {
             r.modseq = highest;
-            r.flags = flags.to_vec();
+            r.flags = flags;
         }
         r.mtime = mtime;
         let line = Index::line(r);
@@ -435,7 +485,7 @@ impl Index {
         let flags = if r.flags.is_empty() {
             "-".to_string()
         } else {
-            String::from_utf8_lossy(&r.flags).into_owned()
+            String::from_utf8_lossy(&r.flags.to_vec()).into_owned()
         };
         format!(
             "+ {} {} {} {flags} {}\n",
@@ -549,7 +599,7 @@ mod tests {
         a.commit(&d).unwrap();
         b = Index::refresh(Some(b), &d).unwrap();
         assert_eq!(b.records.len(), 1);
-        assert_eq!(b.get(1).unwrap().flags, b"FS");
+        assert_eq!(b.get(1).unwrap().flags.to_vec(), b"FS");
         assert_eq!(b.get(1).unwrap().size, 1234);
         assert!(b.get(1).unwrap().modseq > m1);
         assert_eq!(b.next, 3);
@@ -574,6 +624,16 @@ mod tests {
         assert_eq!(r.records, c.records);
         assert_eq!((r.next, r.highest), (c.next, c.highest));
         let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn letters_keep_info_letters_in_ascii_order() {
+        let l = Letters::from_slice(b"TSaFzS1");
+        assert_eq!(l.to_vec(), b"FSTaz");
+        assert!(l.contains(b'S') && l.contains(b'z') && !l.contains(b'D') && !l.contains(b'1'));
+        assert_eq!(Letters::from_slice(b"SF"), Letters::from_slice(b"FS"));
+        assert!(Letters::from_slice(b"").is_empty());
+        assert_eq!(std::mem::size_of::<Letters>(), 8);
     }
 
     #[test]

@@ -961,7 +961,7 @@ impl<W: Write> Session<W> {
             .filter(|(l, _)| m.has(*l))
             .map(|(_, n)| *n)
             .collect();
-        for &l in &m.flags {
+        for l in m.flags.iter() {
             if l.is_ascii_lowercase()
                 && let Some(k) = sel.keywords.get(usize::from(l - b'a'))
             {
@@ -1271,7 +1271,7 @@ impl<W: Write> Session<W> {
                 if sel.messages[i].has(b'S') {
                     continue;
                 }
-                let mut flags = sel.messages[i].flags.clone();
+                let mut flags = sel.messages[i].flags.to_vec();
                 flags.push(b'S');
                 if sel.folder.set_flags(&mut sel.messages[i], &flags).is_ok() {
                     seen_set.push(i);
@@ -1513,7 +1513,7 @@ impl<W: Write> Session<W> {
                 });
                 continue;
             }
-            let old = sel.messages[i].flags.clone();
+            let old = sel.messages[i].flags.to_vec();
             let new: Vec<u8> = match mode {
                 0 => letters.clone(),
                 1 => old.iter().chain(&letters).copied().collect(),
@@ -1852,7 +1852,7 @@ impl<W: Write> Session<W> {
             let m = &sel.messages[i];
             news.push(NewMessage {
                 bytes,
-                flags: m.flags.clone(),
+                flags: m.flags.to_vec(),
                 mtime: Some(UNIX_EPOCH + Duration::from_secs(m.mtime.max(0) as u64)),
             });
             src_uids.push(m.uid);

@@ -1,6 +1,7 @@
 //! Maildir++ folders as IMAP mailboxes: names, persistent UIDs in a per-folder list file,
 //! flags in the `:2,` suffix of file names, and adding messages (APPEND, COPY).
 
+pub use crate::index::Letters;
 use crate::index::{INDEX, Index};
 use nix::fcntl::{Flock, FlockArg};
 use std::collections::HashSet;
@@ -57,8 +58,8 @@ pub struct Message {
     /// The file's path relative to the folder when it is not the usual one (`new/UNIQUE`,
     /// `cur/UNIQUE:2,FLAGS`): kept only for names that other programs wrote differently.
     pub odd: Option<Box<str>>,
-    /// Info letters after `:2,`, sorted (empty in new/).
-    pub flags: Vec<u8>,
+    /// Info letters after `:2,` (none in new/).
+    pub flags: Letters,
     /// True while the file is in new/.
     pub in_new: bool,
     /// Modification time, seconds since the epoch: the INTERNALDATE.
@@ -72,20 +73,20 @@ impl Message {
     pub fn file(&self) -> String {
         match &self.odd {
             Some(f) => f.to_string(),
-            None => usual_file(&self.unique, &self.flags, self.in_new),
+            None => usual_file(&self.unique, &self.flags.to_vec(), self.in_new),
         }
     }
 
     /// Sets where the file is now (relative to the folder).
     fn moved_to(&mut self, file: String) {
         self.in_new = file.starts_with("new/");
-        self.odd = (file != usual_file(&self.unique, &self.flags, self.in_new))
+        self.odd = (file != usual_file(&self.unique, &self.flags.to_vec(), self.in_new))
             .then(|| file.into_boxed_str());
     }
 
     /// True if the message carries info letter `letter`.
     pub fn has(&self, letter: u8) -> bool {
-        self.flags.contains(&letter)
+        self.flags.contains(letter)
     }
 }
 
@@ -372,7 +373,7 @@ impl Folder {
                     wire_size: wire_size(&r.unique).or((r.size != 0).then_some(r.size)),
                     unique: r.unique.clone(),
                     odd: None,
-                    flags: r.flags.clone(),
+                    flags: r.flags,
                     in_new: false,
                     mtime: r.mtime,
                 })
@@ -453,7 +454,7 @@ impl Folder {
                     wire_size: wire_size(&f.unique).or((r.size != 0).then_some(r.size)),
                     unique: r.unique.clone(),
                     odd: None,
-                    flags: f.flags,
+                    flags: Letters::from_slice(&f.flags),
                     in_new: f.in_new,
                     mtime: r.mtime,
                 };
@@ -609,7 +610,7 @@ impl Folder {
                 other => other?,
             }
         }
-        m.flags = flags;
+        m.flags = Letters::from_slice(&flags);
         m.moved_to(to);
         Ok(())
     }
@@ -846,7 +847,7 @@ mod tests {
             .iter()
             .find(|m| &*m.unique == "2.b.host")
             .unwrap();
-        assert_eq!(flagged.flags, b"FS");
+        assert_eq!(flagged.flags.to_vec(), b"FS");
         let uid_a = s
             .messages
             .iter()
@@ -900,7 +901,7 @@ mod tests {
         fs::rename(dir.join("cur/2.b.host:2,"), dir.join("cur/2.b.host:2,F")).unwrap();
         let third = Folder::new(dir.clone()).sync().unwrap();
         assert_eq!(third.messages.len(), 3);
-        assert_eq!(third.messages[1].flags, b"F");
+        assert_eq!(third.messages[1].flags.to_vec(), b"F");
         let _ = fs::remove_dir_all(&dir);
     }
 
