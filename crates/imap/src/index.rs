@@ -110,7 +110,9 @@ pub struct Index {
     pub records: Vec<Record>,
     /// The directories' times when the records were last known to be the whole folder.
     pub stamp: Option<[i64; 4]>,
-    by_unique: HashMap<Rc<str>, u32>,
+    /// UIDs by unique name, built when a scan of the directories first needs it (opening
+    /// a settled folder does not).
+    by_unique: Option<HashMap<Rc<str>, u32>>,
     lines: usize,
     identity: (u64, u64),
     offset: u64,
@@ -167,7 +169,7 @@ impl Index {
             highest: 1,
             records: Vec::new(),
             stamp: None,
-            by_unique: HashMap::new(),
+            by_unique: None,
             lines: 0,
             identity: (0, 0),
             offset: 0,
@@ -176,8 +178,12 @@ impl Index {
     }
 
     /// The UID of `unique`, if it has one.
-    pub fn uid_of(&self, unique: &str) -> Option<u32> {
-        self.by_unique.get(unique).copied()
+    pub fn uid_of(&mut self, unique: &str) -> Option<u32> {
+        let records = &self.records;
+        self.by_unique
+            .get_or_insert_with(|| records.iter().map(|r| (r.unique.clone(), r.uid)).collect())
+            .get(unique)
+            .copied()
     }
 
     /// The record of `uid`.
@@ -239,7 +245,9 @@ impl Index {
                     r.flags = flags;
                 } else {
                     let unique: Rc<str> = Rc::from(unique);
-                    self.by_unique.insert(unique.clone(), uid);
+                    if let Some(map) = &mut self.by_unique {
+                        map.insert(unique.clone(), uid);
+                    }
                     let record = Record {
                         uid,
                         modseq,
@@ -300,11 +308,11 @@ impl Index {
         if removed.is_empty() {
             return;
         }
-        let by_unique = &mut self.by_unique;
+        let mut by_unique = self.by_unique.as_mut();
         self.records.retain(|r| {
             let keep = !removed.contains(&r.uid);
-            if !keep {
-                by_unique.remove(&r.unique);
+            if !keep && let Some(map) = by_unique.as_mut() {
+                map.remove(&r.unique);
             }
             keep
         });
@@ -388,10 +396,11 @@ impl Index {
         entries.dedup_by_key(|e| e.0);
         for (uid, unique) in entries {
             let unique: Rc<str> = Rc::from(unique);
-            if index.by_unique.contains_key(&unique) {
+            let map = index.by_unique.get_or_insert_with(HashMap::new);
+            if map.contains_key(&unique) {
                 continue;
             }
-            index.by_unique.insert(unique.clone(), uid);
+            map.insert(unique.clone(), uid);
             index.records.push(Record {
                 uid,
                 modseq: 1,
@@ -417,7 +426,9 @@ impl Index {
             size: 0,
             unique: Rc::from(unique),
         };
-        self.by_unique.insert(record.unique.clone(), uid);
+        if let Some(map) = &mut self.by_unique {
+            map.insert(record.unique.clone(), uid);
+        }
         self.pending.push_str(&Index::line(&record));
         self.records.push(record);
         (uid, self.highest)
@@ -640,7 +651,7 @@ mod tests {
     fn the_old_uid_list_is_taken_over() {
         let d = dir("old");
         fs::write(d.join(OLD_UIDLIST), "1234 7\n3 a.b\n5 c.d\n").unwrap();
-        let i = Index::refresh(None, &d).unwrap();
+        let mut i = Index::refresh(None, &d).unwrap();
         assert_eq!((i.validity, i.next), (1234, 7));
         assert_eq!(i.uid_of("c.d"), Some(5));
         let _ = fs::remove_dir_all(&d);
