@@ -10,14 +10,14 @@
 //! loopback), so that the scripts can speak the protocol byte by byte; a fake
 //! checkpassword accepts joe/secret and runs `rqmail-imapd Maildir` in joe's home.
 
-use rqmail_e2e::{Instance, wait_for};
-use std::io::{BufRead, BufReader};
+use rqmail_e2e::{Instance, LoginServer};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 /// Accepts joe/secret; enters HOME (substituted) and runs argv[1:].
+/// Passwords in the clear on loopback, as the shipped rules allow.
+const PLAINTEXT: &[(&str, &str)] = &[("IMAP_PLAINTEXT", "")];
 const FAKE_CHECKPASSWORD: &str = r#"#!/usr/bin/env python3
 import os, sys
 data = b""
@@ -40,93 +40,9 @@ const TWO: &[u8] = b"From: Carol <carol@remote.example>\nSubject: two\n\nsecond\
 const THREE: &[u8] = b"From: Dave <dave@remote.example>\nSubject: three\n\nthird\n";
 const FOUR: &[u8] = b"From: Erin <erin@remote.example>\nSubject: four\n\nfourth\n";
 
-/// rqmail-tcpserver running `rqmail-login imap fake-checkpassword rqmail-imapd Maildir`
-/// as the instance's user, with the log of every process in a file.
-struct Server {
-    port: u16,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(inst: &Instance) -> Server {
-        let log = inst.home.join("imap.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut child = rqmail_e2e::command(inst.bin("rqmail-tcpserver"))
-            .args(["-1", "-v", "-R", "-H", "-l", "mail.example.com"])
-            .args(["127.0.0.1", "0"])
-            .arg(inst.bin("rqmail-login"))
-            .arg("imap")
-            .arg(inst.bin("fake-checkpassword"))
-            .arg(inst.bin("rqmail-imapd"))
-            .arg("Maildir")
-            .current_dir(&inst.home)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("IMAP_PLAINTEXT", "")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("rqmail-tcpserver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("tcpserver printed {line:?}"));
-        Server {
-            port,
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
-    }
-
-    /// Waits until every session of this server has ended; asserts none of them crashed:
-    /// no panic or abort in the log, no exit other than 0 or 1. (rqmail-login ends with 0
-    /// whatever became of rqmail-imapd, so the log is what tells.)
-    fn wait_idle(&self) {
-        let done = wait_for(Duration::from_secs(15), || {
-            let log = self.log_text();
-            log.matches("rqmail-tcpserver: end ").count()
-                >= log.matches("rqmail-tcpserver: ok ").count()
-        });
-        let log = self.log_text();
-        assert!(done, "sessions still running:\n{log}");
-        for crash in ["panicked", "fatal runtime error", "overflowed its stack"] {
-            assert!(!log.contains(crash), "a process crashed:\n{log}");
-        }
-        for line in log.lines().filter(|l| l.contains("rqmail-tcpserver: end ")) {
-            let status = line.rsplit(' ').next().unwrap_or("");
-            assert!(
-                status == "0" || status == "1",
-                "a session ended badly ({line}):\n{log}"
-            );
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = child.wait();
-        }
-    }
-}
-
 /// An instance with joe's Maildir holding `messages` (delivered through the queue, then
 /// moved to cur/ by a first session so that later snapshots are stable) and the server.
-fn setup(name: &str, messages: &[&[u8]]) -> (Instance, PathBuf, Server) {
+fn setup(name: &str, messages: &[&[u8]]) -> (Instance, PathBuf, LoginServer) {
     let mut inst = Instance::new(name);
     let homes = inst.add_users(&["joe"]);
     let path = inst.bin("fake-checkpassword");
@@ -146,13 +62,13 @@ fn setup(name: &str, messages: &[&[u8]]) -> (Instance, PathBuf, Server) {
         );
         inst.wait_for_mail(&maildir, before + 1);
     }
-    let server = Server::start(&inst);
+    let server = inst.login_server("imap", false, "rqmail-imapd", "Maildir", PLAINTEXT);
     python(
         &server,
         &maildir,
         "r = Raw(); assert r.last(b'a SELECT INBOX').startswith(b'a OK'); r.cmd(b'z LOGOUT')",
     );
-    server.wait_idle();
+    server.wait_idle_and_clean();
     (inst, maildir, server)
 }
 
@@ -227,7 +143,7 @@ def flags(r, seq):
 "#;
 
 /// Runs a Python 3 script (after PRELUDE); returns its output, asserting it succeeded.
-fn python(server: &Server, maildir: &Path, script: &str) -> String {
+fn python(server: &LoginServer, maildir: &Path, script: &str) -> String {
     let out = Command::new("python3")
         .arg("-c")
         .arg(format!("{PRELUDE}\n{script}"))
@@ -345,7 +261,7 @@ print("ok")
 "#,
     );
     assert!(out.contains("ok"), "{out}");
-    server.wait_idle();
+    server.wait_idle_and_clean();
     assert_unchanged(&before, &tree(&maildir));
 }
 
@@ -386,7 +302,7 @@ print("ok")
 "#,
     );
     assert!(out.contains("ok"), "{out}");
-    server.wait_idle();
+    server.wait_idle_and_clean();
     assert_unchanged(&before, &tree(&maildir));
 }
 
@@ -426,7 +342,7 @@ print("ok")
 "#,
     );
     assert!(out.contains("ok"), "{out}");
-    server.wait_idle();
+    server.wait_idle_and_clean();
     assert_unchanged(&before, &tree(&maildir));
 }
 
@@ -459,7 +375,7 @@ print("ok")
 "#,
     );
     assert!(out.contains("ok"), "{out}");
-    server.wait_idle();
+    server.wait_idle_and_clean();
     assert_unchanged(&before, &tree(&maildir));
 }
 
@@ -499,7 +415,7 @@ print("ok")
 "#,
     );
     assert!(out.contains("ok"), "{out}");
-    server.wait_idle();
+    server.wait_idle_and_clean();
     assert_unchanged(&before, &tree(&maildir));
 }
 
@@ -547,7 +463,7 @@ print("ok")
 "#,
     );
     assert!(out.contains("ok"), "{out}");
-    server.wait_idle();
+    server.wait_idle_and_clean();
     assert_unchanged(&before, &tree(&maildir));
 }
 
@@ -584,7 +500,7 @@ print("ok")
 "#,
     );
     assert!(out.contains("ok"), "{out}");
-    server.wait_idle();
+    server.wait_idle_and_clean();
     // Nothing reached INBOX or Kept, and nothing was left in tmp/.
     let after = tree(&maildir);
     let stray: Vec<String> = after
@@ -624,7 +540,7 @@ print("ok")
 "#,
     );
     assert!(out.contains("ok"), "{out}");
-    server.wait_idle();
+    server.wait_idle_and_clean();
 }
 
 #[test]
@@ -663,7 +579,7 @@ print("ok")
 "#,
     );
     assert!(out.contains("ok"), "{out}");
-    server.wait_idle();
+    server.wait_idle_and_clean();
     assert_unchanged(&before, &tree(&maildir));
 }
 
@@ -734,7 +650,7 @@ print("ok")
     );
     assert!(out.contains("ok"), "{out}");
     eprintln!("{out}");
-    server.wait_idle();
+    server.wait_idle_and_clean();
 }
 
 #[test]
@@ -762,6 +678,6 @@ print("ok")
 "#,
     );
     assert!(out.contains("ok"), "{out}");
-    server.wait_idle();
+    server.wait_idle_and_clean();
     assert_unchanged(&before, &tree(&maildir));
 }

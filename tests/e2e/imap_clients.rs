@@ -11,12 +11,11 @@
 //! `rqmail-imapd Maildir`. The servers give no IMAP_PLAINTEXT: passwords are taken only
 //! inside TLS.
 
-use rqmail_e2e::{Instance, wait_for};
+use rqmail_e2e::{Instance, LoginServer};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Accepts joe/secret; enters HOME (substituted) and runs argv[1:].
@@ -134,86 +133,8 @@ fn deliver(inst: &Instance, maildir: &Path, messages: &[Vec<u8>]) {
     }
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// rqmail-tcpserver running `rqmail-login imap [-s] fake-checkpassword rqmail-imapd
-/// Maildir` as the instance's user, with the log of every process in a file.
-struct Server {
-    port: u16,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(inst: &Instance, implicit_tls: bool) -> Server {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let log = inst.home.join(format!("imap-{n}.log"));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut args = vec!["imap".to_string()];
-        if implicit_tls {
-            args.push("-s".into());
-        }
-        for p in ["fake-checkpassword", "rqmail-imapd"] {
-            args.push(inst.bin(p).to_str().unwrap().to_string());
-        }
-        args.push("Maildir".into());
-        let mut child = rqmail_e2e::command(inst.bin("rqmail-tcpserver"))
-            .args(["-1", "-v", "-R", "-H", "-l", "mail.example.com"])
-            .args(["127.0.0.1", "0"])
-            .arg(inst.bin("rqmail-login"))
-            .args(&args)
-            .current_dir(&inst.home)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("rqmail-tcpserver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("tcpserver printed {line:?}"));
-        Server {
-            port,
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        text(&std::fs::read(&self.log).unwrap_or_default())
-    }
-
-    /// Waits until no session of this server is left.
-    fn wait_idle(&self) {
-        let done = wait_for(Duration::from_secs(10), || {
-            let log = self.log_text();
-            log.matches("rqmail-tcpserver: end ").count()
-                >= log.matches("rqmail-tcpserver: ok ").count()
-        });
-        assert!(done, "sessions still running:\n{}", self.log_text());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Asserts that a client run succeeded, showing its output and the servers' logs if not.
-fn check(what: &str, out: &Output, servers: &[&Server]) {
+fn check(what: &str, out: &Output, servers: &[&LoginServer]) {
     if out.status.success() {
         return;
     }
@@ -259,7 +180,7 @@ def login(implicit):
 "#;
 
 /// Runs a Python 3 script (after PRELUDE) with the ports and `MAILDIR` set.
-fn python(starttls: &Server, imaps: &Server, maildir: &Path, script: &str) -> String {
+fn python(starttls: &LoginServer, imaps: &LoginServer, maildir: &Path, script: &str) -> String {
     let out = Command::new("python3")
         .arg("-c")
         .arg(format!("{PRELUDE}\n{script}"))
@@ -275,8 +196,8 @@ fn python(starttls: &Server, imaps: &Server, maildir: &Path, script: &str) -> St
 #[test]
 fn imaplib_over_starttls_and_imaps_fetches_byte_exact_and_sets_seen() {
     let (inst, maildir) = setup("imapc-imaplib", &messages());
-    let starttls = Server::start(&inst, false);
-    let imaps = Server::start(&inst, true);
+    let starttls = inst.login_server("imap", false, "rqmail-imapd", "Maildir", &[]);
+    let imaps = inst.login_server("imap", true, "rqmail-imapd", "Maildir", &[]);
     let script = r#"
 want = sorted(files().values())
 assert len(want) == 4, len(want)
@@ -326,7 +247,7 @@ print("ok imaps")
 }
 
 /// Runs curl with `args`; returns its output (asserting success when `ok`).
-fn curl(args: &[&str], servers: &[&Server], ok: bool) -> Output {
+fn curl(args: &[&str], servers: &[&LoginServer], ok: bool) -> Output {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "30"])
         .args(args)
@@ -343,8 +264,8 @@ fn curl(args: &[&str], servers: &[&Server], ok: bool) -> Output {
 #[test]
 fn curl_retrieves_by_uid_and_lists_folders_over_imaps_and_starttls() {
     let (inst, maildir) = setup("imapc-curl", &messages());
-    let starttls = Server::start(&inst, false);
-    let imaps = Server::start(&inst, true);
+    let starttls = inst.login_server("imap", false, "rqmail-imapd", "Maildir", &[]);
+    let imaps = inst.login_server("imap", true, "rqmail-imapd", "Maildir", &[]);
     let servers = [&starttls, &imaps];
     let files = maildir_files(&maildir);
     let dots = wire(
@@ -415,8 +336,8 @@ fn curl_retrieves_by_uid_and_lists_folders_over_imaps_and_starttls() {
 #[test]
 fn idle_reports_a_message_delivered_through_the_queue_within_a_second() {
     let (inst, maildir) = setup("imapc-idle", &[DOTS.to_vec()]);
-    let starttls = Server::start(&inst, false);
-    let imaps = Server::start(&inst, true);
+    let starttls = inst.login_server("imap", false, "rqmail-imapd", "Maildir", &[]);
+    let imaps = inst.login_server("imap", true, "rqmail-imapd", "Maildir", &[]);
     let script = r#"
 m = login(True)
 typ, data = m.select("INBOX")

@@ -9,16 +9,18 @@
 //! `rqmail-imapd Maildir`. The front has IMAP_PLAINTEXT (a loopback rule would set it), so
 //! imaplib logs in without TLS: TLS is tested in login_imap.rs and imap_clients.rs.
 
-use rqmail_e2e::{Instance, wait_for};
+use rqmail_e2e::{Instance, LoginServer, wait_for};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Accepts joe/secret; enters HOME (substituted) and runs argv[1:].
+/// Passwords in the clear on loopback, as the shipped rules allow.
+const PLAINTEXT: &[(&str, &str)] = &[("IMAP_PLAINTEXT", "")];
 const FAKE_CHECKPASSWORD: &str = r#"#!/usr/bin/env python3
 import os, sys
 data = b""
@@ -166,7 +168,7 @@ def message(n, subject, extra=b"", body=b"body\r\n"):
 struct Setup {
     inst: Instance,
     maildir: PathBuf,
-    front: Front,
+    front: LoginServer,
 }
 
 /// Makes the instance, delivers `messages` one by one (each has its own Message-ID), and
@@ -191,7 +193,7 @@ fn setup(name: &str, messages: &[Vec<u8>]) -> Setup {
         );
         inst.wait_for_mail(&maildir, before + 1);
     }
-    let front = Front::start(&inst);
+    let front = inst.login_server("imap", false, "rqmail-imapd", "Maildir", PLAINTEXT);
     Setup {
         inst,
         maildir,
@@ -206,70 +208,6 @@ fn delivered(n: &str, subject: &str) -> Vec<u8> {
          Subject: {subject}\n\nbody of {n}\nsecond line\n"
     )
     .into_bytes()
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// rqmail-tcpserver running `rqmail-login imap fake-checkpassword rqmail-imapd Maildir`,
-/// with the log of every process in a file.
-struct Front {
-    port: u16,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Front {
-    fn start(inst: &Instance) -> Front {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let log = inst.home.join(format!("imap-{n}.log"));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut child = rqmail_e2e::command(inst.bin("rqmail-tcpserver"))
-            .args(["-1", "-v", "-R", "-H", "-l", "mail.example.com"])
-            .args(["-c", "100", "127.0.0.1", "0"])
-            .arg(inst.bin("rqmail-login"))
-            .arg("imap")
-            .arg(inst.bin("fake-checkpassword"))
-            .arg(inst.bin("rqmail-imapd"))
-            .arg("Maildir")
-            .current_dir(&inst.home)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("IMAP_PLAINTEXT", "")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("rqmail-tcpserver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("tcpserver printed {line:?}"));
-        Front {
-            port,
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
-    }
-}
-
-impl Drop for Front {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = child.wait();
-        }
-    }
 }
 
 impl Setup {

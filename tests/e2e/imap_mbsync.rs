@@ -9,13 +9,11 @@
 //! home and runs `rqmail-imapd Maildir`. mbsync trusts the instance's self-signed
 //! certificate through `CertificateFile` (a host certificate, matched as is).
 
-use rqmail_e2e::{Instance, wait_for};
+use rqmail_e2e::{Instance, LoginServer};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
 /// Accepts joe/secret; enters HOME (substituted) and runs argv[1:].
 const FAKE_CHECKPASSWORD: &str = r#"#!/usr/bin/env python3
@@ -79,76 +77,6 @@ fn mbsync(test: &str) -> Option<PathBuf> {
         return None;
     }
     Some(PathBuf::from("mbsync"))
-}
-
-/// rqmail-tcpserver running `rqmail-login imap -s fake-checkpassword rqmail-imapd Maildir`
-/// as the instance's user, with the log of every process in a file.
-struct Server {
-    port: u16,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(inst: &Instance) -> Server {
-        let log = inst.home.join("imaps.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut child = rqmail_e2e::command(inst.bin("rqmail-tcpserver"))
-            .args(["-1", "-v", "-R", "-H", "-l", "mail.example.com"])
-            .args(["127.0.0.1", "0"])
-            .arg(inst.bin("rqmail-login"))
-            .args(["imap", "-s"])
-            .arg(inst.bin("fake-checkpassword"))
-            .arg(inst.bin("rqmail-imapd"))
-            .arg("Maildir")
-            .current_dir(&inst.home)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("rqmail-tcpserver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("tcpserver printed {line:?}"));
-        Server {
-            port,
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
-    }
-
-    /// Waits until no session of this server is left, so that the Maildir is at rest.
-    fn wait_idle(&self) {
-        let done = wait_for(Duration::from_secs(10), || {
-            let log = self.log_text();
-            log.matches("rqmail-tcpserver: end ").count()
-                >= log.matches("rqmail-tcpserver: ok ").count()
-        });
-        assert!(done, "sessions still running:\n{}", self.log_text());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Writes a self-signed certificate for 127.0.0.1 to `control/servercert.pem` (mbsync
@@ -332,7 +260,7 @@ fn describe(near: &BTreeMap<String, Vec<Entry>>, far: &BTreeMap<String, Vec<Entr
 }
 
 /// Runs mbsync on the channel, asserting it succeeded; returns its output.
-fn run_mbsync(mbsync: &Path, config: &Path, server: &Server, scratch: &Path) -> String {
+fn run_mbsync(mbsync: &Path, config: &Path, server: &LoginServer, scratch: &Path) -> String {
     let out: Output = Command::new(mbsync)
         .arg("-c")
         .arg(config)
@@ -475,7 +403,7 @@ fn mbsync_syncs_a_folder_tree_both_ways_then_changes_then_nothing() {
         &project_two(),
     );
 
-    let imaps = Server::start(&inst);
+    let imaps = inst.login_server("imap", true, "rqmail-imapd", "Maildir", &[]);
     let config = inst.home.join("mbsyncrc");
     std::fs::write(
         &config,

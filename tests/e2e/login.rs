@@ -7,11 +7,11 @@
 //! test when it is built). As root, the real rqmail-checkpassword and a real account show
 //! that the front runs as rqmaild and the session as the user.
 
-use rqmail_e2e::{Instance, wait_for};
+use rqmail_e2e::{Instance, LoginServer, wait_for};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -92,34 +92,9 @@ def connect():
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// rqmail-tcpserver running rqmail-login, its log (all the processes' stderr) in a file.
-struct Server {
-    port: u16,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Server {
-    fn log_text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Serves `rqmail-login ARGS` on a fresh loopback port, as Instance::listen does but with
 /// the log kept in a file, and as root where `as_root` (the real deployment, without -u).
-fn serve(inst: &Instance, args: &[&str], env: &[(&str, &str)], as_root: bool) -> Server {
+fn serve(inst: &Instance, args: &[&str], env: &[(&str, &str)], as_root: bool) -> LoginServer {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let log = inst.home.join(format!("login-{n}.log"));
     let log_file = std::fs::File::create(&log).unwrap();
@@ -128,43 +103,26 @@ fn serve(inst: &Instance, args: &[&str], env: &[(&str, &str)], as_root: bool) ->
     } else {
         rqmail_e2e::command(inst.bin("rqmail-tcpserver"))
     };
-    let mut child = cmd
-        .args([
-            "-1",
-            "-q",
-            "-R",
-            "-H",
-            "-l",
-            "mail.example.com",
-            "127.0.0.1",
-            "0",
-        ])
-        .arg(inst.bin("rqmail-login"))
-        .args(args)
-        .current_dir(&inst.home)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log_file)
-        .spawn()
-        .expect("rqmail-tcpserver");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let port = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("tcpserver printed {line:?}"));
-    Server {
-        port,
-        child: Some(child),
-        log,
-    }
+    cmd.args([
+        "-1",
+        "-q",
+        "-R",
+        "-H",
+        "-l",
+        "mail.example.com",
+        "127.0.0.1",
+        "0",
+    ])
+    .arg(inst.bin("rqmail-login"))
+    .args(args)
+    .current_dir(&inst.home)
+    .env_clear()
+    .env("PATH", "/usr/bin:/bin")
+    .envs(env.iter().copied())
+    .stdin(Stdio::null())
+    .stderr(log_file);
+    let (child, port) = rqmail_e2e::spawn_server(&mut cmd, "rqmail-tcpserver");
+    LoginServer::new(child, port, log)
 }
 
 fn install_script(inst: &Instance, name: &str, text: &str) -> PathBuf {
@@ -207,7 +165,7 @@ fn checkpassword_requests(inst: &Instance) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn python(inst: &Instance, server: &Server, script: &str) -> String {
+fn python(inst: &Instance, server: &LoginServer, script: &str) -> String {
     let out = Command::new("python3")
         .arg("-c")
         .arg(format!("{PRELUDE}\n{script}"))

@@ -9,10 +9,10 @@
 //! stands in for rqmail-imapd: it answers the login command with the tag it finds in
 //! `IMAPLOGINTAG`, then echoes commands.
 
-use rqmail_e2e::Instance;
+use rqmail_e2e::{Instance, LoginServer};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Accepts joe/secret and joe/`se "cr\et` (exits 111 for the user `temp`); logs each
@@ -84,73 +84,32 @@ def expect(f, *prefixes):
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// rqmail-tcpserver running rqmail-login, its log (all the processes' stderr) in a file.
-struct Server {
-    port: u16,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Server {
-    fn log_text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Serves `rqmail-login ARGS` on a fresh loopback port, with the log kept in a file.
-fn serve(inst: &Instance, args: &[&str], env: &[(&str, &str)]) -> Server {
+fn serve(inst: &Instance, args: &[&str], env: &[(&str, &str)]) -> LoginServer {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let log = inst.home.join(format!("login-{n}.log"));
     let log_file = std::fs::File::create(&log).unwrap();
-    let mut child = rqmail_e2e::command(inst.bin("rqmail-tcpserver"))
-        .args([
-            "-1",
-            "-q",
-            "-R",
-            "-H",
-            "-l",
-            "mail.example.com",
-            "127.0.0.1",
-            "0",
-        ])
-        .arg(inst.bin("rqmail-login"))
-        .args(args)
-        .current_dir(&inst.home)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log_file)
-        .spawn()
-        .expect("rqmail-tcpserver");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let port = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("tcpserver printed {line:?}"));
-    Server {
-        port,
-        child: Some(child),
-        log,
-    }
+    let mut cmd = rqmail_e2e::command(inst.bin("rqmail-tcpserver"));
+    cmd.args([
+        "-1",
+        "-q",
+        "-R",
+        "-H",
+        "-l",
+        "mail.example.com",
+        "127.0.0.1",
+        "0",
+    ])
+    .arg(inst.bin("rqmail-login"))
+    .args(args)
+    .current_dir(&inst.home)
+    .env_clear()
+    .env("PATH", "/usr/bin:/bin")
+    .envs(env.iter().copied())
+    .stdin(Stdio::null())
+    .stderr(log_file);
+    let (child, port) = rqmail_e2e::spawn_server(&mut cmd, "rqmail-tcpserver");
+    LoginServer::new(child, port, log)
 }
 
 fn install_script(inst: &Instance, name: &str, text: &str) -> PathBuf {
@@ -171,7 +130,7 @@ fn setup(name: &str) -> Instance {
 }
 
 /// `imap [-s] fake-checkpassword fake-imap-postlogin`, served.
-fn serve_fakes(inst: &Instance, implicit_tls: bool, env: &[(&str, &str)]) -> Server {
+fn serve_fakes(inst: &Instance, implicit_tls: bool, env: &[(&str, &str)]) -> LoginServer {
     let mut args = vec!["imap".to_string()];
     if implicit_tls {
         args.push("-s".into());
@@ -195,7 +154,7 @@ fn checkpassword_requests(inst: &Instance) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn python(inst: &Instance, server: &Server, script: &str) -> String {
+fn python(inst: &Instance, server: &LoginServer, script: &str) -> String {
     let out = Command::new("python3")
         .arg("-c")
         .arg(format!("{PRELUDE}\n{script}"))

@@ -8,10 +8,10 @@
 //! nothing, and runs rqmail-pop3d on joe's Maildir (an absolute path in its arguments).
 //! The servers give no POP3_PLAINTEXT: passwords are taken only inside TLS.
 
-use rqmail_e2e::{Instance, wait_for};
+use rqmail_e2e::{Instance, LoginServer};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -140,86 +140,8 @@ fn deliver(inst: &Instance, maildir: &Path, messages: &[Vec<u8>]) {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// rqmail-tcpserver running `rqmail-login pop3 [-s] fake-checkpassword rqmail-pop3d
-/// MAILDIR` as the instance's user, with the log of every process in a file.
-struct Server {
-    port: u16,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(inst: &Instance, maildir: &Path, implicit_tls: bool) -> Server {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let log = inst.home.join(format!("pop3-{n}.log"));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut args = vec!["pop3".to_string()];
-        if implicit_tls {
-            args.push("-s".into());
-        }
-        for p in ["fake-checkpassword", "rqmail-pop3d"] {
-            args.push(inst.bin(p).to_str().unwrap().to_string());
-        }
-        args.push(maildir.to_str().unwrap().to_string());
-        let mut child = rqmail_e2e::command(inst.bin("rqmail-tcpserver"))
-            .args(["-1", "-v", "-R", "-H", "-l", "mail.example.com"])
-            .args(["127.0.0.1", "0"])
-            .arg(inst.bin("rqmail-login"))
-            .args(&args)
-            .current_dir(&inst.home)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("rqmail-tcpserver");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("tcpserver printed {line:?}"));
-        Server {
-            port,
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        text(&std::fs::read(&self.log).unwrap_or_default())
-    }
-
-    /// Waits until no session of this server is left (its pop3d has released the lock).
-    fn wait_idle(&self) {
-        let done = wait_for(Duration::from_secs(10), || {
-            let log = self.log_text();
-            log.matches("rqmail-tcpserver: end ").count()
-                >= log.matches("rqmail-tcpserver: ok ").count()
-        });
-        assert!(done, "sessions still running:\n{}", self.log_text());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Asserts that a client run succeeded, showing its output and the servers' logs if not.
-fn check(what: &str, out: &Output, servers: &[&Server]) {
+fn check(what: &str, out: &Output, servers: &[&LoginServer]) {
     if out.status.success() {
         return;
     }
@@ -234,7 +156,7 @@ fn check(what: &str, out: &Output, servers: &[&Server]) {
 }
 
 /// Runs a Python 3 script with `STLS_PORT`, `POP3S_PORT` and `MAILDIR` set.
-fn python(stls: &Server, pop3s: &Server, maildir: &Path, script: &str) -> String {
+fn python(stls: &LoginServer, pop3s: &LoginServer, maildir: &Path, script: &str) -> String {
     let out = Command::new("python3")
         .arg("-c")
         .arg(script)
@@ -250,8 +172,14 @@ fn python(stls: &Server, pop3s: &Server, maildir: &Path, script: &str) -> String
 #[test]
 fn poplib_over_stls_and_pop3s_lists_and_retrieves_byte_exact() {
     let (inst, maildir) = setup("pop3c-poplib", &messages());
-    let stls = Server::start(&inst, &maildir, false);
-    let pop3s = Server::start(&inst, &maildir, true);
+    let stls = inst.login_server(
+        "pop3",
+        false,
+        "rqmail-pop3d",
+        maildir.to_str().unwrap(),
+        &[],
+    );
+    let pop3s = inst.login_server("pop3", true, "rqmail-pop3d", maildir.to_str().unwrap(), &[]);
     let script = r#"
 import os, poplib, ssl, time
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
@@ -342,7 +270,7 @@ fn fetchmail() -> Option<PathBuf> {
 fn run_fetchmail(
     inst: &Instance,
     fetchmail: &Path,
-    server: &Server,
+    server: &LoginServer,
     implicit_tls: bool,
     out: &Path,
 ) -> Output {
@@ -428,8 +356,14 @@ fn fetchmail_pulls_every_message_over_stls_and_pop3s_and_deletes_them() {
         return;
     };
     let (inst, maildir) = setup("pop3c-fetchmail", &messages());
-    let stls = Server::start(&inst, &maildir, false);
-    let pop3s = Server::start(&inst, &maildir, true);
+    let stls = inst.login_server(
+        "pop3",
+        false,
+        "rqmail-pop3d",
+        maildir.to_str().unwrap(),
+        &[],
+    );
+    let pop3s = inst.login_server("pop3", true, "rqmail-pop3d", maildir.to_str().unwrap(), &[]);
     for (round, (server, implicit_tls)) in [(&stls, false), (&pop3s, true)].into_iter().enumerate()
     {
         if round > 0 {
@@ -479,7 +413,7 @@ fn fetchmail_pulls_every_message_over_stls_and_pop3s_and_deletes_them() {
 }
 
 /// Runs curl with `args`; returns its output (asserting success when `ok`).
-fn curl(args: &[&str], servers: &[&Server], ok: bool) -> Output {
+fn curl(args: &[&str], servers: &[&LoginServer], ok: bool) -> Output {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "30"])
         .args(args)
@@ -496,8 +430,14 @@ fn curl(args: &[&str], servers: &[&Server], ok: bool) -> Output {
 #[test]
 fn curl_lists_and_retrieves_over_pop3s_and_stls() {
     let (inst, maildir) = setup("pop3c-curl", &messages());
-    let stls = Server::start(&inst, &maildir, false);
-    let pop3s = Server::start(&inst, &maildir, true);
+    let stls = inst.login_server(
+        "pop3",
+        false,
+        "rqmail-pop3d",
+        maildir.to_str().unwrap(),
+        &[],
+    );
+    let pop3s = inst.login_server("pop3", true, "rqmail-pop3d", maildir.to_str().unwrap(), &[]);
     let servers = [&stls, &pop3s];
     let files = maildir_messages(&maildir);
     let base = format!("pop3s://joe:secret@127.0.0.1:{}/", pop3s.port);

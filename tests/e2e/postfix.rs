@@ -734,23 +734,13 @@ sys.stdin.read()
 
 impl BrokenPeer {
     fn new(script: &str) -> BrokenPeer {
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the broken peer said {line:?}"));
+        let (child, port) = rqmail_e2e::spawn_server(
+            Command::new("python3")
+                .arg("-c")
+                .arg(script)
+                .stdin(Stdio::piped()),
+            "the broken peer",
+        );
         // Let the filling connects settle in the queue.
         std::thread::sleep(Duration::from_millis(200));
         BrokenPeer { port, child }

@@ -370,41 +370,29 @@ impl Instance {
     /// Serves `program args...` with rqmail-tcpserver on a fresh loopback port; `env` is
     /// given to the server (as rules would, e.g. RELAYCLIENT).
     pub fn listen(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> Listener {
-        let mut child = command(self.bin("rqmail-tcpserver"))
-            .args([
-                "-1",
-                "-q",
-                "-R",
-                "-H",
-                "-l",
-                "mail.example.com",
-                "-c",
-                "400",
-                "-b",
-                "256",
-                "127.0.0.1",
-                "0",
-            ])
-            .arg(self.bin(program))
-            .args(args)
-            .current_dir(&self.home)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("rqmail-tcpserver");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("tcpserver printed {line:?}"));
+        let mut cmd = command(self.bin("rqmail-tcpserver"));
+        cmd.args([
+            "-1",
+            "-q",
+            "-R",
+            "-H",
+            "-l",
+            "mail.example.com",
+            "-c",
+            "400",
+            "-b",
+            "256",
+            "127.0.0.1",
+            "0",
+        ])
+        .arg(self.bin(program))
+        .args(args)
+        .current_dir(&self.home)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+        let (child, port) = spawn_server(&mut cmd, "rqmail-tcpserver");
         Listener {
             port,
             child: Some(child),
@@ -479,6 +467,130 @@ impl Drop for Listener {
             let _ = child.wait();
         }
     }
+}
+
+/// A POP3 or IMAP front (rqmail-login) served by rqmail-tcpserver, whose log and the stderr
+/// of every session's processes go to a file; stopped with TERM when dropped. Made by
+/// [`Instance::login_server`] or, for other command lines, [`LoginServer::new`].
+pub struct LoginServer {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    child: Option<Child>,
+    /// The log file.
+    pub log: PathBuf,
+}
+
+impl Instance {
+    /// Starts a [`LoginServer`] for `protocol` (`pop3` or `imap`), with implicit TLS if
+    /// `implicit_tls`, running the post-login program `post_login` (a binary of the
+    /// instance) on `dir`; `env` is given to the server (as rules would).
+    pub fn login_server(
+        &self,
+        protocol: &str,
+        implicit_tls: bool,
+        post_login: &str,
+        dir: &str,
+        env: &[(&str, &str)],
+    ) -> LoginServer {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let log = self.home.join(format!("{protocol}-{n}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut cmd = command(self.bin("rqmail-tcpserver"));
+        cmd.args(["-1", "-v", "-R", "-H", "-l", "mail.example.com"])
+            .args(["-c", "100", "127.0.0.1", "0"])
+            .arg(self.bin("rqmail-login"))
+            .arg(protocol)
+            .args(implicit_tls.then_some("-s"))
+            .arg(self.bin("fake-checkpassword"))
+            .arg(self.bin(post_login))
+            .arg(dir)
+            .current_dir(&self.home)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stderr(log_file);
+        let (child, port) = spawn_server(&mut cmd, "rqmail-tcpserver");
+        LoginServer::new(child, port, log)
+    }
+}
+
+impl LoginServer {
+    /// A server already started (see [`spawn_server`]) whose stderr goes to `log`.
+    pub fn new(child: Child, port: u16, log: PathBuf) -> LoginServer {
+        LoginServer {
+            port,
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits until every session has ended, and asserts that no process crashed (no
+    /// panic or abort in the log).
+    pub fn wait_idle(&self) {
+        let done = wait_for(Duration::from_secs(15), || {
+            let log = self.log_text();
+            log.matches("rqmail-tcpserver: end ").count()
+                >= log.matches("rqmail-tcpserver: ok ").count()
+        });
+        let log = self.log_text();
+        assert!(done, "sessions still running:\n{log}");
+        for crash in ["panicked", "fatal runtime error", "overflowed its stack"] {
+            assert!(!log.contains(crash), "a process crashed:\n{log}");
+        }
+    }
+
+    /// [`wait_idle`](Self::wait_idle), and every session ended with status 0 or 1.
+    /// (rqmail-login ends with 0 whatever became of the post-login program, so the log's
+    /// crash lines are what tell of those.)
+    pub fn wait_idle_and_clean(&self) {
+        self.wait_idle();
+        let log = self.log_text();
+        for line in log.lines().filter(|l| l.contains("rqmail-tcpserver: end ")) {
+            let status = line.rsplit(' ').next().unwrap_or("");
+            assert!(
+                status == "0" || status == "1",
+                "a session ended badly ({line}):\n{log}"
+            );
+        }
+    }
+}
+
+impl Drop for LoginServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Spawns `cmd`, a server that prints the port it listens on as the first line of its
+/// stdout (rqmail-tcpserver on port 0, or a test peer), and returns it with that port.
+pub fn spawn_server(cmd: &mut Command, what: &str) -> (Child, u16) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{what} printed {line:?}"));
+    (child, port)
 }
 
 /// Polls `f` every 10 ms until it is true or `limit` passes; returns whether it became true.
