@@ -11,30 +11,12 @@
 //! checkpassword accepts joe/secret and runs `rqmail-imapd Maildir` in joe's home.
 
 use rqmail_e2e::{Instance, LoginServer};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Accepts joe/secret; enters HOME (substituted) and runs argv[1:].
 /// Passwords in the clear on loopback, as the shipped rules allow.
 const PLAINTEXT: &[(&str, &str)] = &[("IMAP_PLAINTEXT", "")];
-const FAKE_CHECKPASSWORD: &str = r#"#!/usr/bin/env python3
-import os, sys
-data = b""
-while len(data) <= 512:
-    chunk = os.read(3, 513)
-    if not chunk:
-        break
-    data += chunk
-os.close(3)
-if data.split(b"\0")[:2] != [b"joe", b"secret"]:
-    sys.exit(1)
-os.chdir("@HOME@")
-os.environ["HOME"] = "@HOME@"
-os.environ["USER"] = "joe"
-os.execv(sys.argv[1], sys.argv[1:])
-"#;
-
 const ONE: &[u8] = b"From: Alice <alice@remote.example>\nSubject: one\n\nfirst\n";
 const TWO: &[u8] = b"From: Carol <carol@remote.example>\nSubject: two\n\nsecond\n";
 const THREE: &[u8] = b"From: Dave <dave@remote.example>\nSubject: three\n\nthird\n";
@@ -45,13 +27,7 @@ const FOUR: &[u8] = b"From: Erin <erin@remote.example>\nSubject: four\n\nfourth\
 fn setup(name: &str, messages: &[&[u8]]) -> (Instance, PathBuf, LoginServer) {
     let mut inst = Instance::new(name);
     let homes = inst.add_users(&["joe"]);
-    let path = inst.bin("fake-checkpassword");
-    std::fs::write(
-        &path,
-        FAKE_CHECKPASSWORD.replace("@HOME@", homes[0].to_str().unwrap()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    inst.install_fake_checkpassword(&homes[0]);
     inst.start();
     let maildir = homes[0].join("Maildir");
     for message in messages {

@@ -13,28 +13,9 @@
 
 use rqmail_e2e::{Instance, LoginServer};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// Accepts joe/secret; enters HOME (substituted) and runs argv[1:].
-const FAKE_CHECKPASSWORD: &str = r#"#!/usr/bin/env python3
-import os, sys
-data = b""
-while len(data) <= 512:
-    chunk = os.read(3, 513)
-    if not chunk:
-        break
-    data += chunk
-os.close(3)
-if data.split(b"\0")[:2] != [b"joe", b"secret"]:
-    sys.exit(1)
-os.chdir("@HOME@")
-os.environ["HOME"] = "@HOME@"
-os.environ["USER"] = "joe"
-os.execv(sys.argv[1], sys.argv[1:])
-"#;
 
 /// Dots at the start of lines, an empty line, a lone dot.
 const DOTS: &[u8] = b"Subject: dots\n\nline one\n.leading dot\n..two dots\n\n.\nlast line\n";
@@ -108,13 +89,7 @@ fn setup(name: &str, messages: &[Vec<u8>]) -> (Instance, PathBuf) {
     inst.make_certificate();
     inst.control("logindelay", "50\n");
     let homes = inst.add_users(&["joe"]);
-    let path = inst.bin("fake-checkpassword");
-    std::fs::write(
-        &path,
-        FAKE_CHECKPASSWORD.replace("@HOME@", homes[0].to_str().unwrap()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    inst.install_fake_checkpassword(&homes[0]);
     inst.start();
     let maildir = homes[0].join("Maildir");
     deliver(&inst, &maildir, messages);

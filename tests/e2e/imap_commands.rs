@@ -11,7 +11,6 @@
 
 use rqmail_e2e::{Instance, LoginServer, wait_for};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,23 +20,6 @@ use std::time::{Duration, Instant};
 /// Accepts joe/secret; enters HOME (substituted) and runs argv[1:].
 /// Passwords in the clear on loopback, as the shipped rules allow.
 const PLAINTEXT: &[(&str, &str)] = &[("IMAP_PLAINTEXT", "")];
-const FAKE_CHECKPASSWORD: &str = r#"#!/usr/bin/env python3
-import os, sys
-data = b""
-while len(data) <= 512:
-    chunk = os.read(3, 513)
-    if not chunk:
-        break
-    data += chunk
-os.close(3)
-if data.split(b"\0")[:2] != [b"joe", b"secret"]:
-    sys.exit(1)
-os.chdir("@HOME@")
-os.environ["HOME"] = "@HOME@"
-os.environ["USER"] = "joe"
-os.execv(sys.argv[1], sys.argv[1:])
-"#;
-
 /// Python helpers every client script starts with.
 const PRELUDE: &str = r#"
 import calendar, datetime, imaplib, json, os, re, socket, sys, time
@@ -176,13 +158,7 @@ struct Setup {
 fn setup(name: &str, messages: &[Vec<u8>]) -> Setup {
     let mut inst = Instance::new(name);
     let homes = inst.add_users(&["joe"]);
-    let path = inst.bin("fake-checkpassword");
-    std::fs::write(
-        &path,
-        FAKE_CHECKPASSWORD.replace("@HOME@", homes[0].to_str().unwrap()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    inst.install_fake_checkpassword(&homes[0]);
     inst.start();
     let maildir = homes[0].join("Maildir");
     for message in messages {

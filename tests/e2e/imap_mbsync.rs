@@ -15,24 +15,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// Accepts joe/secret; enters HOME (substituted) and runs argv[1:].
-const FAKE_CHECKPASSWORD: &str = r#"#!/usr/bin/env python3
-import os, sys
-data = b""
-while len(data) <= 512:
-    chunk = os.read(3, 513)
-    if not chunk:
-        break
-    data += chunk
-os.close(3)
-if data.split(b"\0")[:2] != [b"joe", b"secret"]:
-    sys.exit(1)
-os.chdir("@HOME@")
-os.environ["HOME"] = "@HOME@"
-os.environ["USER"] = "joe"
-os.execv(sys.argv[1], sys.argv[1:])
-"#;
-
 /// mbsync's configuration: the server over IMAPS, the local tree as Maildir++, every
 /// folder both ways, deletions and expunges propagated.
 const MBSYNCRC: &str = "\
@@ -325,13 +307,7 @@ fn mbsync_syncs_a_folder_tree_both_ways_then_changes_then_nothing() {
     let cert = make_certificate(&inst);
     inst.control("logindelay", "50\n");
     let homes = inst.add_users(&["joe"]);
-    let checkpassword = inst.bin("fake-checkpassword");
-    std::fs::write(
-        &checkpassword,
-        FAKE_CHECKPASSWORD.replace("@HOME@", homes[0].to_str().unwrap()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&checkpassword, std::fs::Permissions::from_mode(0o755)).unwrap();
+    inst.install_fake_checkpassword(&homes[0]);
     inst.start();
 
     // The server's side: two messages delivered through the queue, the second one then

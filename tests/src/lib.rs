@@ -469,6 +469,40 @@ impl Drop for Listener {
     }
 }
 
+/// A checkpassword stand-in for tests of the fronts: accepts `joe`/`secret` only, then, as
+/// the real one would after changing uid, enters the home, sets HOME and USER, and runs
+/// the post-login program (its arguments).
+const FAKE_CHECKPASSWORD: &str = r#"#!/usr/bin/env python3
+import os, sys
+data = b""
+while len(data) <= 512:
+    chunk = os.read(3, 513)
+    if not chunk:
+        break
+    data += chunk
+os.close(3)
+if data.split(b"\0")[:2] != [b"joe", b"secret"]:
+    sys.exit(1)
+os.chdir("@HOME@")
+os.environ["HOME"] = "@HOME@"
+os.environ["USER"] = "joe"
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+
+impl Instance {
+    /// Installs `fake-checkpassword` among the instance's binaries: joe/secret, whose
+    /// home is `home`.
+    pub fn install_fake_checkpassword(&self, home: &Path) {
+        let path = self.bin("fake-checkpassword");
+        std::fs::write(
+            &path,
+            FAKE_CHECKPASSWORD.replace("@HOME@", home.to_str().unwrap()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
 /// A POP3 or IMAP front (rqmail-login) served by rqmail-tcpserver, whose log and the stderr
 /// of every session's processes go to a file; stopped with TERM when dropped. Made by
 /// [`Instance::login_server`] or, for other command lines, [`LoginServer::new`].
