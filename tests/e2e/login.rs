@@ -12,7 +12,6 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// Accepts joe/secret (and exits 111 for the user `temp`); logs each request, NULs as `|`.
@@ -90,41 +89,6 @@ def connect():
     return s, f
 "#;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// Serves `rqmail-login ARGS` on a fresh loopback port, as Instance::listen does but with
-/// the log kept in a file, and as root where `as_root` (the real deployment, without -u).
-fn serve(inst: &Instance, args: &[&str], env: &[(&str, &str)], as_root: bool) -> LoginServer {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let log = inst.home.join(format!("login-{n}.log"));
-    let log_file = std::fs::File::create(&log).unwrap();
-    let mut cmd = if as_root {
-        Command::new(inst.bin("rqmail-tcpserver"))
-    } else {
-        rqmail_e2e::command(inst.bin("rqmail-tcpserver"))
-    };
-    cmd.args([
-        "-1",
-        "-q",
-        "-R",
-        "-H",
-        "-l",
-        "mail.example.com",
-        "127.0.0.1",
-        "0",
-    ])
-    .arg(inst.bin("rqmail-login"))
-    .args(args)
-    .current_dir(&inst.home)
-    .env_clear()
-    .env("PATH", "/usr/bin:/bin")
-    .envs(env.iter().copied())
-    .stdin(Stdio::null())
-    .stderr(log_file);
-    let (child, port) = rqmail_e2e::spawn_server(&mut cmd, "rqmail-tcpserver");
-    LoginServer::new(child, port, log)
-}
-
 fn install_script(inst: &Instance, name: &str, text: &str) -> PathBuf {
     let path = inst.bin(name);
     std::fs::write(&path, text).unwrap();
@@ -189,7 +153,7 @@ fn python(inst: &Instance, server: &LoginServer, script: &str) -> String {
 #[test]
 fn stls_login_succeeds_after_a_wrong_password() {
     let inst = setup("login-stls");
-    let server = serve(&inst, &strs(&fake_args(&inst, false)), &[], false);
+    let server = inst.login_server_with(&strs(&fake_args(&inst, false)), &[], false);
     python(
         &inst,
         &server,
@@ -230,7 +194,7 @@ assert p.quit() == b"+OK bye"
 #[test]
 fn pop3s_speaks_tls_from_the_first_byte() {
     let inst = setup("login-pop3s");
-    let server = serve(&inst, &strs(&fake_args(&inst, true)), &[], false);
+    let server = inst.login_server_with(&strs(&fake_args(&inst, true)), &[], false);
     python(
         &inst,
         &server,
@@ -261,7 +225,7 @@ assert not data.startswith(b"+OK"), data
 #[test]
 fn plaintext_login_is_refused_without_tls_unless_pop3_plaintext_is_set() {
     let inst = setup("login-plaintext");
-    let strict = serve(&inst, &strs(&fake_args(&inst, false)), &[], false);
+    let strict = inst.login_server_with(&strs(&fake_args(&inst, false)), &[], false);
     python(
         &inst,
         &strict,
@@ -275,8 +239,7 @@ assert p.quit().startswith(b"+OK")
 "#,
     );
     assert!(checkpassword_requests(&inst).is_empty());
-    let open = serve(
-        &inst,
+    let open = inst.login_server_with(
         &strs(&fake_args(&inst, false)),
         &[("POP3_PLAINTEXT", "")],
         false,
@@ -299,7 +262,7 @@ assert p.quit() == b"+OK bye"
     let bare = Instance::new("login-nocert");
     install_script(&bare, "fake-checkpassword", FAKE_CHECKPASSWORD);
     install_script(&bare, "fake-postlogin", FAKE_POSTLOGIN);
-    let server = serve(&bare, &strs(&fake_args(&bare, false)), &[], false);
+    let server = bare.login_server_with(&strs(&fake_args(&bare, false)), &[], false);
     python(
         &bare,
         &server,
@@ -316,7 +279,7 @@ assert p.quit().startswith(b"+OK")
 #[test]
 fn auth_plain_with_initial_response_continuation_and_cancel() {
     let inst = setup("login-auth");
-    let server = serve(&inst, &strs(&fake_args(&inst, false)), &[], false);
+    let server = inst.login_server_with(&strs(&fake_args(&inst, false)), &[], false);
     python(
         &inst,
         &server,
@@ -353,7 +316,7 @@ assert p.quit() == b"+OK bye"
 #[test]
 fn commands_pipelined_after_stls_are_discarded() {
     let inst = setup("login-inject");
-    let server = serve(&inst, &strs(&fake_args(&inst, false)), &[], false);
+    let server = inst.login_server_with(&strs(&fake_args(&inst, false)), &[], false);
     python(
         &inst,
         &server,
@@ -383,8 +346,7 @@ assert t.recv(1000) == b"+OK bye\r\n"
 #[test]
 fn garbage_and_overlong_lines_get_err_and_never_reach_checkpassword() {
     let inst = setup("login-garbage");
-    let server = serve(
-        &inst,
+    let server = inst.login_server_with(
         &strs(&fake_args(&inst, false)),
         &[("POP3_PLAINTEXT", "")],
         false,
@@ -441,8 +403,7 @@ assert f.readline() == b""
 #[test]
 fn three_failed_logins_close_the_connection_with_growing_delays() {
     let inst = setup("login-failures");
-    let server = serve(
-        &inst,
+    let server = inst.login_server_with(
         &strs(&fake_args(&inst, false)),
         &[("POP3_PLAINTEXT", "")],
         false,
@@ -493,8 +454,7 @@ p.quit()
 #[test]
 fn commands_pipelined_after_pass_reach_the_post_login_program() {
     let inst = setup("login-pipeline");
-    let server = serve(
-        &inst,
+    let server = inst.login_server_with(
         &strs(&fake_args(&inst, false)),
         &[("POP3_PLAINTEXT", "")],
         false,
@@ -517,7 +477,7 @@ assert f.readline() == b""
 fn long_replies_are_relayed_through_tls() {
     let inst = setup("login-bulk");
     for implicit_tls in [false, true] {
-        let server = serve(&inst, &strs(&fake_args(&inst, implicit_tls)), &[], false);
+        let server = inst.login_server_with(&strs(&fake_args(&inst, implicit_tls)), &[], false);
         let connect = if implicit_tls {
             "p = poplib.POP3_SSL(\"127.0.0.1\", PORT, context=ctx, timeout=20)"
         } else {
@@ -566,7 +526,7 @@ fn leftover_processes(inst: &Instance) -> Vec<String> {
 #[test]
 fn nothing_is_left_running_when_the_client_disconnects() {
     let inst = setup("login-disconnect");
-    let server = serve(&inst, &strs(&fake_args(&inst, false)), &[], false);
+    let server = inst.login_server_with(&strs(&fake_args(&inst, false)), &[], false);
     python(
         &inst,
         &server,
@@ -640,7 +600,7 @@ fn the_real_rqmail_pop3d_serves_the_session_when_built() {
         "./Maildir",
     ]
     .map(str::to_string);
-    let server = serve(&inst, &strs(&args), &[], false);
+    let server = inst.login_server_with(&strs(&args), &[], false);
     python(
         &inst,
         &server,
@@ -796,7 +756,7 @@ fn as_root_the_front_runs_as_rqmaild_and_the_session_as_the_user() {
         inst.bin("fake-postlogin").to_str().unwrap(),
     ]
     .map(str::to_string);
-    let server = serve(&inst, &strs(&args), &[], true);
+    let server = inst.login_server_with(&strs(&args), &[], true);
     let out = python(
         &inst,
         &server,

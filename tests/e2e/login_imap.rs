@@ -12,8 +12,7 @@
 use rqmail_e2e::{Instance, LoginServer};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 
 /// Accepts joe/secret and joe/`se "cr\et` (exits 111 for the user `temp`); logs each
 /// request, NULs as `|`, with the tag it was given for the post-login program.
@@ -82,36 +81,6 @@ def expect(f, *prefixes):
         assert line.startswith(want), (want, line)
 "#;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// Serves `rqmail-login ARGS` on a fresh loopback port, with the log kept in a file.
-fn serve(inst: &Instance, args: &[&str], env: &[(&str, &str)]) -> LoginServer {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let log = inst.home.join(format!("login-{n}.log"));
-    let log_file = std::fs::File::create(&log).unwrap();
-    let mut cmd = rqmail_e2e::command(inst.bin("rqmail-tcpserver"));
-    cmd.args([
-        "-1",
-        "-q",
-        "-R",
-        "-H",
-        "-l",
-        "mail.example.com",
-        "127.0.0.1",
-        "0",
-    ])
-    .arg(inst.bin("rqmail-login"))
-    .args(args)
-    .current_dir(&inst.home)
-    .env_clear()
-    .env("PATH", "/usr/bin:/bin")
-    .envs(env.iter().copied())
-    .stdin(Stdio::null())
-    .stderr(log_file);
-    let (child, port) = rqmail_e2e::spawn_server(&mut cmd, "rqmail-tcpserver");
-    LoginServer::new(child, port, log)
-}
-
 fn install_script(inst: &Instance, name: &str, text: &str) -> PathBuf {
     let path = inst.bin(name);
     std::fs::write(&path, text).unwrap();
@@ -138,10 +107,10 @@ fn serve_fakes(inst: &Instance, implicit_tls: bool, env: &[(&str, &str)]) -> Log
     for p in ["fake-checkpassword", "fake-imap-postlogin"] {
         args.push(inst.bin(p).to_str().unwrap().to_string());
     }
-    serve(
-        inst,
+    inst.login_server_with(
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         env,
+        false,
     )
 }
 
@@ -551,10 +520,10 @@ fn the_real_rqmail_imapd_serves_the_session_when_built() {
         "./Maildir",
     ]
     .map(str::to_string);
-    let server = serve(
-        &inst,
+    let server = inst.login_server_with(
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &[],
+        false,
     );
     python(
         &inst,

@@ -549,6 +549,47 @@ impl Instance {
     }
 }
 
+impl Instance {
+    /// Serves `rqmail-login ARGS...` (any command line) on a fresh loopback port, with the
+    /// log in a file; as root (no uid change, the real deployment) if `as_root`, else as
+    /// the instance's user.
+    pub fn login_server_with(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        as_root: bool,
+    ) -> LoginServer {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let log = self.home.join(format!("login-{n}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut cmd = if as_root {
+            Command::new(self.bin("rqmail-tcpserver"))
+        } else {
+            command(self.bin("rqmail-tcpserver"))
+        };
+        cmd.args([
+            "-1",
+            "-q",
+            "-R",
+            "-H",
+            "-l",
+            "mail.example.com",
+            "127.0.0.1",
+            "0",
+        ])
+        .arg(self.bin("rqmail-login"))
+        .args(args)
+        .current_dir(&self.home)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stderr(log_file);
+        let (child, port) = spawn_server(&mut cmd, "rqmail-tcpserver");
+        LoginServer::new(child, port, log)
+    }
+}
+
 impl LoginServer {
     /// A server already started (see [`spawn_server`]) whose stderr goes to `log`.
     pub fn new(child: Child, port: u16, log: PathBuf) -> LoginServer {
