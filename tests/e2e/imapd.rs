@@ -353,7 +353,7 @@ fn condstore_keywords_list_status_utf7_names_and_rename_inbox() {
             r#"
 a = Raw()
 b = Raw()
-assert b"CONDSTORE" in a.greeting and b"LIST-STATUS" in a.greeting, a.greeting
+assert b"CONDSTORE" in a.greeting and b"LIST-STATUS" in a.greeting and b"ESEARCH" in a.greeting, a.greeting
 r = a.cmd(b"e1 ENABLE CONDSTORE")
 assert r[0] == b"* ENABLED CONDSTORE\r\n", r
 r = a.cmd(b"s1 SELECT INBOX")
@@ -379,6 +379,17 @@ r = a.cmd(b"k2 SEARCH UNKEYWORD $Important")
 assert r[0] == b"* SEARCH 1 3\r\n", r
 r = a.cmd(b"k3 SEARCH MODSEQ %d" % (high + 1))
 assert r[0] == b"* SEARCH 2 (MODSEQ %d)\r\n" % new_mod, r
+# ESEARCH (RFC 4731): one line with what was asked, in UID or sequence numbers.
+r = a.cmd(b"e2 UID SEARCH RETURN (MIN MAX COUNT ALL) ALL")
+uids3 = sorted(seqs)
+assert r[0] == b'* ESEARCH (TAG "e2") UID MIN %d MAX %d COUNT 3 ALL %d:%d\r\n' % (uids3[0], uids3[2], uids3[0], uids3[2]), r
+r = a.cmd(b"e3 SEARCH RETURN () UNKEYWORD $Important")
+assert r[0] == b'* ESEARCH (TAG "e3") ALL 1,3\r\n', r
+r = a.cmd(b"e4 SEARCH RETURN (COUNT MIN) SUBJECT nothing-like-this")
+assert r[0] == b'* ESEARCH (TAG "e4") COUNT 0\r\n', r
+r = a.cmd(b"e5 SEARCH RETURN (MAX) MODSEQ %d" % (high + 1))
+assert r[0] == b'* ESEARCH (TAG "e5") MAX 2 MODSEQ %d\r\n' % new_mod, r
+assert a.cmd(b"e6 SEARCH RETURN (SAVE) ALL")[-1].startswith(b"e6 BAD"), "SAVE is not offered"
 
 # Only what changed since a mod-sequence.
 r = a.cmd(b"f2 UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % high)

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// What CAPABILITY says.
-pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ UIDPLUS MOVE IDLE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE LIST-STATUS CONDSTORE";
+pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ UIDPLUS MOVE IDLE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE LIST-STATUS CONDSTORE ESEARCH";
 /// How deep SEARCH keys may nest (parentheses, NOT, OR), so that a hostile command cannot
 /// exhaust the stack.
 const MAX_SEARCH_DEPTH: usize = 100;
@@ -605,7 +605,7 @@ impl<W: Write> Session<W> {
                 match name {
                     "FETCH" => self.fetch(uid, args),
                     "STORE" => self.store(uid, args),
-                    "SEARCH" => self.search(uid, args),
+                    "SEARCH" => self.search(tag, uid, args),
                     "COPY" => self.copy(uid, false, args),
                     "MOVE" => self.copy(uid, true, args),
                     "EXPUNGE" => self.expunge(uid, args),
@@ -1764,7 +1764,26 @@ impl<W: Write> Session<W> {
         }
     }
 
-    fn search(&mut self, uid: bool, args: &mut Args) -> Reply {
+    fn search(&mut self, tag: &str, uid: bool, args: &mut Args) -> Reply {
+        // RFC 4731: SEARCH RETURN (MIN MAX COUNT ALL) answers with one ESEARCH line.
+        let mut returns: Option<Vec<String>> = None;
+        if let Some(Token::Atom(a)) = args.peek()
+            && a.eq_ignore_ascii_case("RETURN")
+        {
+            args.pos += 1;
+            let mut options = Vec::new();
+            for o in args.atom_list()? {
+                let o = o.to_ascii_uppercase();
+                if !matches!(o.as_str(), "MIN" | "MAX" | "COUNT" | "ALL") {
+                    return bad("unsupported SEARCH RETURN option");
+                }
+                options.push(o);
+            }
+            if options.is_empty() {
+                options.push("ALL".to_string());
+            }
+            returns = Some(options);
+        }
         if let Some(Token::Atom(a)) = args.peek()
             && a.eq_ignore_ascii_case("CHARSET")
         {
@@ -1818,13 +1837,37 @@ impl<W: Write> Session<W> {
             let live: HashSet<u32> = sel.messages.iter().map(|m| m.uid).collect();
             let _ = sel.cache.put(&to_cache, &live);
         }
-        let mut line = "* SEARCH".to_string();
-        for n in &found {
-            line.push_str(&format!(" {n}"));
-        }
-        if with_modseq && !found.is_empty() {
-            line.push_str(&format!(" (MODSEQ {highest})"));
-        }
+        let line = match returns {
+            Some(options) => {
+                let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+                if uid {
+                    line.push_str(" UID");
+                }
+                for o in options {
+                    match (o.as_str(), found.first(), found.last()) {
+                        ("MIN", Some(min), _) => line.push_str(&format!(" MIN {min}")),
+                        ("MAX", _, Some(max)) => line.push_str(&format!(" MAX {max}")),
+                        ("ALL", Some(_), _) => line.push_str(&format!(" ALL {}", uid_set(&found))),
+                        ("COUNT", _, _) => line.push_str(&format!(" COUNT {}", found.len())),
+                        _ => {}
+                    }
+                }
+                if with_modseq && !found.is_empty() {
+                    line.push_str(&format!(" MODSEQ {highest}"));
+                }
+                line
+            }
+            None => {
+                let mut line = "* SEARCH".to_string();
+                for n in &found {
+                    line.push_str(&format!(" {n}"));
+                }
+                if with_modseq && !found.is_empty() {
+                    line.push_str(&format!(" (MODSEQ {highest})"));
+                }
+                line
+            }
+        };
         self.send(&line)?;
         Ok("SEARCH completed".into())
     }
