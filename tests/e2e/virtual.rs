@@ -253,10 +253,45 @@ try:
     raise SystemExit("unknown virtual user accepted over IMAP")
 except imaplib.IMAP4.error:
     pass
+# bob@a.test has a quota of 1500 bytes: IMAP honours it too (RFC 5530's OVERQUOTA), and
+# keeps maildirsize up to date as it adds and removes messages.
+m = imaplib.IMAP4("127.0.0.1", port)
+m.login("bob@a.test", "bob-pw")
+big = b"Subject: too big\r\n\r\n" + b"x" * 1600 + b"\r\n"
+typ, data = m.append("INBOX", None, None, big)
+assert typ == "NO" and b"[OVERQUOTA]" in data[0], (typ, data)
+typ, data = m.select("INBOX")
+assert typ == "OK", data
+typ, data = m.store("1:*", "+FLAGS", "(\\Deleted)")
+assert typ == "OK", data
+typ, data = m.expunge()
+assert typ == "OK", data
+small = b"Subject: fits\r\n\r\n" + b"y" * 1000 + b"\r\n"
+typ, data = m.append("Archive", None, None, small)
+assert typ == "OK", (typ, data)
+m.logout()
 print("imap ok")
 "#,
     );
     assert!(out.contains("imap ok"), "{out}");
+    // The expunge and the APPEND to a folder were recorded, and a recount agrees.
+    let bob_maildir = maildir(&a, "bob");
+    let size = read(&bob_maildir.join("maildirsize"));
+    let lines: Vec<&str> = size.lines().collect();
+    assert_eq!(lines[0], "1500S", "{size}");
+    assert!(
+        lines.iter().any(|l| l.starts_with('-')),
+        "no removal recorded: {size}"
+    );
+    let total: i64 = lines[1..]
+        .iter()
+        .map(|l| l.split(' ').next().unwrap().parse::<i64>().unwrap())
+        .sum();
+    let archived: u64 = std::fs::read_dir(bob_maildir.join(".Archive/cur"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert_eq!(total, archived as i64, "{size}");
     // The \Seen flag landed in the virtual user's own Maildir, as the domain account.
     let seen: Vec<_> = std::fs::read_dir(maildir(&b, "alice").join("cur"))
         .unwrap()

@@ -77,7 +77,7 @@ fn run() -> (u8, String) {
         .collect();
     for (name, quota) in &mailboxes {
         let maildir = rqmail_virtual::user_dir(&dir, name).join("Maildir");
-        match rqmail_virtual::quota::fits(&maildir, *quota, size) {
+        match rqmail_mailbox::quota::fits(&maildir, *quota, size) {
             Ok(true) => {}
             Ok(false) => {
                 return temporary(format!(
@@ -98,7 +98,7 @@ fn run() -> (u8, String) {
             return temporary(e.text);
         }
         // The message is delivered; a stale maildirsize is recounted later.
-        let _ = rqmail_virtual::quota::add(&maildir, *quota, size);
+        let _ = rqmail_mailbox::quota::add(&maildir, *quota, size);
     }
     let forwards: Vec<&[u8]> = targets
         .iter()

@@ -6,6 +6,7 @@ use crate::input::{Input, ReadError, Token, wait_either};
 use crate::mime::{self, SectionSpec, SectionText};
 use crate::store::{self, FLAG_LETTERS, Folder, Message, NewMessage, flag_letter};
 use crate::{date, utf7};
+use rqmail_mailbox::quota;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
@@ -311,6 +312,19 @@ fn contains_ci(hay: &[u8], needle: &str) -> bool {
             .zip(&needle)
             .all(|(a, b)| a.to_ascii_lowercase() == *b)
     })
+}
+
+/// A message's size as stored (what Maildir++ quotas count): `,S=` in its name, else the
+/// file's size.
+fn stored_size(folder: &Folder, m: &Message) -> u64 {
+    m.unique
+        .split(',')
+        .skip(1)
+        .find_map(|f| f.strip_prefix("S="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            std::fs::metadata(folder.dir.join(m.file())).map_or(0, |meta| meta.len())
+        })
 }
 
 /// True if `tag` is a valid tag (RFC 3501 §9: ASTRING-CHARs but `+`), at most 64 bytes.
@@ -1908,9 +1922,21 @@ impl<W: Write> Session<W> {
             }
             .into());
         }
+        // Maildir++ quota: a COPY must fit; a MOVE within the Maildir changes nothing in all.
+        let total: u64 = news.iter().map(|n| n.bytes.len() as u64).sum();
+        let limit = quota::limit(&self.root);
+        if let Some(q) = limit
+            && !moving
+            && !quota::fits(&self.root, q, total).unwrap_or(true)
+        {
+            return no("[OVERQUOTA] not enough room in the mailbox");
+        }
         let (validity, uids) = dest
             .add(&news)
             .map_err(|e| Failure::No(format!("copy failed: {e}")))?;
+        if let Some(q) = limit {
+            let _ = quota::add_many(&self.root, q, total, news.len() as u64);
+        }
         let code = format!(
             "[COPYUID {validity} {} {}]",
             uid_set(&src_uids),
@@ -1924,11 +1950,18 @@ impl<W: Write> Session<W> {
             return bad("no mailbox selected");
         };
         let mut lines = Vec::new();
+        let (mut freed, mut count) = (0, 0);
         for &i in indexes.iter().rev() {
+            let size = stored_size(&sel.folder, &sel.messages[i]);
             if sel.folder.remove(&sel.messages[i]).is_ok() {
                 sel.messages.remove(i);
                 lines.push(format!("* {} EXPUNGE", i + 1));
+                freed += size;
+                count += 1;
             }
+        }
+        if let Some(q) = limit {
+            let _ = quota::remove(&self.root, q, freed, count);
         }
         for l in lines {
             self.send(&l)?;
@@ -1942,15 +1975,24 @@ impl<W: Write> Session<W> {
             return bad("no mailbox selected");
         };
         let mut lines = Vec::new();
+        let (mut freed, mut count) = (0, 0);
         let mut i = sel.messages.len();
         while i > 0 {
             i -= 1;
             if !sel.messages[i].has(b'T') || only.is_some_and(|o| !o.contains(&i)) {
                 continue;
             }
+            let size = stored_size(&sel.folder, &sel.messages[i]);
             sel.folder.remove(&sel.messages[i])?;
             sel.messages.remove(i);
             lines.push(format!("* {} EXPUNGE", i + 1));
+            freed += size;
+            count += 1;
+        }
+        if count > 0
+            && let Some(q) = quota::limit(&self.root)
+        {
+            let _ = quota::remove(&self.root, q, freed, count);
         }
         Ok(lines)
     }
@@ -2011,6 +2053,13 @@ impl<W: Write> Session<W> {
             return no("[TRYCREATE] no such mailbox");
         }
         let _ = name;
+        let limit = quota::limit(&self.root);
+        let size = bytes.len() as u64;
+        if let Some(q) = limit
+            && !quota::fits(&self.root, q, size).unwrap_or(true)
+        {
+            return no("[OVERQUOTA] not enough room in the mailbox");
+        }
         let (validity, uids) = folder
             .add(&[NewMessage {
                 bytes,
@@ -2018,6 +2067,9 @@ impl<W: Write> Session<W> {
                 mtime,
             }])
             .map_err(|e| Failure::No(format!("append failed: {e}")))?;
+        if let Some(q) = limit {
+            let _ = quota::add(&self.root, q, size);
+        }
         Ok(format!(
             "[APPENDUID {validity} {}] APPEND completed",
             uid_set(&uids)

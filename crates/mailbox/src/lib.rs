@@ -5,6 +5,7 @@
 
 mod maildir;
 mod mbox;
+pub mod quota;
 
 pub use maildir::{deliver_maildir, make_folder, make_maildir, unique_name};
 pub use mbox::deliver_mbox;

@@ -27,8 +27,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod quota;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{File, OpenOptions};

@@ -100,29 +100,6 @@ fn compile_writes_both_cdbs_and_a_mistake_changes_nothing() {
 }
 
 #[test]
-fn quota_counts_the_maildir_and_recounts_before_refusing() {
-    let dir = scratch("quota");
-    for sub in ["new", "cur", "tmp"] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-    }
-    std::fs::write(dir.join("new/1.a.host,S=400,W=410"), "").unwrap();
-    std::fs::write(dir.join("cur/2.b.host:2,S"), vec![b'x'; 300]).unwrap();
-    assert!(quota::fits(&dir, 1000, 300).unwrap());
-    assert_eq!(
-        std::fs::read_to_string(dir.join(quota::FILE)).unwrap(),
-        "1000S\n700 2\n"
-    );
-    assert!(!quota::fits(&dir, 1000, 301).unwrap());
-    std::fs::write(dir.join("new/3.c.host,S=250,W=260"), "").unwrap();
-    quota::add(&dir, 1000, 250).unwrap();
-    assert!(!quota::fits(&dir, 1000, 100).unwrap());
-    std::fs::remove_file(dir.join("new/1.a.host,S=400,W=410")).unwrap();
-    assert!(quota::fits(&dir, 1000, 100).unwrap());
-    assert!(quota::fits(&dir, 0, u64::MAX / 2).unwrap());
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
 fn names_and_domains_are_safe_path_components() {
     for good in ["alice", "a.b", "x_y+z=1-2"] {
         assert!(valid_name(good), "{good}");

@@ -1,0 +1,273 @@
+//! Maildir++ quotas: the `maildirsize` file at the top of a Maildir. Its first line is the
+//! quota (`10000S` for bytes); each further line is `BYTES COUNT`, a change to add up, and
+//! the count covers the Maildir and its Maildir++ folders. Deliveries (rqmail-vdeliver) and
+//! IMAP (rqmail-imapd: APPEND, COPY, EXPUNGE) append to it.
+//! It is recomputed from the Maildir when missing, when its quota line is not the current
+//! quota, when it grows past 5120 bytes, and before a message is refused (so mail removed
+//! by hand or by a POP3 client that does not update it frees room at once).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// The file's name in the Maildir.
+pub const FILE: &str = "maildirsize";
+/// Larger than this, the file is rewritten with one total line (Maildir++'s rule).
+const MAX_SIZE: u64 = 5120;
+
+/// The size of a message file: `S=` in its name, else from stat.
+fn message_size(dir: &Path, name: &str) -> Option<u64> {
+    let info = name.split_once(':').map_or(name, |(base, _)| base);
+    for part in info.split(',') {
+        if let Some(s) = part.strip_prefix("S=")
+            && let Ok(n) = s.parse()
+        {
+            return Some(n);
+        }
+    }
+    std::fs::metadata(dir.join(name)).ok().map(|m| m.len())
+}
+
+/// Bytes and messages in `new/` and `cur/` of the Maildir and of each Maildir++ folder.
+pub fn scan(maildir: &Path) -> io::Result<(u64, u64)> {
+    let mut dirs = vec![maildir.join("new"), maildir.join("cur")];
+    for entry in std::fs::read_dir(maildir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let is_folder = name
+            .to_str()
+            .is_some_and(|n| n.len() > 1 && n.starts_with('.') && n != "..");
+        if is_folder && entry.path().join("cur").is_dir() {
+            dirs.push(entry.path().join("new"));
+            dirs.push(entry.path().join("cur"));
+        }
+    }
+    let (mut bytes, mut count) = (0, 0);
+    for dir in dirs {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            // A folder removed meanwhile.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(size) = message_size(&dir, name) {
+                bytes += size;
+                count += 1;
+            }
+        }
+    }
+    Ok((bytes, count))
+}
+
+/// The quota line for `quota` bytes.
+fn quota_line(quota: u64) -> String {
+    format!("{quota}S")
+}
+
+/// Reads `maildirsize`: `Some((bytes, count, file size))` if its quota line is `quota`'s.
+fn read(maildir: &Path, quota: u64) -> io::Result<Option<(u64, u64, u64)>> {
+    let text = match std::fs::read_to_string(maildir.join(FILE)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some(quota_line(quota).as_str()) {
+        return Ok(None);
+    }
+    let (mut bytes, mut count) = (0i64, 0i64);
+    for line in lines {
+        let mut f = line.split_whitespace();
+        let (Some(b), Some(c)) = (f.next(), f.next()) else {
+            return Ok(None);
+        };
+        let (Ok(b), Ok(c)) = (b.parse::<i64>(), c.parse::<i64>()) else {
+            return Ok(None);
+        };
+        bytes += b;
+        count += c;
+    }
+    Ok(Some((
+        bytes.max(0) as u64,
+        count.max(0) as u64,
+        text.len() as u64,
+    )))
+}
+
+/// Recounts the Maildir and rewrites `maildirsize` atomically.
+pub fn recalculate(maildir: &Path, quota: u64) -> io::Result<(u64, u64)> {
+    let (bytes, count) = scan(maildir)?;
+    let text = format!("{}\n{bytes} {count}\n", quota_line(quota));
+    write_atomic(&maildir.join(FILE), text.as_bytes())?;
+    Ok((bytes, count))
+}
+
+/// Whether a message of `size` bytes fits under `quota` (0: always). Reads `maildirsize`,
+/// recomputing it when it is missing, stale or says the message does not fit.
+pub fn fits(maildir: &Path, quota: u64, size: u64) -> io::Result<bool> {
+    if quota == 0 {
+        return Ok(true);
+    }
+    let used = match read(maildir, quota)? {
+        Some((bytes, _, len)) if len <= MAX_SIZE && bytes + size <= quota => return Ok(true),
+        _ => recalculate(maildir, quota)?.0,
+    };
+    Ok(used + size <= quota)
+}
+
+/// Writes `path` through a temporary file, fsync and rename.
+fn write_atomic(path: &Path, text: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// The quota in bytes that the Maildir's `maildirsize` names, if it has one: what
+/// programs that do not know the user's quota themselves (rqmail-imapd) go by.
+pub fn limit(maildir: &Path) -> Option<u64> {
+    let mut first = String::new();
+    let file = File::open(maildir.join(FILE)).ok()?;
+    std::io::BufRead::read_line(&mut io::BufReader::new(file.take(256)), &mut first).ok()?;
+    first
+        .trim_end()
+        .split(',')
+        .find_map(|q| q.strip_suffix('S'))
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+}
+
+/// Records `count` messages of `bytes` in all leaving the Maildir (one appended line of
+/// negative numbers), when it has a quota.
+pub fn remove(maildir: &Path, quota: u64, bytes: u64, count: u64) -> io::Result<()> {
+    if quota == 0 || read(maildir, quota)?.is_none() {
+        return Ok(());
+    }
+    let mut f = OpenOptions::new()
+        .append(true)
+        .mode(0o600)
+        .open(maildir.join(FILE))?;
+    f.write_all(format!("-{bytes} -{count}\n").as_bytes())
+}
+
+/// Records `count` messages of `bytes` in all added to the Maildir (one appended line).
+pub fn add_many(maildir: &Path, quota: u64, bytes: u64, count: u64) -> io::Result<()> {
+    if quota == 0 {
+        return Ok(());
+    }
+    if read(maildir, quota)?.is_none() {
+        recalculate(maildir, quota)?;
+        return Ok(());
+    }
+    let mut f = OpenOptions::new()
+        .append(true)
+        .mode(0o600)
+        .open(maildir.join(FILE))?;
+    f.write_all(format!("{bytes} {count}\n").as_bytes())
+}
+
+/// Records a delivered message of `size` bytes in `maildirsize` (one appended line).
+pub fn add(maildir: &Path, quota: u64, size: u64) -> io::Result<()> {
+    if quota == 0 {
+        return Ok(());
+    }
+    if read(maildir, quota)?.is_none() {
+        recalculate(maildir, quota)?;
+        return Ok(());
+    }
+    let mut f = OpenOptions::new()
+        .append(true)
+        .mode(0o600)
+        .open(maildir.join(FILE))?;
+    f.write_all(format!("{size} 1\n").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("rqmail-quota-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        for sub in [
+            "new",
+            "cur",
+            "tmp",
+            ".Archive/new",
+            ".Archive/cur",
+            ".Archive/tmp",
+        ] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn quota_counts_the_maildir_and_its_folders_and_recounts_before_refusing() {
+        let dir = scratch("count");
+        std::fs::write(dir.join("new/1.a.host,S=400,W=410"), "").unwrap();
+        std::fs::write(dir.join("cur/2.b.host:2,S"), vec![b'x'; 200]).unwrap();
+        std::fs::write(dir.join(".Archive/cur/3.c.host,S=100:2,S"), "").unwrap();
+        assert!(fits(&dir, 1000, 300).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(dir.join(FILE)).unwrap(),
+            "1000S\n700 3\n"
+        );
+        assert_eq!(limit(&dir), Some(1000));
+        assert!(!fits(&dir, 1000, 301).unwrap());
+        std::fs::write(dir.join("new/4.d.host,S=250,W=260"), "").unwrap();
+        add(&dir, 1000, 250).unwrap();
+        assert!(!fits(&dir, 1000, 100).unwrap());
+        std::fs::remove_file(dir.join("new/1.a.host,S=400,W=410")).unwrap();
+        remove(&dir, 1000, 400, 1).unwrap();
+        assert!(
+            std::fs::read_to_string(dir.join(FILE))
+                .unwrap()
+                .ends_with("-400 -1\n")
+        );
+        assert!(fits(&dir, 1000, 100).unwrap());
+        assert!(fits(&dir, 0, u64::MAX / 2).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn no_maildirsize_means_no_limit() {
+        let dir = scratch("none");
+        assert_eq!(limit(&dir), None);
+        std::fs::write(dir.join(FILE), "5000C\n").unwrap();
+        assert_eq!(
+            limit(&dir),
+            None,
+            "a message-count quota only is no byte limit"
+        );
+        std::fs::write(dir.join(FILE), "5000S,100C\n0 0\n").unwrap();
+        assert_eq!(limit(&dir), Some(5000));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
