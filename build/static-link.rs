@@ -15,11 +15,11 @@
 
 use std::path::{Path, PathBuf};
 
-/// The static archive the C compiler would link for `-lNAME`, if there is one.
-fn static_archive(name: &str) -> Option<PathBuf> {
+/// The file the C compiler would link for `name` (`libc.a`, `rcrt1.o`), if there is one.
+fn toolchain_file(name: &str) -> Option<PathBuf> {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let out = std::process::Command::new(cc)
-        .arg(format!("-print-file-name=lib{name}.a"))
+        .arg(format!("-print-file-name={name}"))
         .output()
         .ok()?;
     let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
@@ -33,8 +33,11 @@ fn link_statically() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     // What rustc's std asks the linker for on x86_64-unknown-linux-gnu; libgcc_s has no
     // static archive, its static counterparts are libgcc_eh (unwinding) and libgcc.
+    // -static-pie starts the program with glibc's rcrt1.o.
+    toolchain_file("rcrt1.o").ok_or("no rcrt1.o for -static-pie")?;
     for name in ["c", "util", "rt", "pthread", "m", "dl", "gcc_eh", "gcc"] {
-        let archive = static_archive(name).ok_or(format!("no static lib{name}.a"))?;
+        let archive =
+            toolchain_file(&format!("lib{name}.a")).ok_or(format!("no static lib{name}.a"))?;
         link(&archive, &dir.join(format!("lib{name}.a")))?;
     }
     let script = dir.join("libgcc_s.a");
