@@ -74,7 +74,7 @@ pub fn parse_date_time(s: &str) -> Option<i64> {
         .map(|p| p.parse().ok())
         .collect::<Option<_>>()?;
     let zone = parts.next()?;
-    if time.len() != 3 || zone.len() != 5 {
+    if time.len() != 3 || zone.len() != 5 || !zone.is_ascii() {
         return None;
     }
     let sign = match &zone[..1] {

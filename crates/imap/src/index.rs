@@ -311,7 +311,12 @@ impl Index {
         let mut by_unique = self.by_unique.as_mut();
         self.records.retain(|r| {
             let keep = !removed.contains(&r.uid);
-            if !keep && let Some(map) = by_unique.as_mut() {
+            // The name may have a later record (a second UID given by mistake): only
+            // forget the name if it still points at this UID.
+            if !keep
+                && let Some(map) = by_unique.as_mut()
+                && map.get(&r.unique) == Some(&r.uid)
+            {
                 map.remove(&r.unique);
             }
             keep
@@ -338,6 +343,10 @@ impl Index {
                 i
             }
         };
+        if meta.len() == 0 {
+            // An empty file (made, never written): as if there were none.
+            return Ok(Index::empty(fresh_validity(dir)));
+        }
         if meta.len() == index.offset {
             return Ok(index);
         }

@@ -1974,12 +1974,13 @@ impl<W: Write> Session<W> {
         let Some(sel) = self.selected.as_mut() else {
             return bad("no mailbox selected");
         };
+        let only: Option<HashSet<usize>> = only.map(|o| o.iter().copied().collect());
         let mut lines = Vec::new();
         let (mut freed, mut count) = (0, 0);
         let mut i = sel.messages.len();
         while i > 0 {
             i -= 1;
-            if !sel.messages[i].has(b'T') || only.is_some_and(|o| !o.contains(&i)) {
+            if !sel.messages[i].has(b'T') || only.as_ref().is_some_and(|o| !o.contains(&i)) {
                 continue;
             }
             let size = stored_size(&sel.folder, &sel.messages[i]);
@@ -2098,7 +2099,8 @@ impl<W: Write> Session<W> {
                     ready
                 }
                 None => {
-                    let (r, _) = nix::unistd::pipe().map_err(io::Error::from)?;
+                    // Both ends kept: with the write end closed, poll would return at once.
+                    let (r, _w) = nix::unistd::pipe().map_err(io::Error::from)?;
                     use std::os::fd::AsFd;
                     wait_either(input, r.as_fd(), Duration::from_millis(500))?
                 }

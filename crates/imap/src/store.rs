@@ -4,7 +4,7 @@
 pub use crate::index::Letters;
 use crate::index::{INDEX, Index};
 use nix::fcntl::{Flock, FlockArg};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -334,7 +334,7 @@ impl Folder {
                 let Ok(name) = entry.file_name().into_string() else {
                     continue;
                 };
-                if name.starts_with('.') || name.contains([' ', '\n']) {
+                if name.starts_with('.') || name.bytes().any(|b| b <= b' ' || b == 0x7f) {
                     continue;
                 }
                 match entry.file_type() {
@@ -350,7 +350,20 @@ impl Folder {
                 });
             }
         }
-        Ok(found)
+        // A message renamed from new/ to cur/ while we read may be listed twice: keep the
+        // cur/ entry (read last), where the file now is.
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(found.len());
+        let mut unique_found: Vec<Found> = Vec::with_capacity(found.len());
+        for f in found {
+            match seen.get(&f.unique) {
+                Some(&i) => unique_found[i] = f,
+                None => {
+                    seen.insert(f.unique.clone(), unique_found.len());
+                    unique_found.push(f);
+                }
+            }
+        }
+        Ok(unique_found)
     }
 
     /// Scans the folder under its lock: gives UIDs to new messages (in delivery order),
@@ -385,7 +398,9 @@ impl Folder {
                 messages,
             };
             self.index = Some(index);
-            self.stamp = self.current_stamp();
+            // Only what was seen: a change while the records were copied must still show.
+            let now = self.current_stamp();
+            self.stamp = now.filter(|s| stamp_before.is_some_and(|b| b[0] == s[0] && b[1] == s[1]));
             return Ok(snapshot);
         }
         let found = self.scan_files()?;
@@ -411,8 +426,12 @@ impl Folder {
                     messages.push((uid, f));
                 }
                 None => {
-                    let (mtime, ns) = self.mtime_of(&f.file);
-                    fresh.push((mtime, ns, f));
+                    // A file gone meanwhile (renamed by another session) waits for the
+                    // next scan, rather than get a UID and a false date now.
+                    let Ok(meta) = fs::metadata(self.dir.join(&f.file)) else {
+                        continue;
+                    };
+                    fresh.push((meta.mtime(), meta.mtime_nsec(), f));
                 }
             }
         }
@@ -685,7 +704,15 @@ impl Folder {
             let mut flags = m.flags.clone();
             flags.sort_unstable();
             flags.dedup();
-            let (uid, _) = index.add(unique, mtime, &flags);
+            // Another session's scan may have found the file (linked before the lock was
+            // taken) and given it a UID already: that UID stays the message's only one.
+            let uid = match index.uid_of(unique) {
+                Some(uid) => {
+                    index.update(uid, &flags, mtime);
+                    uid
+                }
+                None => index.add(unique, mtime, &flags).0,
+            };
             uids.push(uid);
         }
         let result = index.commit(&self.dir);
