@@ -327,6 +327,16 @@ fn stored_size(folder: &Folder, m: &Message) -> u64 {
         })
 }
 
+/// The system flags and the folder's keywords, as FLAGS lists them.
+fn all_flags(keywords: &[String]) -> String {
+    let mut all = SYSTEM_FLAGS.to_string();
+    for k in keywords {
+        all.push(' ');
+        all.push_str(k);
+    }
+    all
+}
+
 /// True if `tag` is a valid tag (RFC 3501 §9: ASTRING-CHARs but `+`), at most 64 bytes.
 fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
@@ -922,11 +932,7 @@ impl<W: Write> Session<W> {
             );
         }
         let keywords = folder.keywords();
-        let mut all = SYSTEM_FLAGS.to_string();
-        for k in &keywords {
-            all.push(' ');
-            all.push_str(k);
-        }
+        let all = all_flags(&keywords);
         self.send(&format!("* FLAGS ({all})"))?;
         let permanent = match (read_only, keywords.len() < 26) {
             (true, _) => String::new(),
@@ -1014,12 +1020,7 @@ impl<W: Write> Session<W> {
         let mut out = Vec::new();
         let keywords = sel.folder.keywords();
         if keywords != sel.keywords {
-            let mut all = SYSTEM_FLAGS.to_string();
-            for k in &keywords {
-                all.push(' ');
-                all.push_str(k);
-            }
-            out.push(format!("* FLAGS ({all})"));
+            out.push(format!("* FLAGS ({})", all_flags(&keywords)));
             sel.keywords = keywords;
         }
         let mut i = sel.messages.len();
@@ -1103,6 +1104,14 @@ impl<W: Write> Session<W> {
             }
         }
         Ok(())
+    }
+
+    /// Writes cache records and empties `records`. Only a cache: a folder it cannot be
+    /// written in is still served.
+    fn write_cache(sel: &mut Selected, records: &mut Vec<(u32, Kind, Vec<u8>)>) {
+        let live: HashSet<u32> = sel.messages.iter().map(|m| m.uid).collect();
+        let _ = sel.cache.put(records, &live);
+        records.clear();
     }
 
     /// Keeps sizes computed from the files (`(index, size)`) in the session and the index.
@@ -1349,9 +1358,7 @@ impl<W: Write> Session<W> {
                     structures.insert(k, b);
                 }
                 if to_cache.len() >= CACHE_BATCH {
-                    let live: HashSet<u32> = sel.messages.iter().map(|m| m.uid).collect();
-                    let _ = sel.cache.put(&to_cache, &live);
-                    to_cache.clear();
+                    Self::write_cache(sel, &mut to_cache);
                 }
             }
             let flags_changed = seen_set.contains(&i);
@@ -1436,9 +1443,7 @@ impl<W: Write> Session<W> {
         }
         Self::keep_sizes(sel, &learned)?;
         if !to_cache.is_empty() {
-            let live: HashSet<u32> = sel.messages.iter().map(|m| m.uid).collect();
-            // Only a cache: a folder it cannot be written in is still served.
-            let _ = sel.cache.put(&to_cache, &live);
+            Self::write_cache(sel, &mut to_cache);
         }
         if missing {
             return no("some messages were expunged by another session");
@@ -1506,12 +1511,7 @@ impl<W: Write> Session<W> {
         let keywords = sel.folder.keywords();
         let mut announce = None;
         if keywords != sel.keywords {
-            let mut all = SYSTEM_FLAGS.to_string();
-            for k in &keywords {
-                all.push(' ');
-                all.push_str(k);
-            }
-            announce = Some(format!("* FLAGS ({all})"));
+            announce = Some(format!("* FLAGS ({})", all_flags(&keywords)));
             sel.keywords = keywords;
         }
         let mut failed = false;
@@ -1833,9 +1833,7 @@ impl<W: Write> Session<W> {
             if let Some((f, true)) = fields {
                 to_cache.push((sel.messages[i].uid, Kind::Fields, f));
                 if to_cache.len() >= CACHE_BATCH {
-                    let live: HashSet<u32> = sel.messages.iter().map(|m| m.uid).collect();
-                    let _ = sel.cache.put(&to_cache, &live);
-                    to_cache.clear();
+                    Self::write_cache(sel, &mut to_cache);
                 }
             }
             if hit {
@@ -1848,8 +1846,7 @@ impl<W: Write> Session<W> {
             }
         }
         if !to_cache.is_empty() {
-            let live: HashSet<u32> = sel.messages.iter().map(|m| m.uid).collect();
-            let _ = sel.cache.put(&to_cache, &live);
+            Self::write_cache(sel, &mut to_cache);
         }
         let line = match returns {
             Some(options) => {

@@ -194,18 +194,7 @@ pub fn add_many(maildir: &Path, quota: u64, bytes: u64, count: u64) -> io::Resul
 
 /// Records a delivered message of `size` bytes in `maildirsize` (one appended line).
 pub fn add(maildir: &Path, quota: u64, size: u64) -> io::Result<()> {
-    if quota == 0 {
-        return Ok(());
-    }
-    if read(maildir, quota)?.is_none() {
-        recalculate(maildir, quota)?;
-        return Ok(());
-    }
-    let mut f = OpenOptions::new()
-        .append(true)
-        .mode(0o600)
-        .open(maildir.join(FILE))?;
-    f.write_all(format!("{size} 1\n").as_bytes())
+    add_many(maildir, quota, size, 1)
 }
 
 #[cfg(test)]
