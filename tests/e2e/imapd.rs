@@ -599,3 +599,111 @@ print("ok")
     assert!(out.contains("ok"), "{out}");
     assert!(maildir.join("rqmail-cache").exists());
 }
+
+#[test]
+fn flag_changes_are_decided_on_the_current_state_and_a_changed_uidvalidity_ends_the_session() {
+    let (inst, maildir, l) = setup("imap-race", &[ONE, TWO, THREE]);
+    let quota_file = maildir.join("maildirsize");
+    std::fs::write(&quota_file, "5000000S,100C\n0 0\n").unwrap();
+    // The mailbox's owner (the tests may run as root, the sessions as the owner) updates it.
+    let owner = std::fs::metadata(&maildir).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    std::os::unix::fs::chown(&quota_file, Some(owner.uid()), Some(owner.gid())).unwrap();
+    let out = inst.python(
+        l.port,
+        &script(
+            r#"
+a = Raw(); b = Raw()
+assert a.cmd(b"a1 SELECT INBOX")[-1].startswith(b"a1 OK")
+assert b.cmd(b"b1 SELECT INBOX")[-1].startswith(b"b1 OK")
+# ENABLE while selected says the HIGHESTMODSEQ the client was not told (RFC 7162 3.1).
+r = a.cmd(b"a2 ENABLE CONDSTORE")
+assert any(l.startswith(b"* OK [HIGHESTMODSEQ ") for l in r), r
+m = re.search(rb"MODSEQ \((\d+)\)", b"".join(a.cmd(b"a3 FETCH 1 (MODSEQ)")))
+seen_modseq = int(m.group(1))
+# b flags message 1 behind a's back.
+assert b.cmd(b"b2 STORE 1 +FLAGS.SILENT (\\Flagged)")[-1].startswith(b"b2 OK")
+# a's conditional STORE tests the mod-sequence of now, not the one a last saw.
+r = a.cmd(b"a4 STORE 1 (UNCHANGEDSINCE %d) +FLAGS (\\Answered)" % seen_modseq)
+assert r[-1].startswith(b"a4 OK [MODIFIED 1]"), r
+assert any(b"\\Flagged" in l and b"UID 1 " in l for l in r if l.startswith(b"* 1 FETCH")), r
+assert all(b"\\Answered" not in l for l in r), r
+# A non-conditional +FLAGS keeps b's \Flagged; with CONDSTORE the FETCH has UID and MODSEQ.
+r = a.cmd(b"a5 STORE 1 +FLAGS (\\Seen)")
+fetch = [l for l in r if l.startswith(b"* 1 FETCH")]
+assert len(fetch) == 1 and b"\\Flagged" in fetch[0] and b"\\Seen" in fetch[0], r
+assert b"UID 1 " in fetch[0] and b"MODSEQ (" in fetch[0], fetch
+assert any(p.endswith(":2,FS") for p in files().values()), files()
+# b flags message 2; a's quiet STORE on message 3 must not hide that from a's next NOOP.
+assert b.cmd(b"b3 STORE 2 +FLAGS.SILENT (\\Draft)")[-1].startswith(b"b3 OK")
+assert a.cmd(b"a6 STORE 3 +FLAGS.SILENT (\\Seen)")[-1].startswith(b"a6 OK")
+r = a.cmd(b"a7 NOOP")
+assert any(l.startswith(b"* 2 FETCH") and b"\\Draft" in l for l in r), r
+# Both sessions expunge message 3: the quota counts it once.
+assert a.cmd(b"a8 STORE 3 +FLAGS.SILENT (\\Deleted)")[-1].startswith(b"a8 OK")
+assert b.cmd(b"b4 NOOP")[-1].startswith(b"b4 OK")
+r = a.cmd(b"a9 EXPUNGE")
+assert r[-1].startswith(b"a9 OK") and b"* 3 EXPUNGE\r\n" in r, r
+r = b.cmd(b"b5 EXPUNGE")
+assert r[-1].startswith(b"b5 OK") and b"* 3 EXPUNGE\r\n" in r, r
+size = open(os.path.join(MAILDIR, "maildirsize")).read()
+assert size.startswith("5000000S,100C\n"), size
+assert len([l for l in size.splitlines() if l.startswith("-")]) == 1, (size, r, files())
+# Another session deletes the folder and makes it again: a's UIDs mean nothing now.
+c = connect()
+ok(c.create("Box"))
+assert a.cmd(b"a10 SELECT Box")[-1].startswith(b"a10 OK")
+ok(c.delete("Box")); ok(c.create("Box"))
+ok(c.append("Box", None, None, b"Subject: new\r\n\r\nnew\r\n"))
+a.send(b"a11 NOOP\r\n")
+lines = [a.f.readline() for _ in range(2)]
+assert lines[0].startswith(b"* BYE ") and b"UIDVALIDITY" in lines[0], lines
+assert lines[1] == b"", lines
+c.logout()
+print("ok")
+"#,
+        ),
+    );
+    assert!(out.contains("ok"), "{out}");
+}
+
+#[test]
+fn a_non_synchronizing_literal_after_the_command_limit_is_never_read_as_commands() {
+    let (inst, _maildir, l) = setup("imap-nonsync", &[ONE]);
+    let out = inst.python(
+        l.port,
+        &script(
+            r#"
+r = Raw()
+# 16 literals of 65,000 bytes, then a line that takes the command past 1 MB and ends in a
+# non-synchronizing literal whose bytes look like a command.
+data = b"a1 SEARCH"
+for _ in range(16):
+    data += b" TEXT {65000+}\r\n" + b"x" * 65000
+data += b" TEXT " + b"y" * 60000 + b" {10+}\r\n" + b"zz1 NOOP\r\n"
+r.send(data)
+lines = []
+while True:
+    l = r.f.readline()
+    if not l:
+        break
+    lines.append(l)
+assert lines[-1].startswith(b"* BYE "), lines
+assert not any(l.startswith(b"zz1 ") for l in lines), lines
+# A line too long to keep that ends in {n+}: the same.
+r = Raw()
+r.send(b"a2 NOOP " + b"x" * 70000 + b" {10+}\r\nzz2 NOOP\r\n")
+lines = []
+while True:
+    l = r.f.readline()
+    if not l:
+        break
+    lines.append(l)
+assert lines[-1].startswith(b"* BYE "), lines
+assert not any(l.startswith(b"zz2 ") for l in lines), lines
+print("ok")
+"#,
+        ),
+    );
+    assert!(out.contains("ok"), "{out}");
+}

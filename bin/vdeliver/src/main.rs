@@ -9,6 +9,7 @@
 //! mailbox is #4.2.2); the text on stdout goes into the delivery report.
 #![forbid(unsafe_code)]
 
+use rqmail_mailbox::quota::Quota;
 use rqmail_virtual::Target;
 use std::io::{Cursor, Read, Write};
 use std::path::PathBuf;
@@ -77,7 +78,7 @@ fn run() -> (u8, String) {
         .collect();
     for (name, quota) in &mailboxes {
         let maildir = rqmail_virtual::user_dir(&dir, name).join("Maildir");
-        match rqmail_mailbox::quota::fits(&maildir, *quota, size) {
+        match rqmail_mailbox::quota::fits(&maildir, &Quota::bytes(*quota), size) {
             Ok(true) => {}
             Ok(false) => {
                 return temporary(format!(
@@ -98,7 +99,7 @@ fn run() -> (u8, String) {
             return temporary(e.text);
         }
         // The message is delivered; a stale maildirsize is recounted later.
-        let _ = rqmail_mailbox::quota::add(&maildir, *quota, size);
+        let _ = rqmail_mailbox::quota::add(&maildir, &Quota::bytes(*quota), size);
     }
     let forwards: Vec<&[u8]> = targets
         .iter()

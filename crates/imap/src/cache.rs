@@ -5,11 +5,12 @@
 //! The file `rqmail-cache` starts with `rqmail-cache 1 UIDVALIDITY`; then records
 //! `KIND UID LEN\n` followed by LEN bytes and `\n`, KIND being `E` (ENVELOPE), `B` (BODY) or
 //! `S` (BODYSTRUCTURE), or `F` (the From, To, Cc, Bcc and Subject fields, unfolded, for
-//! SEARCH). It is only a cache: nothing is fsynced, a record cut short by a
-//! crash ends the readable part and is cut off by the next writer, a file for another
-//! UIDVALIDITY is started afresh, and the whole file is rewritten without the records of
-//! expunged messages once they are most of it. Writers append under an flock of the file;
-//! each session reads what others appended since it last looked, and keeps only offsets.
+//! SEARCH). It is only a cache: nothing is fsynced, a record cut short by a crash ends the
+//! readable part and is cut off by the next writer, a file for an older UIDVALIDITY is
+//! replaced by a new one, and the whole file is rewritten without the records of expunged
+//! messages once they are most of it. Writers append under an flock of the file; each
+//! session reads what others appended since it last looked, keeps only offsets, and holds
+//! the file open (so that a later cache cannot reuse its inode).
 
 use nix::fcntl::{Flock, FlockArg};
 use std::collections::{HashMap, HashSet};
@@ -117,38 +118,28 @@ impl Cache {
         let file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.file = None;
-                self.entries.clear();
-                self.scanned = 0;
+                self.forget();
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
         let meta = file.metadata()?;
-        let identity = (meta.dev(), meta.ino());
-        if identity != self.identity || meta.len() < self.scanned {
-            self.entries.clear();
-            self.scanned = 0;
-            self.identity = identity;
+        // The file this session holds open cannot have had its inode reused, so the same
+        // identity is the same file.
+        if self.file.is_none()
+            || (meta.dev(), meta.ino()) != self.identity
+            || meta.len() < self.scanned
+        {
+            self.forget();
+            self.identity = (meta.dev(), meta.ino());
         }
         let mut file = file;
         if self.scanned == 0 {
-            let mut head = Vec::new();
-            (&mut file).take(64).read_to_end(&mut head)?;
-            let Some(nl) = head.iter().position(|&b| b == b'\n') else {
-                self.file = None;
-                return Ok(());
-            };
-            let ok = std::str::from_utf8(&head[..nl])
-                .ok()
-                .and_then(|h| h.strip_prefix(MAGIC))
-                .and_then(|v| v.parse::<u32>().ok())
-                == Some(self.validity);
-            if !ok {
-                self.file = None;
+            if header_validity(&mut file)? != Some(self.validity) {
+                self.forget();
                 return Ok(());
             }
-            self.scanned = nl as u64 + 1;
+            self.scanned = self.magic().len() as u64;
         }
         if meta.len() > self.scanned {
             let mut bytes = Vec::with_capacity((meta.len() - self.scanned) as usize);
@@ -161,11 +152,23 @@ impl Cache {
         Ok(())
     }
 
+    /// Forgets the file and its records.
+    fn forget(&mut self) {
+        self.file = None;
+        self.identity = (0, 0);
+        self.entries.clear();
+        self.scanned = 0;
+    }
+
+    fn magic(&self) -> String {
+        format!("{MAGIC}{}\n", self.validity)
+    }
+
     /// Reads what other sessions added since the last look (errors leave the cache as it
     /// was: it is only a cache). Called once before a command's lookups.
     pub fn refresh(&mut self) {
         if self.catch_up().is_err() {
-            self.file = None;
+            self.forget();
         }
     }
 
@@ -180,7 +183,9 @@ impl Cache {
 
     /// Appends records (errors are only reported: this is a cache). When the file has
     /// grown to more than twice the records of `live` messages, it is rewritten with only
-    /// theirs.
+    /// theirs. A file of an older UIDVALIDITY (or not a cache) is replaced, never changed
+    /// in place, since other sessions may still read it; one of a newer UIDVALIDITY means
+    /// this session's folder is gone, and nothing is written.
     pub fn put(&mut self, items: &[(u32, Kind, Vec<u8>)], live: &HashSet<u32>) -> io::Result<()> {
         if items.is_empty() {
             return Ok(());
@@ -196,25 +201,32 @@ impl Cache {
             Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
         // Under the lock: the file may be new, of another UIDVALIDITY, or replaced.
         let meta = file.metadata()?;
-        if (meta.dev(), meta.ino()) != self.identity {
+        if self.file.is_none() || (meta.dev(), meta.ino()) != self.identity {
+            self.forget();
             self.identity = (meta.dev(), meta.ino());
-            self.entries.clear();
-            self.scanned = 0;
         }
-        let mut head = Vec::new();
-        file.seek(SeekFrom::Start(0))?;
-        (&mut *file).take(64).read_to_end(&mut head)?;
-        let magic = format!("{MAGIC}{}\n", self.validity);
-        if !head.starts_with(magic.as_bytes()) {
-            file.set_len(0)?;
-            file.seek(SeekFrom::Start(0))?;
-            file.write_all(magic.as_bytes())?;
-            self.entries.clear();
-            self.scanned = magic.len() as u64;
-        } else if self.scanned == 0 {
-            self.scanned = magic.len() as u64;
+        let magic = self.magic();
+        match header_validity(&mut file)? {
+            Some(v) if v == self.validity => {
+                if self.scanned == 0 {
+                    self.scanned = magic.len() as u64;
+                }
+            }
+            Some(v) if v > self.validity => return Ok(()),
+            _ if meta.len() == 0 => {
+                // Made just now, under our lock: no one has read it.
+                file.write_all_at(magic.as_bytes(), 0)?;
+                self.scanned = magic.len() as u64;
+            }
+            _ => {
+                let fresh: Vec<(Key, Vec<u8>)> = items
+                    .iter()
+                    .map(|(uid, kind, bytes)| ((*uid, *kind), bytes.clone()))
+                    .collect();
+                return self.replace(fresh);
+            }
         }
-        // Records others appended, then cut a torn tail.
+        // Records others appended, then cut a torn tail (which no one can have read).
         let len = file.metadata()?.len();
         if len > self.scanned {
             let mut bytes = Vec::with_capacity((len - self.scanned) as usize);
@@ -247,41 +259,44 @@ impl Cache {
             .keys()
             .filter(|(u, _)| !live.contains(u))
             .count();
-        let rewritten = stale > 1000 && stale > self.entries.len() / 2;
-        if rewritten {
-            self.rewrite(&file, live)?;
+        if stale > 1000 && stale > self.entries.len() / 2 {
+            // Only the records of `live` messages, from the old file (still locked).
+            let mut keep: Vec<(&Key, &Place)> = self
+                .entries
+                .iter()
+                .filter(|((u, _), _)| live.contains(u))
+                .collect();
+            keep.sort_by_key(|(_, (offset, _))| *offset);
+            let mut records = Vec::with_capacity(keep.len());
+            for (&key, &(offset, len)) in keep {
+                let mut buf = vec![0; len as usize];
+                file.read_exact_at(&mut buf, offset)?;
+                records.push((key, buf));
+            }
+            return self.replace(records);
         }
-        let file = file.unlock().map_err(|(_, e)| io::Error::from(e))?;
-        // After a rewrite the records are in the new file, opened at the next read.
-        self.file = (!rewritten).then_some(file);
+        self.file = Some(file.unlock().map_err(|(_, e)| io::Error::from(e))?);
         Ok(())
     }
 
-    /// Writes a new file with only the records of `live` messages, and renames it over the
-    /// old one (whose lock the caller holds).
-    fn rewrite(&mut self, old: &File, live: &HashSet<u32>) -> io::Result<()> {
-        let mut keep: Vec<(&Key, &Place)> = self
-            .entries
-            .iter()
-            .filter(|((u, _), _)| live.contains(u))
-            .collect();
-        keep.sort_by_key(|(_, (offset, _))| *offset);
+    /// Writes a new file with `records` and renames it over the old one (whose lock the
+    /// caller holds, if there is one); the session then holds the new file.
+    fn replace(&mut self, records: Vec<(Key, Vec<u8>)>) -> io::Result<()> {
         let tmp = self
             .path
             .with_extension(format!("tmp{}", std::process::id()));
-        let mut out = Vec::new();
-        out.extend_from_slice(format!("{MAGIC}{}\n", self.validity).as_bytes());
-        let mut entries = HashMap::with_capacity(keep.len());
-        for (&(uid, kind), &(offset, len)) in keep {
-            let mut buf = vec![0; len as usize];
-            old.read_exact_at(&mut buf, offset)?;
+        let mut out = self.magic().into_bytes();
+        let mut entries = HashMap::with_capacity(records.len());
+        for ((uid, kind), bytes) in records {
+            let len = bytes.len() as u32;
             out.extend_from_slice(format!("{} {uid} {len}\n", kind.letter() as char).as_bytes());
             entries.insert((uid, kind), (out.len() as u64, len));
-            out.extend_from_slice(&buf);
+            out.extend_from_slice(&bytes);
             out.push(b'\n');
         }
         let result = (|| {
             let mut f = OpenOptions::new()
+                .read(true)
                 .write(true)
                 .create(true)
                 .truncate(true)
@@ -290,21 +305,42 @@ impl Cache {
             f.write_all(&out)?;
             let meta = f.metadata()?;
             fs::rename(&tmp, &self.path)?;
-            Ok((meta.dev(), meta.ino()))
+            Ok(((meta.dev(), meta.ino()), f))
         })();
         match result {
-            Ok(identity) => {
+            Ok((identity, file)) => {
                 self.identity = identity;
                 self.entries = entries;
                 self.scanned = out.len() as u64;
+                self.file = Some(file);
                 Ok(())
             }
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
+                self.forget();
                 Err(e)
             }
         }
     }
+}
+
+/// The UIDVALIDITY in a cache file's first line, if it is one.
+fn header_validity(file: &mut File) -> io::Result<Option<u32>> {
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read_at(&mut head[n..], n as u64)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let Some(nl) = head[..n].iter().position(|&b| b == b'\n') else {
+        return Ok(None);
+    };
+    Ok(std::str::from_utf8(&head[..nl])
+        .ok()
+        .and_then(|h| h.strip_prefix(MAGIC))
+        .and_then(|v| v.parse::<u32>().ok()))
 }
 
 #[cfg(test)]
@@ -363,6 +399,14 @@ mod tests {
         };
         assert_eq!(fresh(8).unwrap(), b"(new)");
         assert_eq!(fresh(7), None);
+        // The old file was replaced, not rewritten: a session still on it reads what it
+        // read before, never another UIDVALIDITY's record at the same place.
+        assert_eq!(c.get(1, Kind::Envelope).unwrap(), b"(env one)");
+        // A session of the older UIDVALIDITY (its folder deleted and made again) writes
+        // nothing over the newer cache.
+        c.put(&[(1, Kind::Envelope, b"(stale)".to_vec())], &live)
+            .unwrap();
+        assert_eq!(fresh(8).unwrap(), b"(new)");
         let _ = fs::remove_dir_all(&d);
     }
 

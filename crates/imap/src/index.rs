@@ -114,6 +114,9 @@ pub struct Index {
     /// a settled folder does not).
     by_unique: Option<HashMap<Rc<str>, u32>>,
     lines: usize,
+    /// The file read so far, kept open so that its inode cannot be reused by a later
+    /// index while `identity` still names it.
+    file: Option<Rc<File>>,
     identity: (u64, u64),
     offset: u64,
     pending: String,
@@ -171,6 +174,7 @@ impl Index {
             stamp: None,
             by_unique: None,
             lines: 0,
+            file: None,
             identity: (0, 0),
             offset: 0,
             pending: String::new(),
@@ -336,7 +340,7 @@ impl Index {
         let meta = file.metadata()?;
         let identity = (meta.dev(), meta.ino());
         let mut index = match current {
-            Some(i) if i.identity == identity && meta.len() >= i.offset => i,
+            Some(i) if i.file.is_some() && i.identity == identity && meta.len() >= i.offset => i,
             _ => {
                 let mut i = Index::empty(0);
                 i.identity = identity;
@@ -375,6 +379,9 @@ impl Index {
         index.drop_removed(&removed);
         index.records.shrink_to_fit();
         index.offset += complete as u64;
+        if index.file.is_none() {
+            index.file = Some(Rc::new(file));
+        }
         Ok(index)
     }
 
@@ -420,6 +427,24 @@ impl Index {
             });
         }
         index
+    }
+
+    /// Gives every message a new UID from 1 under a new UIDVALIDITY, for a folder whose
+    /// UIDs ran out: RFC 3501 §2.3.1.1 allows no other way. The whole index is written
+    /// again at `commit`, and sessions that have the folder selected end.
+    pub fn renumber(&mut self, dir: &Path) {
+        self.validity = fresh_validity(dir);
+        for (n, r) in self.records.iter_mut().enumerate() {
+            r.uid = n as u32 + 1;
+        }
+        self.next = self.records.len() as u32 + 1;
+        self.highest += 1;
+        self.by_unique = None;
+        self.stamp = None;
+        self.pending.clear();
+        // No longer the file on disk: `commit` rewrites it.
+        self.offset = 0;
+        self.file = None;
     }
 
     /// Gives `unique` the next UID and a new mod-sequence (to be written by `commit`).
@@ -573,11 +598,12 @@ impl Index {
             let meta = f.metadata()?;
             fs::rename(&tmp, &path)?;
             File::open(dir)?.sync_all()?;
-            Ok((meta.dev(), meta.ino()))
+            Ok(((meta.dev(), meta.ino()), f))
         })();
         match result {
-            Ok(identity) => {
+            Ok((identity, file)) => {
                 self.identity = identity;
+                self.file = Some(Rc::new(file));
                 self.offset = text.len() as u64;
                 self.lines = text.bytes().filter(|&b| b == b'\n').count() - 1;
                 self.pending.clear();

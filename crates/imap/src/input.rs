@@ -23,7 +23,12 @@ pub struct Input {
     buf: Vec<u8>,
     pos: usize,
     timeout: Duration,
+    /// The last bytes of the last line skipped as too long.
+    skipped_tail: Vec<u8>,
 }
+
+/// How much of a skipped line is kept: enough for a literal's `{n+}`.
+const TAIL: usize = 32;
 
 /// Why a command could not be read.
 #[derive(Debug)]
@@ -67,6 +72,7 @@ impl Input {
             buf: Vec::new(),
             pos: 0,
             timeout,
+            skipped_tail: Vec::new(),
         }
     }
 
@@ -108,9 +114,11 @@ impl Input {
         Ok(())
     }
 
-    /// One line without its CRLF (or LF); `Ok(None)` if it was longer than `max` (skipped).
+    /// One line without its CRLF (or LF); `Ok(None)` if it was longer than `max` (skipped:
+    /// its last bytes are kept in `skipped_tail`, to tell whether a literal follows).
     pub fn line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
         let mut too_long = false;
+        self.skipped_tail.clear();
         loop {
             if let Some(i) = self.buf[self.pos..].iter().position(|&b| b == b'\n') {
                 let end = self.pos + i;
@@ -119,14 +127,20 @@ impl Input {
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
-                return Ok(if too_long || line.len() > max {
-                    None
-                } else {
-                    Some(line)
-                });
+                if too_long || line.len() > max {
+                    self.skipped_tail.extend_from_slice(&line);
+                    let cut = self.skipped_tail.len().saturating_sub(TAIL);
+                    self.skipped_tail.drain(..cut);
+                    return Ok(None);
+                }
+                return Ok(Some(line));
             }
             if self.buf.len() - self.pos > max {
                 too_long = true;
+                let from = self.buf.len().saturating_sub(TAIL).max(self.pos);
+                self.skipped_tail.extend_from_slice(&self.buf[from..]);
+                let cut = self.skipped_tail.len().saturating_sub(TAIL);
+                self.skipped_tail.drain(..cut);
                 self.pos = self.buf.len();
             }
             self.fill()?;
@@ -151,14 +165,26 @@ impl Input {
         loop {
             let line = self.line(MAX_LINE).map_err(ReadError::Gone)?;
             let Some(line) = line else {
+                // The bytes of a non-synchronizing literal at the end of the skipped line
+                // are on their way: they must not be read as commands.
+                if let (_, Some((_, false))) = split_literal(&self.skipped_tail) {
+                    return Err(ReadError::TooBigNonSync { tag: None });
+                }
                 return Err(ReadError::TooLong);
             };
             total += line.len() as u64;
-            if total > MAX_COMMAND {
-                return Err(ReadError::TooLong);
-            }
             let (text, literal) = split_literal(&line);
             tokenize(text, &mut tokens);
+            if total > MAX_COMMAND {
+                let tag = match tokens.first() {
+                    Some(Token::Atom(t)) => Some(t.clone()),
+                    _ => None,
+                };
+                return Err(match literal {
+                    Some((_, false)) => ReadError::TooBigNonSync { tag },
+                    _ => ReadError::TooLong,
+                });
+            }
             let Some((size, sync)) = literal else {
                 return Ok(tokens);
             };
@@ -338,5 +364,52 @@ mod tests {
             (&b"a APPEND x "[..], Some((3, false)))
         );
         assert_eq!(split_literal(b"a NOOP {x}"), (&b"a NOOP {x}"[..], None));
+    }
+
+    /// An `Input` reading `bytes` (written from another thread into a socket pair).
+    fn input_of(bytes: Vec<u8>) -> Input {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        std::thread::spawn(move || {
+            let _ = b.write_all(&bytes);
+        });
+        Input::new(
+            File::from(std::os::fd::OwnedFd::from(a)),
+            Duration::from_secs(5),
+        )
+    }
+
+    #[test]
+    fn a_non_synchronizing_literal_past_the_command_limit_ends_the_session() {
+        let mut data = b"a1 SEARCH".to_vec();
+        for _ in 0..16 {
+            data.extend_from_slice(b" TEXT {65000+}\r\n");
+            data.extend(std::iter::repeat_n(b'x', 65000));
+        }
+        data.extend_from_slice(b" TEXT ");
+        data.extend(std::iter::repeat_n(b'y', 60000));
+        data.extend_from_slice(b" {10+}\r\nzz1 NOOP\r\n");
+        let mut out = Vec::new();
+        match input_of(data).command(&mut out) {
+            Err(ReadError::TooBigNonSync { tag }) => assert_eq!(tag.as_deref(), Some("a1")),
+            other => panic!("{other:?}"),
+        }
+        // A line too long to keep, ending in {n+}.
+        let mut data = b"a2 NOOP ".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 70000));
+        data.extend_from_slice(b" {10+}\r\nzz2 NOOP\r\n");
+        match input_of(data).command(&mut out) {
+            Err(ReadError::TooBigNonSync { tag: None }) => {}
+            other => panic!("{other:?}"),
+        }
+        // Too long, without a literal: skipped, and the next command is read.
+        let mut data = b"a3 NOOP ".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 70000));
+        data.extend_from_slice(b"\r\na4 NOOP\r\n");
+        let mut input = input_of(data);
+        assert!(matches!(input.command(&mut out), Err(ReadError::TooLong)));
+        assert_eq!(
+            input.command(&mut out).unwrap()[0],
+            Token::Atom("a4".into())
+        );
     }
 }

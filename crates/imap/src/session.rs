@@ -4,7 +4,7 @@
 use crate::cache::{Cache, Kind};
 use crate::input::{Input, ReadError, Token, wait_either};
 use crate::mime::{self, SectionSpec, SectionText};
-use crate::store::{self, FLAG_LETTERS, Folder, Message, NewMessage, flag_letter};
+use crate::store::{self, Change, FLAG_LETTERS, Folder, Letters, Message, NewMessage, flag_letter};
 use crate::{date, utf7};
 use rqmail_mailbox::quota;
 use std::cmp::Ordering;
@@ -68,6 +68,9 @@ struct Selected {
     highest: u64,
     keywords: Vec<String>,
     cache: Cache,
+    /// The UIDVALIDITY the client was given: if the folder's changes (deleted and made
+    /// again by another session), the session's UIDs mean nothing and it ends.
+    validity: u32,
 }
 
 /// The session: the Maildir root and, maybe, a selected mailbox.
@@ -435,6 +438,14 @@ impl<W: Write> Session<W> {
         self.out.write_all(b"\r\n")
     }
 
+    /// Says BYE because the selected folder's UIDVALIDITY changed, and ends the session.
+    fn validity_lost(out: &mut W) -> Failure {
+        match out.write_all(b"* BYE mailbox UIDVALIDITY changed; select it again\r\n") {
+            Err(e) => Failure::Io(e),
+            Ok(()) => Failure::Io(store::validity_changed()),
+        }
+    }
+
     /// Greets the client: the tagged answer to its login command, or a PREAUTH greeting.
     pub fn greet(&mut self, login_tag: Option<&str>) -> io::Result<()> {
         let _ = store::make_special_folders(&self.root);
@@ -592,7 +603,7 @@ impl<W: Write> Session<W> {
                 while args.peek().is_some() {
                     let ext = args.atom()?.to_ascii_uppercase();
                     if ext == "CONDSTORE" && !enabled.contains(&"CONDSTORE") {
-                        self.enable_condstore();
+                        self.enable_condstore()?;
                         enabled.push("CONDSTORE");
                     }
                 }
@@ -655,8 +666,18 @@ impl<W: Write> Session<W> {
     }
 
     /// Turns CONDSTORE on (RFC 7162 §3.1); in a selected mailbox, says its HIGHESTMODSEQ.
-    fn enable_condstore(&mut self) {
+    fn enable_condstore(&mut self) -> io::Result<()> {
+        if self.condstore {
+            return Ok(());
+        }
         self.condstore = true;
+        // RFC 7162 §3.1: the first CONDSTORE enabling command in a selected mailbox says
+        // its HIGHESTMODSEQ, which the client had not been told.
+        if let Some(sel) = &self.selected {
+            let line = format!("* OK [HIGHESTMODSEQ {}] highest", sel.highest);
+            self.send(&line)?;
+        }
+        Ok(())
     }
 
     fn mailbox_arg(&mut self, args: &mut Args) -> Result<(String, Folder), Failure> {
@@ -876,7 +897,7 @@ impl<W: Write> Session<W> {
             .iter()
             .any(|i| i.eq_ignore_ascii_case("HIGHESTMODSEQ"))
         {
-            self.condstore = true;
+            self.enable_condstore()?;
         }
         let snap = folder.sync()?;
         let mut parts = Vec::new();
@@ -909,7 +930,7 @@ impl<W: Write> Session<W> {
             args.end()?;
             for p in params {
                 if p.eq_ignore_ascii_case("CONDSTORE") {
-                    self.enable_condstore();
+                    self.enable_condstore()?;
                 } else {
                     return bad("unknown SELECT parameter");
                 }
@@ -966,6 +987,7 @@ impl<W: Write> Session<W> {
             highest: snap.highest,
             keywords,
             cache: Cache::new(dir, snap.validity),
+            validity: snap.validity,
         });
         Ok(if read_only {
             "[READ-ONLY] EXAMINE completed"
@@ -1017,6 +1039,12 @@ impl<W: Write> Session<W> {
             return Ok(());
         }
         let snap = sel.folder.sync()?;
+        if snap.validity != sel.validity {
+            return Err(match Self::validity_lost(&mut self.out) {
+                Failure::Io(e) => e,
+                _ => store::validity_changed(),
+            });
+        }
         let mut out = Vec::new();
         let keywords = sel.folder.keywords();
         if keywords != sel.keywords {
@@ -1082,26 +1110,6 @@ impl<W: Write> Session<W> {
         }
         for line in out {
             self.send(&line)?;
-        }
-        Ok(())
-    }
-
-    /// Brings the mod-sequences of messages this session just changed up to date (so that
-    /// the change is not reported back as another session's), from a new scan.
-    fn learn_modseqs(sel: &mut Selected, changed: &[usize]) -> io::Result<()> {
-        if changed.is_empty() {
-            return Ok(());
-        }
-        let snap = sel.folder.sync()?;
-        for &i in changed {
-            let m = &mut sel.messages[i];
-            if let Ok(j) = snap.messages.binary_search_by_key(&m.uid, |n| n.uid)
-                && snap.messages[j].flags == m.flags
-            {
-                m.modseq = snap.messages[j].modseq;
-                m.odd.clone_from(&snap.messages[j].odd);
-                m.in_new = snap.messages[j].in_new;
-            }
         }
         Ok(())
     }
@@ -1265,7 +1273,7 @@ impl<W: Write> Session<W> {
         }
         args.end()?;
         if atts.iter().any(|a| matches!(a, Att::ModSeq)) || changed_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore()?;
             if !atts.iter().any(|a| matches!(a, Att::ModSeq)) {
                 atts.push(Att::ModSeq);
             }
@@ -1290,17 +1298,33 @@ impl<W: Write> Session<W> {
                 .iter()
                 .any(|a| matches!(a, Att::Body { peek: false, .. }))
         {
-            for &i in &indexes {
-                if sel.messages[i].has(b'S') {
-                    continue;
-                }
-                let mut flags = sel.messages[i].flags.to_vec();
-                flags.push(b'S');
-                if sel.folder.set_flags(&mut sel.messages[i], &flags).is_ok() {
-                    seen_set.push(i);
+            let unseen: Vec<usize> = indexes
+                .iter()
+                .copied()
+                .filter(|&i| !sel.messages[i].has(b'S'))
+                .collect();
+            if !unseen.is_empty() {
+                let validity = sel.validity;
+                let changes =
+                    sel.folder
+                        .change_flags(validity, &mut sel.messages, &unseen, |_, m| {
+                            let mut flags = m.flags.to_vec();
+                            flags.push(b'S');
+                            Some(flags)
+                        });
+                let changes = match changes {
+                    Err(e) if store::is_validity_changed(&e) => {
+                        return Err(Self::validity_lost(&mut self.out));
+                    }
+                    Err(e) => return no(format!("cannot set \\Seen: {e}")),
+                    Ok(c) => c,
+                };
+                for (&i, c) in unseen.iter().zip(changes) {
+                    if c == Change::Changed {
+                        seen_set.push(i);
+                    }
                 }
             }
-            Self::learn_modseqs(sel, &seen_set)?;
         }
         let seen_set: HashSet<usize> = seen_set.into_iter().collect();
         let mut learned = Vec::new();
@@ -1370,6 +1394,9 @@ impl<W: Write> Session<W> {
             }
             if flags_changed && condstore && !items.iter().any(|a| matches!(a, Att::ModSeq)) {
                 items.push(Att::ModSeq);
+            }
+            if flags_changed && condstore && !items.iter().any(|a| matches!(a, Att::Uid)) {
+                items.push(Att::Uid);
             }
             let m = &sel.messages[i];
             for att in &items {
@@ -1460,7 +1487,7 @@ impl<W: Write> Session<W> {
                 [name, n] if name.eq_ignore_ascii_case("UNCHANGEDSINCE") => {
                     let n: u64 = n.parse().or_else(|_| bad("invalid UNCHANGEDSINCE"))?;
                     unchanged_since = Some(n);
-                    self.condstore = true;
+                    self.enable_condstore()?;
                 }
                 _ => return bad("unknown STORE modifier"),
             }
@@ -1514,55 +1541,74 @@ impl<W: Write> Session<W> {
             announce = Some(format!("* FLAGS ({})", all_flags(&keywords)));
             sel.keywords = keywords;
         }
+        // Decided under the folder's lock on the flags and mod-sequences of this moment,
+        // not those this session last saw.
+        let before: HashMap<usize, (Letters, u64)> = indexes
+            .iter()
+            .map(|&i| (i, (sel.messages[i].flags, sel.messages[i].modseq)))
+            .collect();
+        // Messages whose flags someone else changed since this session last said.
+        let mut news = HashSet::new();
+        let validity = sel.validity;
+        let changes = sel
+            .folder
+            .change_flags(validity, &mut sel.messages, &indexes, |i, m| {
+                if before.get(&i) != Some(&(m.flags, m.modseq)) {
+                    news.insert(i);
+                }
+                if unchanged_since.is_some_and(|n| m.modseq > n) {
+                    return None;
+                }
+                let old = m.flags.to_vec();
+                Some(match mode {
+                    0 => letters.clone(),
+                    1 => old.iter().chain(&letters).copied().collect(),
+                    _ => old
+                        .iter()
+                        .copied()
+                        .filter(|l| !letters.contains(l))
+                        .collect(),
+                })
+            });
+        let changes = match changes {
+            Err(e) if store::is_validity_changed(&e) => {
+                return Err(Self::validity_lost(&mut self.out));
+            }
+            Err(e) => return no(format!("cannot change flags: {e}")),
+            Ok(c) => c,
+        };
         let mut failed = false;
         let mut modified = Vec::new();
-        let mut changed = Vec::new();
-        let mut reported = Vec::new();
-        for i in indexes {
-            if unchanged_since.is_some_and(|n| sel.messages[i].modseq > n) {
-                modified.push(if uid {
-                    sel.messages[i].uid
-                } else {
-                    i as u32 + 1
-                });
-                continue;
-            }
-            let old = sel.messages[i].flags.to_vec();
-            let new: Vec<u8> = match mode {
-                0 => letters.clone(),
-                1 => old.iter().chain(&letters).copied().collect(),
-                _ => old
-                    .iter()
-                    .copied()
-                    .filter(|l| !letters.contains(l))
-                    .collect(),
-            };
-            let mut sorted = new.clone();
-            sorted.sort_unstable();
-            sorted.dedup();
-            if sorted != old {
-                if sel.folder.set_flags(&mut sel.messages[i], &sorted).is_err() {
+        let mut lines: Vec<String> = announce.into_iter().collect();
+        for (&i, change) in indexes.iter().zip(changes) {
+            let m = &sel.messages[i];
+            // Changed by someone else since this session last said: the client hears of it
+            // even after .SILENT.
+            let news = news.contains(&i);
+            match change {
+                Change::Gone => continue,
+                Change::Failed => {
                     failed = true;
                     continue;
                 }
-                changed.push(i);
+                Change::Refused => {
+                    modified.push(if uid { m.uid } else { i as u32 + 1 });
+                    if !news {
+                        continue;
+                    }
+                }
+                Change::Changed | Change::Same => {}
             }
-            reported.push(i);
-        }
-        Self::learn_modseqs(sel, &changed)?;
-        let changed: HashSet<usize> = changed.into_iter().collect();
-        let mut lines: Vec<String> = announce.into_iter().collect();
-        for i in reported {
+            let changed = change == Change::Changed;
             // With UNCHANGEDSINCE, even .SILENT reports the new mod-sequence (RFC 7162 §3.2).
-            if silent && !(condstore && changed.contains(&i)) {
+            if silent && !news && !(condstore && changed) {
                 continue;
             }
-            let m = &sel.messages[i];
             let mut items = Vec::new();
-            if !silent {
+            if !silent || news {
                 items.push(format!("FLAGS {}", Self::flags_text(sel, m)));
             }
-            if uid {
+            if uid || condstore {
                 items.push(format!("UID {}", m.uid));
             }
             if condstore {
@@ -1817,7 +1863,7 @@ impl<W: Write> Session<W> {
         let key = Key::And(keys);
         let with_modseq = key.uses_modseq();
         if with_modseq {
-            self.condstore = true;
+            self.enable_condstore()?;
         }
         let Some(sel) = self.selected.as_mut() else {
             return bad("no mailbox selected");
@@ -1924,7 +1970,7 @@ impl<W: Write> Session<W> {
         let limit = quota::limit(&self.root);
         if let Some(q) = limit
             && !moving
-            && !quota::fits(&self.root, q, total).unwrap_or(true)
+            && !quota::fits_many(&self.root, &q, total, news.len() as u64).unwrap_or(true)
         {
             return no("[OVERQUOTA] not enough room in the mailbox");
         }
@@ -1932,7 +1978,7 @@ impl<W: Write> Session<W> {
             .add(&news)
             .map_err(|e| Failure::No(format!("copy failed: {e}")))?;
         if let Some(q) = limit {
-            let _ = quota::add_many(&self.root, q, total, news.len() as u64);
+            let _ = quota::add_many(&self.root, &q, total, news.len() as u64);
         }
         let code = format!(
             "[COPYUID {validity} {} {}]",
@@ -1950,15 +1996,18 @@ impl<W: Write> Session<W> {
         let (mut freed, mut count) = (0, 0);
         for &i in indexes.iter().rev() {
             let size = stored_size(&sel.folder, &sel.messages[i]);
-            if sel.folder.remove(&sel.messages[i]).is_ok() {
+            if let Ok(removed) = sel.folder.remove(&sel.messages[i]) {
                 sel.messages.remove(i);
                 lines.push(format!("* {} EXPUNGE", i + 1));
-                freed += size;
-                count += 1;
+                // Another session may have removed it first, and counted it then.
+                if removed {
+                    freed += size;
+                    count += 1;
+                }
             }
         }
         if let Some(q) = limit {
-            let _ = quota::remove(&self.root, q, freed, count);
+            let _ = quota::remove(&self.root, &q, freed, count);
         }
         for l in lines {
             self.send(&l)?;
@@ -1981,16 +2030,19 @@ impl<W: Write> Session<W> {
                 continue;
             }
             let size = stored_size(&sel.folder, &sel.messages[i]);
-            sel.folder.remove(&sel.messages[i])?;
+            let removed = sel.folder.remove(&sel.messages[i])?;
             sel.messages.remove(i);
             lines.push(format!("* {} EXPUNGE", i + 1));
-            freed += size;
-            count += 1;
+            // Another session may have removed it first, and counted it then.
+            if removed {
+                freed += size;
+                count += 1;
+            }
         }
         if count > 0
             && let Some(q) = quota::limit(&self.root)
         {
-            let _ = quota::remove(&self.root, q, freed, count);
+            let _ = quota::remove(&self.root, &q, freed, count);
         }
         Ok(lines)
     }
@@ -2054,7 +2106,7 @@ impl<W: Write> Session<W> {
         let limit = quota::limit(&self.root);
         let size = bytes.len() as u64;
         if let Some(q) = limit
-            && !quota::fits(&self.root, q, size).unwrap_or(true)
+            && !quota::fits(&self.root, &q, size).unwrap_or(true)
         {
             return no("[OVERQUOTA] not enough room in the mailbox");
         }
@@ -2066,7 +2118,7 @@ impl<W: Write> Session<W> {
             }])
             .map_err(|e| Failure::No(format!("append failed: {e}")))?;
         if let Some(q) = limit {
-            let _ = quota::add(&self.root, q, size);
+            let _ = quota::add(&self.root, &q, size);
         }
         Ok(format!(
             "[APPENDUID {validity} {}] APPEND completed",

@@ -404,6 +404,9 @@ impl Folder {
             return Ok(snapshot);
         }
         let found = self.scan_files()?;
+        if u64::from(index.next) + found.len() as u64 >= u64::from(u32::MAX) {
+            index.renumber(&self.dir);
+        }
         // The records can stand for the folder later only if every file is where and as
         // they would name it.
         let usual = found
@@ -443,16 +446,28 @@ impl Folder {
             present.insert(uid);
             messages.push((uid, f));
         }
-        let gone: HashSet<u32> = index
+        let mut gone: HashSet<u32> = index
             .records
             .iter()
             .map(|r| r.uid)
             .filter(|u| !present.contains(u))
             .collect();
-        index.remove(&gone);
         let dirs_after = self
             .current_stamp()
             .map(|s| [s[0].0, s[0].1, s[1].0, s[1].1]);
+        if !gone.is_empty() && dirs_after != dirs {
+            // A file renamed (new/ to cur/, or a flag change) while the directories were
+            // read can be missed by both reads: only what a second look misses too is gone.
+            for f in self.scan_files()? {
+                if let Some(uid) = index.uid_of(&f.unique)
+                    && gone.remove(&uid)
+                {
+                    index.update(uid, &f.flags, index.get(uid).map_or(0, |r| r.mtime));
+                    messages.push((uid, f));
+                }
+            }
+        }
+        index.remove(&gone);
         if settled
             && usual
             && dirs.is_some()
@@ -613,35 +628,100 @@ impl Folder {
         }
     }
 
-    /// Sets a message's info letters by renaming it into cur/.
-    pub fn set_flags(&self, m: &mut Message, flags: &[u8]) -> io::Result<()> {
-        let mut flags = flags.to_vec();
-        flags.sort_unstable();
-        flags.dedup();
-        let to = format!("cur/{}:2,{}", m.unique, String::from_utf8_lossy(&flags));
-        let from = m.file();
-        if to != from {
-            match fs::rename(self.dir.join(&from), self.dir.join(&to)) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    let file = self.locate(&m.unique).ok_or(e)?;
-                    fs::rename(self.dir.join(&file), self.dir.join(&to))?;
-                }
-                other => other?,
-            }
+    /// Changes the flags of `messages[i]` for each `i` of `which`, under the folder's lock,
+    /// so that no other session's change can come between a decision and its rename: the
+    /// index is read again and each file is found where it is now, `decide(i, message)`
+    /// sees the flags and mod-sequence of this moment (not those the session last saw) and
+    /// gives the new info letters, or `None` to leave the message alone; the new
+    /// mod-sequences are in the index before the lock is let go. The messages are updated
+    /// to what is on disk. Fails with `validity_changed` if the folder's UIDVALIDITY is no
+    /// longer `validity`.
+    pub fn change_flags(
+        &mut self,
+        validity: u32,
+        messages: &mut [Message],
+        which: &[usize],
+        mut decide: impl FnMut(usize, &Message) -> Option<Vec<u8>>,
+    ) -> io::Result<Vec<Change>> {
+        let _lock = self.lock()?;
+        let mut index = Index::refresh(self.index.take(), &self.dir)?;
+        if index.validity != validity {
+            self.index = Some(index);
+            return Err(validity_changed());
         }
-        m.flags = Letters::from_slice(&flags);
-        m.moved_to(to);
-        Ok(())
+        let mut out = Vec::with_capacity(which.len());
+        for &i in which {
+            let m = &mut messages[i];
+            let Some(r) = index.get(m.uid) else {
+                out.push(Change::Gone);
+                continue;
+            };
+            let (recorded, mtime) = (r.flags, r.mtime);
+            // Where the file is: where the index says, where the session saw it, or found
+            // by reading the directories.
+            let exists = |f: &str| fs::symlink_metadata(self.dir.join(f)).is_ok();
+            let file = [usual_file(&m.unique, &recorded.to_vec(), false), m.file()]
+                .into_iter()
+                .find(|f| exists(f))
+                .or_else(|| self.locate(&m.unique));
+            let Some(file) = file else {
+                out.push(Change::Gone);
+                continue;
+            };
+            let now = match file.strip_prefix("cur/") {
+                Some(name) => split_name(name).1,
+                None => Vec::new(),
+            };
+            // A change made behind the index's back (a mail reader on the files) gets its
+            // mod-sequence now.
+            index.update(m.uid, &now, mtime);
+            m.flags = Letters::from_slice(&now);
+            m.modseq = index.get(m.uid).map_or(m.modseq, |r| r.modseq);
+            m.moved_to(file.clone());
+            let Some(mut new) = decide(i, m) else {
+                out.push(Change::Refused);
+                continue;
+            };
+            new.sort_unstable();
+            new.dedup();
+            if new == now {
+                out.push(Change::Same);
+                continue;
+            }
+            let to = format!("cur/{}:2,{}", m.unique, String::from_utf8_lossy(&new));
+            if fs::rename(self.dir.join(&file), self.dir.join(&to)).is_err() {
+                out.push(Change::Failed);
+                continue;
+            }
+            index.update(m.uid, &new, mtime);
+            m.flags = Letters::from_slice(&new);
+            m.modseq = index.get(m.uid).map_or(m.modseq, |r| r.modseq);
+            m.moved_to(to);
+            out.push(Change::Changed);
+        }
+        let result = index.commit(&self.dir);
+        self.index = Some(index);
+        result?;
+        Ok(out)
     }
 
-    /// Removes a message's file.
-    pub fn remove(&self, m: &Message) -> io::Result<()> {
+    /// Removes a message's file; false if it was gone already (removed by another
+    /// session, which counted it in the quota).
+    pub fn remove(&self, m: &Message) -> io::Result<bool> {
+        let gone = |e: io::Error| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        };
         match fs::remove_file(self.dir.join(m.file())) {
+            Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => match self.locate(&m.unique) {
-                Some(file) => fs::remove_file(self.dir.join(file)),
-                None => Ok(()),
+                Some(file) => fs::remove_file(self.dir.join(file)).map_or_else(gone, |()| Ok(true)),
+                None => Ok(false),
             },
-            other => other,
+            Err(e) => Err(e),
         }
     }
 
@@ -688,6 +768,9 @@ impl Folder {
         }
         let _lock = self.lock()?;
         let mut index = Index::refresh(self.index.take(), &self.dir)?;
+        if u64::from(index.next) + names.len() as u64 >= u64::from(u32::MAX) {
+            index.renumber(&self.dir);
+        }
         let mut uids = Vec::with_capacity(names.len());
         for ((unique, _), m) in names.iter().zip(messages) {
             let mtime = m
@@ -722,6 +805,44 @@ impl Folder {
         Ok((validity, uids))
     }
 }
+
+/// What `Folder::change_flags` did to one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The flags were changed.
+    Changed,
+    /// The flags already were the ones asked for.
+    Same,
+    /// `decide` left it alone (STORE UNCHANGEDSINCE).
+    Refused,
+    /// It is no longer in the folder (expunged by another session).
+    Gone,
+    /// Its file could not be renamed.
+    Failed,
+}
+
+/// The error of a folder whose UIDVALIDITY changed under a session (deleted and made
+/// again): the session's UIDs mean nothing any more.
+pub fn validity_changed() -> io::Error {
+    io::Error::other(ValidityChanged)
+}
+
+/// True if `e` is `validity_changed()`.
+pub fn is_validity_changed(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<ValidityChanged>())
+}
+
+#[derive(Debug)]
+struct ValidityChanged;
+
+impl std::fmt::Display for ValidityChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the mailbox's UIDVALIDITY changed")
+    }
+}
+
+impl std::error::Error for ValidityChanged {}
 
 /// A message to add to a folder.
 #[derive(Debug, Clone)]
@@ -933,13 +1054,117 @@ mod tests {
     }
 
     #[test]
-    fn set_flags_renames_with_letters_in_ascii_order() {
+    fn flags_are_renamed_with_letters_in_ascii_order() {
         let dir = maildir("flags");
         fs::write(dir.join("new/1.a.host"), b"ab\n").unwrap();
         let mut f = Folder::new(dir.clone());
-        let mut m = f.sync().unwrap().messages.remove(0);
-        f.set_flags(&mut m, b"TSF").unwrap();
+        let snap = f.sync().unwrap();
+        let mut messages = snap.messages;
+        let done = f
+            .change_flags(snap.validity, &mut messages, &[0], |_, _| {
+                Some(b"TSF".to_vec())
+            })
+            .unwrap();
+        assert_eq!(done, vec![Change::Changed]);
         assert!(dir.join("cur/1.a.host:2,FST").exists());
+        assert_eq!(messages[0].file(), "cur/1.a.host:2,FST");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn flag_changes_are_decided_on_the_flags_of_the_moment() {
+        let root = maildir("decide");
+        // A folder, so that UIDVALIDITY's counter (in the root) outlives it.
+        let dir = root.join(".Box");
+        rqmail_mailbox::make_maildir(&dir).unwrap();
+        fs::write(dir.join("new/1.a.host"), b"a\n").unwrap();
+        let (mut one, mut two) = (Folder::new(dir.clone()), Folder::new(dir.clone()));
+        let snap = one.sync().unwrap();
+        let validity = snap.validity;
+        let (mut mine, mut theirs) = (snap.messages.clone(), two.sync().unwrap().messages);
+        let seen_at = mine[0].modseq;
+        // The other session flags it.
+        two.change_flags(validity, &mut theirs, &[0], |_, _| Some(b"F".to_vec()))
+            .unwrap();
+        assert!(theirs[0].modseq > seen_at);
+        // +FLAGS (\Seen) from this session's stale view keeps their \Flagged.
+        let add_seen = |_: usize, m: &Message| {
+            let mut f = m.flags.to_vec();
+            f.push(b'S');
+            Some(f)
+        };
+        let done = one
+            .change_flags(validity, &mut mine, &[0], add_seen)
+            .unwrap();
+        assert_eq!(done, vec![Change::Changed]);
+        assert!(dir.join("cur/1.a.host:2,FS").exists());
+        assert_eq!(mine[0].flags.to_vec(), b"FS");
+        // UNCHANGEDSINCE tests the mod-sequence of the moment, not the one last seen.
+        let mut stale = snap.messages.clone();
+        let mut seen = None;
+        let done = one
+            .change_flags(validity, &mut stale, &[0], |_, m| {
+                seen = Some(m.modseq);
+                (m.modseq <= seen_at).then(Vec::new)
+            })
+            .unwrap();
+        assert_eq!(done, vec![Change::Refused]);
+        assert_eq!(seen, Some(mine[0].modseq));
+        assert!(dir.join("cur/1.a.host:2,FS").exists());
+        // A mail reader's rename behind the index's back gets a new mod-sequence too.
+        fs::rename(dir.join("cur/1.a.host:2,FS"), dir.join("cur/1.a.host:2,S")).unwrap();
+        let before = mine[0].modseq;
+        let done = one
+            .change_flags(validity, &mut mine, &[0], |_, _| None)
+            .unwrap();
+        assert_eq!(done, vec![Change::Refused]);
+        assert_eq!(mine[0].flags.to_vec(), b"S");
+        assert!(mine[0].modseq > before);
+        // Gone, and then a folder made again under the same name.
+        fs::remove_file(dir.join("cur/1.a.host:2,S")).unwrap();
+        let done = one
+            .change_flags(validity, &mut mine, &[0], add_seen)
+            .unwrap();
+        assert_eq!(done, vec![Change::Gone]);
+        assert!(!one.remove(&mine[0]).unwrap(), "already removed");
+        fs::remove_dir_all(&dir).unwrap();
+        rqmail_mailbox::make_maildir(&dir).unwrap();
+        Folder::new(dir.clone()).sync().unwrap();
+        let e = one
+            .change_flags(validity, &mut mine, &[0], add_seen)
+            .unwrap_err();
+        assert!(is_validity_changed(&e), "{e}");
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn uids_that_run_out_start_again_under_a_new_uidvalidity() {
+        let dir = maildir("uids-out");
+        let last = u32::MAX - 1;
+        fs::write(
+            dir.join(INDEX),
+            format!(
+                "rqmail-index 1 7\nN {} 3\n+ {last} 3 0 - 1.a.host\n",
+                u32::MAX
+            ),
+        )
+        .unwrap();
+        fs::write(dir.join("cur/1.a.host:2,"), b"a\n").unwrap();
+        fs::write(dir.join("new/2.b.host"), b"b\n").unwrap();
+        fs::write(dir.join("new/3.c.host"), b"c\n").unwrap();
+        let mut f = Folder::new(dir.clone());
+        let s = f.sync().unwrap();
+        assert_ne!(s.validity, 7);
+        assert_eq!(
+            s.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(&*s.messages[0].unique, "1.a.host");
+        assert_eq!(s.next, 4);
+        // As read by another session.
+        let again = Folder::new(dir.clone()).sync().unwrap();
+        assert_eq!(again.validity, s.validity);
+        assert_eq!(again.messages, s.messages);
         let _ = fs::remove_dir_all(&dir);
     }
 

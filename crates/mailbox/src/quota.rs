@@ -1,6 +1,7 @@
 //! Maildir++ quotas: the `maildirsize` file at the top of a Maildir. Its first line is the
-//! quota (`10000S` for bytes); each further line is `BYTES COUNT`, a change to add up, and
-//! the count covers the Maildir and its Maildir++ folders. Deliveries (rqmail-vdeliver) and
+//! quota (`10000S` for bytes, `100C` for messages, or both: `10000S,100C`); each further
+//! line is `BYTES COUNT`, a change to add up, and the count covers the Maildir and its
+//! Maildir++ folders. Deliveries (rqmail-vdeliver) and
 //! IMAP (rqmail-imapd: APPEND, COPY, EXPUNGE) append to it.
 //! It is recomputed from the Maildir when missing, when its quota line is not the current
 //! quota, when it grows past 5120 bytes, and before a message is refused (so mail removed
@@ -67,20 +68,69 @@ pub fn scan(maildir: &Path) -> io::Result<(u64, u64)> {
     Ok((bytes, count))
 }
 
-/// The quota line for `quota` bytes.
-fn quota_line(quota: u64) -> String {
-    format!("{quota}S")
+/// A Maildir++ quota: bytes (`S`) and messages (`C`), 0 for no limit of that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Bytes, or 0.
+    pub bytes: u64,
+    /// Messages, or 0.
+    pub count: u64,
+}
+
+impl Quota {
+    /// A quota of `bytes` bytes only (0: none).
+    pub fn bytes(bytes: u64) -> Quota {
+        Quota { bytes, count: 0 }
+    }
+
+    /// True if it limits nothing.
+    pub fn is_none(&self) -> bool {
+        self.bytes == 0 && self.count == 0
+    }
+
+    /// Its line in `maildirsize`: `10000S`, `100C` or `10000S,100C`.
+    fn line(&self) -> String {
+        let mut parts = Vec::new();
+        if self.bytes > 0 {
+            parts.push(format!("{}S", self.bytes));
+        }
+        if self.count > 0 {
+            parts.push(format!("{}C", self.count));
+        }
+        parts.join(",")
+    }
+
+    /// Parses a quota line (`10000S,100C`, either part alone, in either order).
+    fn parse(line: &str) -> Option<Quota> {
+        let mut q = Quota::bytes(0);
+        for part in line.trim_end().split(',') {
+            if let Some(n) = part.strip_suffix('S') {
+                q.bytes = n.parse().ok()?;
+            } else if let Some(n) = part.strip_suffix('C') {
+                q.count = n.parse().ok()?;
+            } else {
+                return None;
+            }
+        }
+        Some(q)
+    }
+
+    /// True if `used` (bytes, messages) plus `more` stays within the quota.
+    fn allows(&self, used: (u64, u64), more: (u64, u64)) -> bool {
+        (self.bytes == 0 || used.0.saturating_add(more.0) <= self.bytes)
+            && (self.count == 0 || used.1.saturating_add(more.1) <= self.count)
+    }
 }
 
 /// Reads `maildirsize`: `Some((bytes, count, file size))` if its quota line is `quota`'s.
-fn read(maildir: &Path, quota: u64) -> io::Result<Option<(u64, u64, u64)>> {
+fn read(maildir: &Path, quota: &Quota) -> io::Result<Option<(u64, u64, u64)>> {
     let text = match std::fs::read_to_string(maildir.join(FILE)) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let mut lines = text.lines();
-    if lines.next() != Some(quota_line(quota).as_str()) {
+    if lines.next().and_then(Quota::parse) != Some(*quota) {
         return Ok(None);
     }
     let (mut bytes, mut count) = (0i64, 0i64);
@@ -103,24 +153,31 @@ fn read(maildir: &Path, quota: u64) -> io::Result<Option<(u64, u64, u64)>> {
 }
 
 /// Recounts the Maildir and rewrites `maildirsize` atomically.
-pub fn recalculate(maildir: &Path, quota: u64) -> io::Result<(u64, u64)> {
+pub fn recalculate(maildir: &Path, quota: &Quota) -> io::Result<(u64, u64)> {
     let (bytes, count) = scan(maildir)?;
-    let text = format!("{}\n{bytes} {count}\n", quota_line(quota));
+    let text = format!("{}\n{bytes} {count}\n", quota.line());
     write_atomic(&maildir.join(FILE), text.as_bytes())?;
     Ok((bytes, count))
 }
 
-/// Whether a message of `size` bytes fits under `quota` (0: always). Reads `maildirsize`,
-/// recomputing it when it is missing, stale or says the message does not fit.
-pub fn fits(maildir: &Path, quota: u64, size: u64) -> io::Result<bool> {
-    if quota == 0 {
+/// Whether one message of `size` bytes fits under `quota`.
+pub fn fits(maildir: &Path, quota: &Quota, size: u64) -> io::Result<bool> {
+    fits_many(maildir, quota, size, 1)
+}
+
+/// Whether `count` messages of `bytes` in all fit under `quota`. Reads `maildirsize`,
+/// recomputing it when it is missing, stale or says they do not fit.
+pub fn fits_many(maildir: &Path, quota: &Quota, bytes: u64, count: u64) -> io::Result<bool> {
+    if quota.is_none() {
         return Ok(true);
     }
     let used = match read(maildir, quota)? {
-        Some((bytes, _, len)) if len <= MAX_SIZE && bytes + size <= quota => return Ok(true),
-        _ => recalculate(maildir, quota)?.0,
+        Some((b, c, len)) if len <= MAX_SIZE && quota.allows((b, c), (bytes, count)) => {
+            return Ok(true);
+        }
+        _ => recalculate(maildir, quota)?,
     };
-    Ok(used + size <= quota)
+    Ok(quota.allows(used, (bytes, count)))
 }
 
 /// Writes `path` through a temporary file, fsync and rename.
@@ -149,24 +206,19 @@ fn write_atomic(path: &Path, text: &[u8]) -> io::Result<()> {
     }
 }
 
-/// The quota in bytes that the Maildir's `maildirsize` names, if it has one: what
-/// programs that do not know the user's quota themselves (rqmail-imapd) go by.
-pub fn limit(maildir: &Path) -> Option<u64> {
+/// The quota that the Maildir's `maildirsize` names, if it has one: what programs that do
+/// not know the user's quota themselves (rqmail-imapd) go by.
+pub fn limit(maildir: &Path) -> Option<Quota> {
     let mut first = String::new();
     let file = File::open(maildir.join(FILE)).ok()?;
     std::io::BufRead::read_line(&mut io::BufReader::new(file.take(256)), &mut first).ok()?;
-    first
-        .trim_end()
-        .split(',')
-        .find_map(|q| q.strip_suffix('S'))
-        .and_then(|n| n.parse().ok())
-        .filter(|&n| n > 0)
+    Quota::parse(&first).filter(|q| !q.is_none())
 }
 
 /// Records `count` messages of `bytes` in all leaving the Maildir (one appended line of
 /// negative numbers), when it has a quota.
-pub fn remove(maildir: &Path, quota: u64, bytes: u64, count: u64) -> io::Result<()> {
-    if quota == 0 || read(maildir, quota)?.is_none() {
+pub fn remove(maildir: &Path, quota: &Quota, bytes: u64, count: u64) -> io::Result<()> {
+    if quota.is_none() || read(maildir, quota)?.is_none() {
         return Ok(());
     }
     let mut f = OpenOptions::new()
@@ -177,8 +229,8 @@ pub fn remove(maildir: &Path, quota: u64, bytes: u64, count: u64) -> io::Result<
 }
 
 /// Records `count` messages of `bytes` in all added to the Maildir (one appended line).
-pub fn add_many(maildir: &Path, quota: u64, bytes: u64, count: u64) -> io::Result<()> {
-    if quota == 0 {
+pub fn add_many(maildir: &Path, quota: &Quota, bytes: u64, count: u64) -> io::Result<()> {
+    if quota.is_none() {
         return Ok(());
     }
     if read(maildir, quota)?.is_none() {
@@ -193,7 +245,7 @@ pub fn add_many(maildir: &Path, quota: u64, bytes: u64, count: u64) -> io::Resul
 }
 
 /// Records a delivered message of `size` bytes in `maildirsize` (one appended line).
-pub fn add(maildir: &Path, quota: u64, size: u64) -> io::Result<()> {
+pub fn add(maildir: &Path, quota: &Quota, size: u64) -> io::Result<()> {
     add_many(maildir, quota, size, 1)
 }
 
@@ -223,25 +275,25 @@ mod tests {
         std::fs::write(dir.join("new/1.a.host,S=400,W=410"), "").unwrap();
         std::fs::write(dir.join("cur/2.b.host:2,S"), vec![b'x'; 200]).unwrap();
         std::fs::write(dir.join(".Archive/cur/3.c.host,S=100:2,S"), "").unwrap();
-        assert!(fits(&dir, 1000, 300).unwrap());
+        assert!(fits(&dir, &Quota::bytes(1000), 300).unwrap());
         assert_eq!(
             std::fs::read_to_string(dir.join(FILE)).unwrap(),
             "1000S\n700 3\n"
         );
-        assert_eq!(limit(&dir), Some(1000));
-        assert!(!fits(&dir, 1000, 301).unwrap());
+        assert_eq!(limit(&dir), Some(Quota::bytes(1000)));
+        assert!(!fits(&dir, &Quota::bytes(1000), 301).unwrap());
         std::fs::write(dir.join("new/4.d.host,S=250,W=260"), "").unwrap();
-        add(&dir, 1000, 250).unwrap();
-        assert!(!fits(&dir, 1000, 100).unwrap());
+        add(&dir, &Quota::bytes(1000), 250).unwrap();
+        assert!(!fits(&dir, &Quota::bytes(1000), 100).unwrap());
         std::fs::remove_file(dir.join("new/1.a.host,S=400,W=410")).unwrap();
-        remove(&dir, 1000, 400, 1).unwrap();
+        remove(&dir, &Quota::bytes(1000), 400, 1).unwrap();
         assert!(
             std::fs::read_to_string(dir.join(FILE))
                 .unwrap()
                 .ends_with("-400 -1\n")
         );
-        assert!(fits(&dir, 1000, 100).unwrap());
-        assert!(fits(&dir, 0, u64::MAX / 2).unwrap());
+        assert!(fits(&dir, &Quota::bytes(1000), 100).unwrap());
+        assert!(fits(&dir, &Quota::bytes(0), u64::MAX / 2).unwrap());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -249,14 +301,48 @@ mod tests {
     fn no_maildirsize_means_no_limit() {
         let dir = scratch("none");
         assert_eq!(limit(&dir), None);
-        std::fs::write(dir.join(FILE), "5000C\n").unwrap();
+        std::fs::write(dir.join(FILE), "junk\n").unwrap();
+        assert_eq!(limit(&dir), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_message_count_quota_is_kept_and_enforced() {
+        let dir = scratch("count-limit");
+        std::fs::write(dir.join(FILE), "5000S,2C\n0 0\n").unwrap();
+        let q = limit(&dir).unwrap();
+        assert_eq!(
+            q,
+            Quota {
+                bytes: 5000,
+                count: 2
+            }
+        );
+        std::fs::write(dir.join("new/1.a.host,S=10"), "").unwrap();
+        assert!(fits(&dir, &q, 10).unwrap());
+        add(&dir, &q, 10).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join(FILE)).unwrap(),
+            "5000S,2C\n0 0\n10 1\n",
+            "the quota line is kept as it was written"
+        );
+        std::fs::write(dir.join("new/2.b.host,S=10"), "").unwrap();
+        add(&dir, &q, 10).unwrap();
+        assert!(!fits(&dir, &q, 10).unwrap(), "a third message is over 2C");
+        assert!(
+            std::fs::read_to_string(dir.join(FILE))
+                .unwrap()
+                .starts_with("5000S,2C\n"),
+            "the recount keeps both limits"
+        );
+        std::fs::write(dir.join(FILE), "100C\n").unwrap();
         assert_eq!(
             limit(&dir),
-            None,
-            "a message-count quota only is no byte limit"
+            Some(Quota {
+                bytes: 0,
+                count: 100
+            })
         );
-        std::fs::write(dir.join(FILE), "5000S,100C\n0 0\n").unwrap();
-        assert_eq!(limit(&dir), Some(5000));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
