@@ -390,6 +390,11 @@ assert r[0] == b'* ESEARCH (TAG "e4") COUNT 0\r\n', r
 r = a.cmd(b"e5 SEARCH RETURN (MAX) MODSEQ %d" % (high + 1))
 assert r[0] == b'* ESEARCH (TAG "e5") MAX 2 MODSEQ %d\r\n' % new_mod, r
 assert a.cmd(b"e6 SEARCH RETURN (SAVE) ALL")[-1].startswith(b"e6 BAD"), "SAVE is not offered"
+# With only MIN (or MAX), MODSEQ is that message's; with COUNT or ALL, the highest matched.
+r = a.cmd(b"e7 SEARCH RETURN (MIN) MODSEQ 1")
+assert r[0] == b'* ESEARCH (TAG "e7") MIN 1 MODSEQ %d\r\n' % seqs[uids3[0]], (r, seqs)
+r = a.cmd(b"e8 SEARCH RETURN (MIN COUNT) MODSEQ 1")
+assert r[0] == b'* ESEARCH (TAG "e8") MIN 1 COUNT 3 MODSEQ %d\r\n' % new_mod, r
 
 # Only what changed since a mod-sequence.
 r = a.cmd(b"f2 UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % high)

@@ -1869,6 +1869,7 @@ impl<W: Write> Session<W> {
             return bad("no mailbox selected");
         };
         let mut found = Vec::new();
+        let mut modseqs = Vec::new();
         let mut highest = 0;
         sel.cache.refresh();
         let mut to_cache = Vec::new();
@@ -1884,6 +1885,7 @@ impl<W: Write> Session<W> {
             }
             if hit {
                 highest = highest.max(sel.messages[i].modseq);
+                modseqs.push(sel.messages[i].modseq);
                 found.push(if uid {
                     sel.messages[i].uid
                 } else {
@@ -1900,7 +1902,7 @@ impl<W: Write> Session<W> {
                 if uid {
                     line.push_str(" UID");
                 }
-                for o in options {
+                for o in &options {
                     match (o.as_str(), found.first(), found.last()) {
                         ("MIN", Some(min), _) => line.push_str(&format!(" MIN {min}")),
                         ("MAX", _, Some(max)) => line.push_str(&format!(" MAX {max}")),
@@ -1910,7 +1912,22 @@ impl<W: Write> Session<W> {
                     }
                 }
                 if with_modseq && !found.is_empty() {
-                    line.push_str(&format!(" MODSEQ {highest}"));
+                    // RFC 7162 §3.1.5: with only MIN and/or MAX, the mod-sequence of the
+                    // messages returned; otherwise the highest of all that matched.
+                    let only_ends = options.iter().all(|o| o == "MIN" || o == "MAX");
+                    let modseq = if only_ends {
+                        let mut m = 0;
+                        if options.iter().any(|o| o == "MIN") {
+                            m = m.max(modseqs[0]);
+                        }
+                        if options.iter().any(|o| o == "MAX") {
+                            m = m.max(modseqs[modseqs.len() - 1]);
+                        }
+                        m
+                    } else {
+                        highest
+                    };
+                    line.push_str(&format!(" MODSEQ {modseq}"));
                 }
                 line
             }
