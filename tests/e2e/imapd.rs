@@ -574,7 +574,7 @@ r = Raw()
 assert r.cmd(b"s SELECT INBOX")[-1].startswith(b"s OK")
 first = r.cmd(b"f1 FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)")
 cache = open(os.path.join(MAILDIR, "rqmail-cache"), "rb").read()
-assert cache.startswith(b"rqmail-cache 1 "), cache[:40]
+assert cache.startswith(b"rqmail-cache 2 "), cache[:40]
 assert cache.count(b"\nE ") == 2 and cache.count(b"\nS ") == 2 and cache.count(b"\nB ") == 2, cache
 # A second session answers the same, from the cache: prove it by changing a record
 # (same length) behind the server's back.
@@ -706,6 +706,43 @@ while True:
     lines.append(l)
 assert lines[-1].startswith(b"* BYE "), lines
 assert not any(l.startswith(b"zz2 ") for l in lines), lines
+print("ok")
+"#,
+        ),
+    );
+    assert!(out.contains("ok"), "{out}");
+}
+
+#[test]
+fn search_decodes_encoded_words_transfer_encodings_and_charsets() {
+    let subject = b"From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <jm@remote.example>\nSubject: =?UTF-8?B?R3LDvMOfZSBhdXMgS8O2bG4=?=\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\nplain ascii body\n";
+    let base64 = b"Subject: b64\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\nZMOpasOgIHZ1LCBsJ8OpdMOpIGVzdCBsw6AK\n";
+    let latin1 = b"Subject: latin1\nMIME-Version: 1.0\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nna=EFve fa=E7ade\n";
+    let (inst, _maildir, l) = setup("imap-decode", &[subject, base64, latin1]);
+    let out = inst.python(
+        l.port,
+        &script(
+            r#"
+r = Raw()
+assert r.cmd(b"a1 SELECT INBOX")[-1].startswith(b"a1 OK")
+def search(tag, key, text):
+    data = text.encode()
+    return r.cmd(tag + b" SEARCH CHARSET UTF-8 " + key + b" {%d+}\r\n" % len(data) + data)[0]
+# Encoded words in Subject and From, case-insensitively (Unicode).
+assert search(b"s1", b"SUBJECT", "GRÜSSE") == b"* SEARCH\r\n"
+assert search(b"s2", b"SUBJECT", "grüße aus köln") == b"* SEARCH 1\r\n"
+assert search(b"s3", b"FROM", "müller") == b"* SEARCH 1\r\n"
+# Again, from the folder's cache.
+assert search(b"s4", b"SUBJECT", "Köln") == b"* SEARCH 1\r\n"
+assert search(b"s5", b"HEADER SUBJECT", "Grüße") == b"* SEARCH 1\r\n"
+# A base64 body, and a quoted-printable Latin-1 one.
+assert search(b"b1", b"BODY", "l'été est là") == b"* SEARCH 2\r\n"
+assert search(b"b2", b"BODY", "FAÇADE") == b"* SEARCH 3\r\n"
+assert search(b"b3", b"TEXT", "naïve") == b"* SEARCH 3\r\n"
+assert search(b"b4", b"TEXT", "jürgen") == b"* SEARCH 1\r\n"
+# The raw bytes still match as before.
+assert search(b"b5", b"BODY", "ZMOpasOg") == b"* SEARCH 2\r\n"
+assert search(b"b6", b"BODY", "plain ascii") == b"* SEARCH 1\r\n"
 print("ok")
 "#,
         ),

@@ -2,13 +2,13 @@
 //! BODYSTRUCTURE, so that a client listing 100,000 messages does not make the server read
 //! and parse 100,000 files each time.
 //!
-//! The file `rqmail-cache` starts with `rqmail-cache 1 UIDVALIDITY`; then records
+//! The file `rqmail-cache` starts with `rqmail-cache 2 UIDVALIDITY`; then records
 //! `KIND UID LEN\n` followed by LEN bytes and `\n`, KIND being `E` (ENVELOPE), `B` (BODY) or
-//! `S` (BODYSTRUCTURE), or `F` (the From, To, Cc, Bcc and Subject fields, unfolded, for
-//! SEARCH). It is only a cache: nothing is fsynced, a record cut short by a crash ends the
-//! readable part and is cut off by the next writer, a file for an older UIDVALIDITY is
-//! replaced by a new one, and the whole file is rewritten without the records of expunged
-//! messages once they are most of it. Writers append under an flock of the file; each
+//! `S` (BODYSTRUCTURE), or `F` (the From, To, Cc, Bcc and Subject fields, unfolded and
+//! with RFC 2047 words decoded, for SEARCH). It is only a cache: nothing is fsynced, a
+//! record cut short by a crash ends the readable part and is cut off by the next writer, a
+//! file for an older UIDVALIDITY (or version) is replaced by a new one, and the whole file
+//! is rewritten without the records of expunged messages once they are most of it. Writers append under an flock of the file; each
 //! session reads what others appended since it last looked, keeps only offsets, and holds
 //! the file open (so that a later cache cannot reuse its inode).
 
@@ -21,7 +21,8 @@ use std::path::PathBuf;
 
 /// The cache file in each folder.
 pub const CACHE: &str = "rqmail-cache";
-const MAGIC: &str = "rqmail-cache 1 ";
+/// Version 2: the `F` records hold decoded (RFC 2047) values.
+const MAGIC: &str = "rqmail-cache 2 ";
 
 /// What is cached of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

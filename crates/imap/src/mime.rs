@@ -7,7 +7,8 @@
 // because IMAP wants them as written (encoded-words left encoded, `<>` kept on Content-ID,
 // parameter values not decoded).
 
-use mail_parser::{Encoding, Message, MessageParser, PartType};
+use mail_parser::parsers::MessageStream;
+use mail_parser::{Encoding, HeaderValue, Message, MessageParser, PartType};
 
 /// Parts nested deeper than this (multiparts and enclosed messages both count) are opaque:
 /// the tree is walked recursively, and a hostile message must not exhaust the stack.
@@ -257,6 +258,44 @@ fn parse_tree(msg: &[u8]) -> Entity<'_> {
         body,
         kind,
         in_digest: false,
+    }
+}
+
+/// The text of a message's text parts (text/plain, text/html and the like, in enclosed
+/// messages too), decoded from their transfer encoding and charset: what SEARCH BODY and
+/// TEXT look in when the raw bytes do not match.
+pub fn decoded_texts(msg: &[u8]) -> Vec<String> {
+    if u32::try_from(msg.len()).is_err() {
+        return Vec::new();
+    }
+    let Some(parsed) = MessageParser::default().parse(msg) else {
+        return Vec::new();
+    };
+    let mut texts = Vec::new();
+    // Taken apart without recursion, as `dismantle` does.
+    let mut stack = vec![parsed];
+    while let Some(mut message) = stack.pop() {
+        for part in &mut message.parts {
+            match std::mem::take(&mut part.body) {
+                PartType::Text(t) | PartType::Html(t) => texts.push(t.into_owned()),
+                PartType::Message(inner) => stack.push(inner),
+                _ => {}
+            }
+        }
+    }
+    texts
+}
+
+/// A header field's unfolded value with its RFC 2047 encoded words decoded.
+pub fn decode_words(value: &str) -> String {
+    if !value.contains("=?") {
+        return value.to_string();
+    }
+    let mut raw = value.as_bytes().to_vec();
+    raw.push(b'\n');
+    match MessageStream::new(&raw).parse_unstructured() {
+        HeaderValue::Text(t) => t.into_owned(),
+        _ => value.to_string(),
     }
 }
 

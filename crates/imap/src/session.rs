@@ -275,7 +275,7 @@ const CACHED_FIELDS: &[&str] = &["From", "To", "Cc", "Bcc", "Subject"];
 fn fields_record(header: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     for name in CACHED_FIELDS {
-        for value in header_values(header, name) {
+        for value in search_values(header, name) {
             out.extend_from_slice(format!("{name}: {value}\n").as_bytes());
         }
     }
@@ -305,7 +305,79 @@ fn header_values(header: &[u8], name: &str) -> Vec<String> {
     values
 }
 
+/// The values of header field `name` as SEARCH compares them: unfolded, with RFC 2047
+/// encoded words decoded.
+fn search_values(header: &[u8], name: &str) -> Vec<String> {
+    let mut values = header_values(header, name);
+    for v in &mut values {
+        // One line each, in the cache's records too.
+        *v = mime::decode_words(v).replace(['\r', '\n'], " ");
+    }
+    values
+}
+
+/// True if `bytes` may hold text that only decoding shows: a base64 or quoted-printable
+/// part, encoded words, or 8-bit text that is not UTF-8.
+fn may_be_encoded(bytes: &[u8]) -> bool {
+    const CTE: &[u8] = b"content-transfer-encoding:";
+    let (header, _) = split_message(bytes);
+    header.windows(2).any(|w| w == b"=?")
+        || bytes.split(|&b| b == b'\n').any(|line| {
+            line.len() > CTE.len()
+                && line[..CTE.len()].eq_ignore_ascii_case(CTE)
+                && (contains_ci(&line[CTE.len()..], "base64")
+                    || contains_ci(&line[CTE.len()..], "quoted-printable"))
+        })
+        || std::str::from_utf8(bytes).is_err()
+}
+
+/// SEARCH BODY and TEXT: the raw bytes, else the decoded text parts (and, for TEXT, the
+/// decoded header).
+fn text_matches(bytes: &[u8], needle: &str, with_header: bool) -> bool {
+    let (header, body) = split_message(bytes);
+    let raw = if with_header { bytes } else { body };
+    if contains_ci(raw, needle) {
+        return true;
+    }
+    if !may_be_encoded(bytes) {
+        return false;
+    }
+    if with_header
+        && header_lines(header)
+            .iter()
+            .any(|l| contains_ci(mime::decode_words(l).as_bytes(), needle))
+    {
+        return true;
+    }
+    mime::decoded_texts(bytes)
+        .iter()
+        .any(|t| contains_ci(t.as_bytes(), needle))
+}
+
+/// The header's fields, each unfolded into one line.
+fn header_lines(header: &[u8]) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        match lines.last_mut() {
+            Some(last) if text.starts_with(' ') || text.starts_with('\t') => {
+                last.push_str(text.trim_end())
+            }
+            _ => lines.push(text.trim_end().to_string()),
+        }
+    }
+    lines
+}
+
+/// Case-insensitive substring test: ASCII case folding for ASCII needles, Unicode
+/// lower case for the others (on text as UTF-8).
 fn contains_ci(hay: &[u8], needle: &str) -> bool {
+    if !needle.is_ascii() {
+        let needle = needle.to_lowercase();
+        return String::from_utf8_lossy(hay)
+            .to_lowercase()
+            .contains(&needle);
+    }
     let needle = needle.to_ascii_lowercase().into_bytes();
     if needle.is_empty() {
         return true;
@@ -1807,15 +1879,12 @@ impl<W: Write> Session<W> {
             Key::Header(name, s) => {
                 let bytes = load(sel);
                 let (header, _) = split_message(&bytes);
-                header_values(header, name)
+                search_values(header, name)
                     .iter()
                     .any(|v| contains_ci(v.as_bytes(), s))
             }
-            Key::Body(s) => {
-                let bytes = load(sel);
-                contains_ci(split_message(&bytes).1, s)
-            }
-            Key::Text(s) => contains_ci(&load(sel), s),
+            Key::Body(s) => text_matches(&load(sel), s, false),
+            Key::Text(s) => text_matches(&load(sel), s, true),
             Key::Not(k) => !Self::matches(sel, i, k, body, fields),
             Key::Or(a, b) => {
                 Self::matches(sel, i, a, body, fields) || Self::matches(sel, i, b, body, fields)
