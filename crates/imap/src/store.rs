@@ -1138,6 +1138,45 @@ mod tests {
     }
 
     #[test]
+    fn a_scan_racing_renames_keeps_every_uid() {
+        // Another session flags messages (renames in cur/) while this one scans: a file
+        // renamed while the directory is read can be missed under both names, and must not
+        // be taken for expunged.
+        let dir = maildir("race");
+        let count = 3000;
+        for n in 0..count {
+            fs::write(dir.join(format!("cur/{n}.a.host:2,")), b"x\n").unwrap();
+        }
+        let mut f = Folder::new(dir.clone());
+        let first = f.sync().unwrap();
+        assert_eq!(first.messages.len(), count);
+        let uids: Vec<u32> = first.messages.iter().map(|m| m.uid).collect();
+        let mover = {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                for n in 0..count {
+                    let from = dir.join(format!("cur/{n}.a.host:2,"));
+                    fs::rename(from, dir.join(format!("cur/{n}.a.host:2,S"))).unwrap();
+                }
+            })
+        };
+        let mut scans = 0;
+        while !mover.is_finished() || scans == 0 {
+            let s = f.sync().unwrap();
+            assert_eq!(s.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), uids);
+            scans += 1;
+        }
+        mover.join().unwrap();
+        let last = f.sync().unwrap();
+        assert_eq!(
+            last.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            uids
+        );
+        assert!(last.messages.iter().all(|m| m.flags.to_vec() == b"S"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn uids_that_run_out_start_again_under_a_new_uidvalidity() {
         let dir = maildir("uids-out");
         let last = u32::MAX - 1;
