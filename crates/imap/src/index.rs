@@ -122,6 +122,30 @@ pub struct Index {
     pending: String,
 }
 
+/// A decimal number without sign, as the index writes them.
+fn number(field: &[u8]) -> Option<u64> {
+    if field.is_empty() || field.len() > 20 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in field {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// A decimal number that may be negative (times).
+fn signed(field: &[u8]) -> Option<i64> {
+    match field.strip_prefix(b"-") {
+        // i64::MIN's magnitude is one more than i64::MAX.
+        Some(digits) => number(digits).and_then(|n| 0i64.checked_sub_unsigned(n)),
+        None => number(field).and_then(|n| i64::try_from(n).ok()),
+    }
+}
+
 /// The last UIDVALIDITY given in a Maildir, in its root.
 const LAST_VALIDITY: &str = "rqmail-uidvalidity";
 
@@ -206,44 +230,54 @@ impl Index {
     }
 
     /// Applies one complete line; false if it is not understood.
-    fn apply(&mut self, line: &str, removed: &mut HashSet<u32>) -> bool {
-        let mut f = line.split(' ');
-        match f.next() {
-            Some("N") => {
-                let (Some(Ok(next)), Some(Ok(highest))) = (
-                    f.next().map(str::parse::<u32>),
-                    f.next().map(str::parse::<u64>),
-                ) else {
+    fn apply(&mut self, line: &[u8], removed: &mut HashSet<u32>) -> bool {
+        let mut f = line.split(|&b| b == b' ');
+        let kind = f.next();
+        let mut num = || f.next().and_then(number);
+        match kind {
+            Some(b"N") => {
+                let (Some(next), Some(highest)) = (num(), num()) else {
+                    return false;
+                };
+                let Ok(next) = u32::try_from(next) else {
                     return false;
                 };
                 self.next = self.next.max(next);
                 self.highest = self.highest.max(highest);
             }
-            Some("+") => {
-                let (Some(uid), Some(modseq), Some(mtime), Some(flags), Some(unique)) =
-                    (f.next(), f.next(), f.next(), f.next(), f.next())
-                else {
+            Some(b"+") => {
+                let (Some(uid), Some(modseq)) = (num(), num()) else {
                     return false;
                 };
-                let (Ok(uid), Ok(modseq), Ok(mtime)) = (
-                    uid.parse::<u32>(),
-                    modseq.parse::<u64>(),
-                    mtime.parse::<i64>(),
+                let (Some(mtime), Some(flags), Some(unique)) = (
+                    f.next().and_then(signed),
+                    f.next(),
+                    f.next().and_then(|u| std::str::from_utf8(u).ok()),
                 ) else {
+                    return false;
+                };
+                let Ok(uid) = u32::try_from(uid) else {
                     return false;
                 };
                 if uid == 0 || unique.is_empty() {
                     return false;
                 }
-                let flags = if flags == "-" {
+                let flags = if flags == b"-" {
                     Letters::default()
                 } else {
-                    Letters::from_slice(flags.as_bytes())
+                    Letters::from_slice(flags)
                 };
-                removed.remove(&uid);
+                if !removed.is_empty() {
+                    removed.remove(&uid);
+                }
                 self.highest = self.highest.max(modseq);
                 self.next = self.next.max(uid.saturating_add(1));
-                if let Some(r) = self.get_mut(uid) {
+                // Records are mostly appended in UID order: look at the last one first.
+                let existing = match self.records.last() {
+                    Some(last) if last.uid < uid => None,
+                    _ => self.get_mut(uid),
+                };
+                if let Some(r) = existing {
                     r.modseq = modseq;
                     r.mtime = mtime;
                     r.flags = flags;
@@ -269,32 +303,31 @@ impl Index {
                     }
                 }
             }
-            Some("Z") => {
-                let (Some(Ok(uid)), Some(Ok(size))) = (
-                    f.next().map(str::parse::<u32>),
-                    f.next().map(str::parse::<u64>),
-                ) else {
+            Some(b"Z") => {
+                let (Some(uid), Some(size)) = (num(), num()) else {
                     return false;
                 };
-                if let Some(r) = self.get_mut(uid) {
+                if let Ok(uid) = u32::try_from(uid)
+                    && let Some(r) = self.get_mut(uid)
+                {
                     r.size = size;
                 }
             }
-            Some("S") => {
+            Some(b"S") => {
                 let mut stamp = [0i64; 4];
                 for v in &mut stamp {
-                    match f.next().map(str::parse::<i64>) {
-                        Some(Ok(n)) => *v = n,
-                        _ => return false,
+                    match f.next().and_then(signed) {
+                        Some(n) => *v = n,
+                        None => return false,
                     }
                 }
                 self.stamp = Some(stamp);
             }
-            Some("-") => {
-                let (Some(Ok(uid)), Some(Ok(modseq))) = (
-                    f.next().map(str::parse::<u32>),
-                    f.next().map(str::parse::<u64>),
-                ) else {
+            Some(b"-") => {
+                let (Some(uid), Some(modseq)) = (num(), num()) else {
+                    return false;
+                };
+                let Ok(uid) = u32::try_from(uid) else {
                     return false;
                 };
                 self.highest = self.highest.max(modseq);
@@ -358,13 +391,16 @@ impl Index {
         let mut bytes = Vec::with_capacity((meta.len() - index.offset) as usize);
         file.read_to_end(&mut bytes)?;
         let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        let text = String::from_utf8_lossy(&bytes[..complete]);
-        let mut lines = text.lines();
+        let mut lines = bytes[..complete]
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.is_empty());
         if index.offset == 0 {
             let validity = lines
                 .next()
-                .and_then(|l| l.strip_prefix(MAGIC))
-                .and_then(|v| v.parse::<u32>().ok())
+                .and_then(|l| l.strip_prefix(MAGIC.as_bytes()))
+                .and_then(number)
+                .and_then(|v| u32::try_from(v).ok())
                 .filter(|&v| v != 0);
             match validity {
                 Some(v) => index.validity = v,

@@ -134,11 +134,9 @@ fn split_name(name: &str) -> (&str, Vec<u8>) {
 
 /// The `,W=` size in a unique name.
 fn wire_size(unique: &str) -> Option<u64> {
-    unique
-        .split(',')
-        .skip(1)
-        .find_map(|f| f.strip_prefix("W="))
-        .and_then(|n| n.parse().ok())
+    let at = unique.as_bytes().windows(3).position(|w| w == b",W=")?;
+    let digits = unique[at + 3..].split(',').next()?;
+    digits.parse().ok()
 }
 
 /// A mailbox name checked and mapped to its Maildir++ directory.
