@@ -639,6 +639,17 @@ fetch = [l for l in r if l.startswith(b"* 1 FETCH")]
 assert len(fetch) == 1 and b"\\Flagged" in fetch[0] and b"\\Seen" in fetch[0], r
 assert b"UID 1 " in fetch[0] and b"MODSEQ (" in fetch[0], fetch
 assert any(p.endswith(":2,FS") for p in files().values()), files()
+# Reading a body sets \Seen, and the reply also tells what another session set meanwhile,
+# even when \Seen was among it.
+assert b.cmd(b"b6 STORE 2 +FLAGS.SILENT (\Flagged)")[-1].startswith(b"b6 OK")
+r = b"".join(a.cmd(b"a12 FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY[1])"))
+assert r.count(b"* 2 FETCH") == 1 and b"FLAGS (\\Flagged \\Seen" in r, r
+assert b.cmd(b"b7 STORE 3 +FLAGS.SILENT (\Seen \Answered)")[-1].startswith(b"b7 OK")
+r = b"".join(a.cmd(b"a13 FETCH 3 (BODY[1])"))
+assert r.count(b"* 3 FETCH") == 1 and b"FLAGS (\\Answered \\Seen" in r and b"MODSEQ (" in r, r
+assert b"\\Answered" not in b"".join(a.cmd(b"a14 NOOP")), "told twice"
+assert b.cmd(b"b8 STORE 2:3 -FLAGS.SILENT (\Flagged \Answered \Seen)")[-1].startswith(b"b8 OK")
+assert a.cmd(b"a15 NOOP")[-1].startswith(b"a15 OK")
 # b flags message 2; a's quiet STORE on message 3 must not hide that from a's next NOOP.
 assert b.cmd(b"b3 STORE 2 +FLAGS.SILENT (\\Draft)")[-1].startswith(b"b3 OK")
 assert a.cmd(b"a6 STORE 3 +FLAGS.SILENT (\\Seen)")[-1].startswith(b"a6 OK")
@@ -732,8 +743,13 @@ def search(tag, key, text):
 assert search(b"s1", b"SUBJECT", "GRÜSSE") == b"* SEARCH\r\n"
 assert search(b"s2", b"SUBJECT", "grüße aus köln") == b"* SEARCH 1\r\n"
 assert search(b"s3", b"FROM", "müller") == b"* SEARCH 1\r\n"
-# Again, from the folder's cache.
-assert search(b"s4", b"SUBJECT", "Köln") == b"* SEARCH 1\r\n"
+# Again, from the folder's cache, which holds the decoded value: prove it by changing the
+# record (same length) behind the server's back.
+path = os.path.join(MAILDIR, "rqmail-cache")
+cache = open(path, "rb").read()
+assert "Subject: Grüße aus Köln\n".encode() in cache, cache
+open(path, "wb").write(cache.replace("aus Köln".encode(), "aus Kölx".encode()))
+assert search(b"s4", b"SUBJECT", "Kölx") == b"* SEARCH 1\r\n"
 assert search(b"s5", b"HEADER SUBJECT", "Grüße") == b"* SEARCH 1\r\n"
 # A base64 body, and a quoted-printable Latin-1 one.
 assert search(b"b1", b"BODY", "l'été est là") == b"* SEARCH 2\r\n"

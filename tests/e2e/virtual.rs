@@ -292,6 +292,34 @@ print("imap ok")
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
     assert_eq!(total, archived as i64, "{size}");
+    // A message limit that the admin put in maildirsize (`C`) is kept by rqmail-vdeliver,
+    // which knows only the bytes, and enforced: bob has one message, the limit is one.
+    std::fs::write(
+        bob_maildir.join("maildirsize"),
+        format!("1500S,1C\n{archived} 1\n"),
+    )
+    .unwrap();
+    let full_before = inst.log_text().matches("mailbox full").count();
+    assert_eq!(
+        inst.queue_raw(
+            "sender@example.com",
+            &["bob@a.test"],
+            b"Subject: tiny\n\nx\n"
+        ),
+        0
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || inst
+            .log_text()
+            .matches("mailbox full")
+            .count()
+            > full_before),
+        "no deferral for the message limit:\n{}",
+        inst.log_text()
+    );
+    assert!(Instance::maildir_new(&bob_maildir).is_empty());
+    let size = read(&bob_maildir.join("maildirsize"));
+    assert!(size.starts_with("1500S,1C\n"), "{size}");
     // The \Seen flag landed in the virtual user's own Maildir, as the domain account.
     let seen: Vec<_> = std::fs::read_dir(maildir(&b, "alice").join("cur"))
         .unwrap()

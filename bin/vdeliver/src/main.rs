@@ -19,6 +19,15 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_default()
 }
 
+/// The Maildir's quota: `bytes` from the domain's users file, and a message limit (`C`)
+/// if its `maildirsize` has one, kept rather than dropped by the recount.
+fn quota_of(maildir: &std::path::Path, bytes: u64) -> Quota {
+    Quota {
+        bytes,
+        count: rqmail_mailbox::quota::limit(maildir).map_or(0, |q| q.count),
+    }
+}
+
 fn main() -> ExitCode {
     let (code, text) = run();
     if !text.is_empty() {
@@ -78,7 +87,7 @@ fn run() -> (u8, String) {
         .collect();
     for (name, quota) in &mailboxes {
         let maildir = rqmail_virtual::user_dir(&dir, name).join("Maildir");
-        match rqmail_mailbox::quota::fits(&maildir, &Quota::bytes(*quota), size) {
+        match rqmail_mailbox::quota::fits(&maildir, &quota_of(&maildir, *quota), size) {
             Ok(true) => {}
             Ok(false) => {
                 return temporary(format!(
@@ -99,7 +108,7 @@ fn run() -> (u8, String) {
             return temporary(e.text);
         }
         // The message is delivered; a stale maildirsize is recounted later.
-        let _ = rqmail_mailbox::quota::add(&maildir, &Quota::bytes(*quota), size);
+        let _ = rqmail_mailbox::quota::add(&maildir, &quota_of(&maildir, *quota), size);
     }
     let forwards: Vec<&[u8]> = targets
         .iter()

@@ -234,16 +234,24 @@ fn split_literal(line: &[u8]) -> (&[u8], Option<(u64, bool)>) {
         Some(d) => (d, false),
         None => (inner, true),
     };
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return (line, None);
     }
-    let n = std::str::from_utf8(digits)
-        .ok()
-        .and_then(|s| s.parse().ok());
-    match n {
-        Some(n) => (&line[..open], Some((n, sync))),
-        None => (line, None),
-    }
+    // Leading zeros are allowed (number = 1*DIGIT); a number too large for u64 is a
+    // literal over every limit, never text.
+    let first = digits
+        .iter()
+        .position(|&b| b != b'0')
+        .unwrap_or(digits.len());
+    let significant = &digits[first..];
+    let n = if significant.len() > 19 {
+        u64::MAX
+    } else {
+        significant
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'))
+    };
+    (&line[..open], Some((n, sync)))
 }
 
 /// Splits command text into tokens. `[...]` inside an atom may hold spaces and parentheses.
@@ -364,6 +372,14 @@ mod tests {
             (&b"a APPEND x "[..], Some((3, false)))
         );
         assert_eq!(split_literal(b"a NOOP {x}"), (&b"a NOOP {x}"[..], None));
+        assert_eq!(
+            split_literal(b"a NOOP {0000000000000000000010+}"),
+            (&b"a NOOP "[..], Some((10, false)))
+        );
+        assert_eq!(
+            split_literal(b"a NOOP {123456789012345678901234}"),
+            (&b"a NOOP "[..], Some((u64::MAX, true)))
+        );
     }
 
     /// An `Input` reading `bytes` (written from another thread into a socket pair).

@@ -317,11 +317,11 @@ fn search_values(header: &[u8], name: &str) -> Vec<String> {
 }
 
 /// True if `bytes` may hold text that only decoding shows: a base64 or quoted-printable
-/// part, encoded words, or 8-bit text that is not UTF-8.
-fn may_be_encoded(bytes: &[u8]) -> bool {
+/// part, encoded words in the header (if `with_header`), or 8-bit text that is not UTF-8.
+fn may_be_encoded(bytes: &[u8], with_header: bool) -> bool {
     const CTE: &[u8] = b"content-transfer-encoding:";
     let (header, _) = split_message(bytes);
-    header.windows(2).any(|w| w == b"=?")
+    (with_header && header.windows(2).any(|w| w == b"=?"))
         || bytes.split(|&b| b == b'\n').any(|line| {
             line.len() > CTE.len()
                 && line[..CTE.len()].eq_ignore_ascii_case(CTE)
@@ -339,7 +339,7 @@ fn text_matches(bytes: &[u8], needle: &str, with_header: bool) -> bool {
     if contains_ci(raw, needle) {
         return true;
     }
-    if !may_be_encoded(bytes) {
+    if !may_be_encoded(bytes, with_header) {
         return false;
     }
     if with_header
@@ -1376,6 +1376,10 @@ impl<W: Write> Session<W> {
                 .filter(|&i| !sel.messages[i].has(b'S'))
                 .collect();
             if !unseen.is_empty() {
+                let before: Vec<(Letters, u64)> = unseen
+                    .iter()
+                    .map(|&i| (sel.messages[i].flags, sel.messages[i].modseq))
+                    .collect();
                 let validity = sel.validity;
                 let changes =
                     sel.folder
@@ -1391,11 +1395,15 @@ impl<W: Write> Session<W> {
                     Err(e) => return no(format!("cannot set \\Seen: {e}")),
                     Ok(c) => c,
                 };
-                for (&i, c) in unseen.iter().zip(changes) {
-                    if c == Change::Changed {
+                // Reported with the reply: what this FETCH set, and what another session
+                // changed meanwhile (the session's view now has it, so no NOOP would).
+                for ((&i, c), was) in unseen.iter().zip(changes).zip(before) {
+                    let m = &sel.messages[i];
+                    if c != Change::Gone && (m.flags, m.modseq) != was {
                         seen_set.push(i);
                     }
                 }
+                sel.highest = sel.highest.max(sel.folder.highest());
             }
         }
         let seen_set: HashSet<usize> = seen_set.into_iter().collect();
@@ -1649,6 +1657,7 @@ impl<W: Write> Session<W> {
             Err(e) => return no(format!("cannot change flags: {e}")),
             Ok(c) => c,
         };
+        sel.highest = sel.highest.max(sel.folder.highest());
         let mut failed = false;
         let mut modified = Vec::new();
         let mut lines: Vec<String> = announce.into_iter().collect();
@@ -1661,7 +1670,9 @@ impl<W: Write> Session<W> {
                 Change::Gone => continue,
                 Change::Failed => {
                     failed = true;
-                    continue;
+                    if !news {
+                        continue;
+                    }
                 }
                 Change::Refused => {
                     modified.push(if uid { m.uid } else { i as u32 + 1 });

@@ -284,6 +284,11 @@ impl Folder {
         }
     }
 
+    /// The HIGHESTMODSEQ of the index as last read or written.
+    pub fn highest(&self) -> u64 {
+        self.index.as_ref().map_or(0, |i| i.highest)
+    }
+
     /// True if `dir` holds a Maildir.
     pub fn exists(&self) -> bool {
         self.dir.join("cur").is_dir() && self.dir.join("new").is_dir()
@@ -453,14 +458,20 @@ impl Folder {
         let dirs_after = self
             .current_stamp()
             .map(|s| [s[0].0, s[0].1, s[1].0, s[1].1]);
-        if !gone.is_empty() && dirs_after != dirs {
-            // A file renamed (new/ to cur/, or a flag change) while the directories were
-            // read can be missed by both reads: only what a second look misses too is gone.
+        if !gone.is_empty() {
+            // A file renamed (a flag change by a mail reader) while the directories were
+            // read can be missed under both names: only what a second look misses too is
+            // gone. (The directories' times cannot tell: a rename in the same clock tick
+            // as the change before leaves them as they were.)
             for f in self.scan_files()? {
                 if let Some(uid) = index.uid_of(&f.unique)
                     && gone.remove(&uid)
                 {
-                    index.update(uid, &f.flags, index.get(uid).map_or(0, |r| r.mtime));
+                    let mtime = match index.get(uid).map(|r| r.mtime) {
+                        Some(i64::MIN) | None => self.mtime_of(&f.file).0,
+                        Some(t) => t,
+                    };
+                    index.update(uid, &f.flags, mtime);
                     messages.push((uid, f));
                 }
             }
@@ -648,6 +659,7 @@ impl Folder {
             return Err(validity_changed());
         }
         let mut out = Vec::with_capacity(which.len());
+        let mut located: Option<HashMap<String, String>> = None;
         for &i in which {
             let m = &mut messages[i];
             let Some(r) = index.get(m.uid) else {
@@ -658,10 +670,22 @@ impl Folder {
             // Where the file is: where the index says, where the session saw it, or found
             // by reading the directories.
             let exists = |f: &str| fs::symlink_metadata(self.dir.join(f)).is_ok();
-            let file = [usual_file(&m.unique, &recorded.to_vec(), false), m.file()]
+            let mut file = [usual_file(&m.unique, &recorded.to_vec(), false), m.file()]
                 .into_iter()
-                .find(|f| exists(f))
-                .or_else(|| self.locate(&m.unique));
+                .find(|f| exists(f));
+            if file.is_none() {
+                // Renamed by another program: read the directories once for all the
+                // messages of this call, not once each while holding the lock.
+                if located.is_none() {
+                    located = Some(
+                        self.scan_files()?
+                            .into_iter()
+                            .map(|f| (f.unique, f.file))
+                            .collect(),
+                    );
+                }
+                file = located.as_ref().and_then(|l| l.get(&*m.unique).cloned());
+            }
             let Some(file) = file else {
                 out.push(Change::Gone);
                 continue;
