@@ -32,6 +32,10 @@ const SLEEP_CLEANUP: i64 = 3600;
 const REPORT_MAX: usize = 10_000;
 /// Most todo entries preprocessed under one sync.
 const TODO_BATCH: usize = 128;
+/// Most requests to rqmail-clean awaiting their answers. Each is at most 26 bytes and each
+/// answer one, so both directions stay far below the smallest pipe buffer (one page) and
+/// neither side can block the other.
+const CLEAN_MAX: usize = 128;
 
 /// The pipes rqmail-send talks through, set up by rqmail-start.
 pub struct Pipes {
@@ -112,6 +116,79 @@ struct Channel {
     alive: bool,
 }
 
+/// What a request to rqmail-clean was for, kept until its answer comes.
+enum CleanJob {
+    /// `todo/N` of a message preprocessed and synced: it enters the channels on `+`.
+    Todo(Preprocessed),
+    /// `foop/N` of a finished message: only a failure is logged.
+    Foop(u64),
+    /// `foop/N` of a message whose writer died.
+    Orphan(u64),
+}
+
+/// The pipes to rqmail-clean with the requests written but not answered yet, in order.
+/// Requests are pipelined: the scheduler goes on while rqmail-clean unlinks, instead of
+/// waiting for each answer (a round trip through two processes per request).
+struct Cleaner {
+    to: File,
+    from: File,
+    pending: VecDeque<CleanJob>,
+}
+
+impl Cleaner {
+    /// Writes one request, first waiting for an answer when `CLEAN_MAX` are out. Returns
+    /// the answers taken meanwhile, with their jobs.
+    fn request(&mut self, job: CleanJob) -> io::Result<Vec<(CleanJob, u8)>> {
+        let mut answered = Vec::new();
+        while self.pending.len() >= CLEAN_MAX {
+            answered.extend(self.answers(true)?);
+        }
+        let mut req = match &job {
+            CleanJob::Todo(p) => format!("todo/{}", p.id),
+            CleanJob::Foop(id) | CleanJob::Orphan(id) => format!("foop/{id}"),
+        }
+        .into_bytes();
+        req.push(0);
+        self.to.write_all(&req)?;
+        self.pending.push_back(job);
+        Ok(answered)
+    }
+
+    /// The answers that have arrived (at least one if `block` and any is due), matched
+    /// with their requests in order.
+    fn answers(&mut self, block: bool) -> io::Result<Vec<(CleanJob, u8)>> {
+        let mut out = Vec::new();
+        if self.pending.is_empty() {
+            return Ok(out);
+        }
+        if block {
+            let mut fds = [PollFd::new(self.from.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut buf = [0u8; CLEAN_MAX];
+        let n = match self.from.read(&mut buf[..self.pending.len()]) {
+            Ok(0) => return Err(io::Error::other("rqmail-clean closed its pipe")),
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                0
+            }
+            Err(e) => return Err(e),
+        };
+        for &answer in &buf[..n] {
+            if let Some(job) = self.pending.pop_front() {
+                out.push((job, answer));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// rqmail-send's whole state.
 pub struct Scheduler {
     home: PathBuf,
@@ -119,8 +196,7 @@ pub struct Scheduler {
     queue: Queue,
     config: Config,
     channels: [Channel; 2],
-    clean_to: File,
-    clean_from: File,
+    cleaner: Cleaner,
     messages: HashMap<u64, Message>,
     todo: VecDeque<u64>,
     todo_seen: HashSet<u64>,
@@ -176,6 +252,7 @@ impl Scheduler {
             set_nonblocking(&ch.to)?;
             set_nonblocking(&ch.from)?;
         }
+        set_nonblocking(&pipes.from_clean)?;
         // O_RDWR keeps a writer open ourselves, so the FIFO never reports hang-up.
         let trigger = OpenOptions::new()
             .read(true)
@@ -190,8 +267,11 @@ impl Scheduler {
             queue,
             config,
             channels,
-            clean_to: File::from(pipes.to_clean),
-            clean_from: File::from(pipes.from_clean),
+            cleaner: Cleaner {
+                to: File::from(pipes.to_clean),
+                from: File::from(pipes.from_clean),
+                pending: VecDeque::new(),
+            },
             messages: HashMap::new(),
             todo: VecDeque::new(),
             todo_seen: HashSet::new(),
@@ -280,12 +360,14 @@ impl Scheduler {
                 self.flush_requests(c)?;
             }
             if self.exiting && self.channels.iter().all(|c| c.busy == 0) {
+                self.take_clean_answers(true);
                 self.save_schedule();
                 log("status: exiting");
                 return Ok(());
             }
             if self.channels.iter().any(|c| !c.alive) {
                 if self.channels.iter().all(|c| c.busy == 0 || !c.alive) {
+                    self.take_clean_answers(true);
                     self.save_schedule();
                     return Err(io::Error::other(
                         "alert: lost connection to a spawn, exiting",
@@ -337,6 +419,9 @@ impl Scheduler {
             }
             fds.push(PollFd::new(ch.from.as_fd(), flags));
         }
+        if !self.cleaner.pending.is_empty() {
+            fds.push(PollFd::new(self.cleaner.from.as_fd(), PollFlags::POLLIN));
+        }
         match poll(&mut fds, timeout) {
             Err(nix::errno::Errno::EINTR) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -347,7 +432,11 @@ impl Scheduler {
         let trigger = ready(&fds[0]);
         let signal = ready(&fds[1]);
         let reports = [ready(&fds[2]), ready(&fds[3])];
+        let answers = fds.get(4).is_some_and(ready);
         drop(fds);
+        if answers {
+            self.take_clean_answers(false);
+        }
         if trigger {
             let mut buf = [0u8; 256];
             while matches!(self.trigger.read(&mut buf), Ok(n) if n > 0) {}
@@ -464,35 +553,104 @@ impl Scheduler {
             self.todo_retry_at = now() + SLEEP_SYSFAIL;
             return;
         }
+        // Each stays in todo_seen until rqmail-clean answers, so no scan takes it again.
         for p in made {
-            self.todo_seen.remove(&p.id);
-            match self.clean(&format!("todo/{}", p.id)) {
-                Ok(()) => {}
-                Err(e) => {
-                    log(&format!(
-                        "warning: qmail-clean unable to clean up todo/{}: {e}",
-                        p.id
-                    ));
-                    self.todo_retry_at = now() + SLEEP_SYSFAIL;
-                    continue;
-                }
-            }
-            let birth = now();
-            let msg = Message {
-                birth,
-                pending: p.channels,
-                active: [false; 2],
-            };
-            for c in [LOCAL, REMOTE] {
-                if p.channels[c] {
-                    self.channels[c].queue.push(Reverse((birth, p.id)));
-                }
-            }
-            if !p.channels[LOCAL] && !p.channels[REMOTE] {
-                self.done.push_back((0, p.id));
-            }
-            self.messages.insert(p.id, msg);
+            self.clean(CleanJob::Todo(p));
         }
+    }
+
+    /// Sends one request to rqmail-clean; its answer is handled when it comes.
+    fn clean(&mut self, job: CleanJob) {
+        match self.cleaner.request(job) {
+            Ok(answered) => self.cleaned(answered),
+            Err(e) => {
+                // The request was not written; it is as if rqmail-clean refused it.
+                log(&format!("warning: unable to talk to qmail-clean: {e}"));
+                self.fail_cleaning();
+            }
+        }
+    }
+
+    /// Handles the answers rqmail-clean has given so far, waiting for all if `all`.
+    fn take_clean_answers(&mut self, all: bool) {
+        loop {
+            match self.cleaner.answers(all) {
+                Ok(answered) => {
+                    let got = !answered.is_empty();
+                    self.cleaned(answered);
+                    if !all || !got || self.cleaner.pending.is_empty() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    log(&format!("warning: unable to talk to qmail-clean: {e}"));
+                    self.fail_cleaning();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// rqmail-clean is gone: every request still out failed.
+    fn fail_cleaning(&mut self) {
+        let failed: Vec<_> = self.cleaner.pending.drain(..).map(|j| (j, b'!')).collect();
+        self.cleaned(failed);
+    }
+
+    fn cleaned(&mut self, answered: Vec<(CleanJob, u8)>) {
+        for (job, answer) in answered {
+            let why = match answer {
+                b'+' => None,
+                b'!' => Some("unlink failed"),
+                _ => Some("request refused"),
+            };
+            match job {
+                CleanJob::Todo(p) => {
+                    self.todo_seen.remove(&p.id);
+                    if let Some(e) = why {
+                        log(&format!(
+                            "warning: qmail-clean unable to clean up todo/{}: {e}",
+                            p.id
+                        ));
+                        self.todo_retry_at = now() + SLEEP_SYSFAIL;
+                        continue;
+                    }
+                    self.register(p);
+                }
+                CleanJob::Foop(id) => {
+                    if let Some(e) = why {
+                        log(&format!(
+                            "warning: qmail-clean unable to clean up mess/{id}: {e}"
+                        ));
+                    }
+                }
+                CleanJob::Orphan(id) => match why {
+                    None => log(&format!(
+                        "status: removed mess/{id}, left by a writer that died"
+                    )),
+                    Some(e) => log(&format!("warning: unable to remove orphan mess/{id}: {e}")),
+                },
+            }
+        }
+    }
+
+    /// Enters a preprocessed message, its todo file gone, in its channels' queues.
+    fn register(&mut self, p: Preprocessed) {
+        let birth = now();
+        let msg = Message {
+            birth,
+            pending: p.channels,
+            active: [false; 2],
+        };
+        for c in [LOCAL, REMOTE] {
+            if p.channels[c] {
+                self.channels[c].queue.push(Reverse((birth, p.id)));
+            }
+        }
+        if !p.channels[LOCAL] && !p.channels[REMOTE] {
+            self.done.push_back((0, p.id));
+        }
+        self.messages.insert(p.id, msg);
     }
 
     fn preprocess(&mut self, id: u64) -> io::Result<Preprocessed> {
@@ -555,19 +713,6 @@ impl Scheduler {
         Ok(Preprocessed { id, channels })
     }
 
-    fn clean(&mut self, request: &str) -> io::Result<()> {
-        let mut req = request.as_bytes().to_vec();
-        req.push(0);
-        self.clean_to.write_all(&req)?;
-        let mut answer = [0u8];
-        self.clean_from.read_exact(&mut answer)?;
-        match answer[0] {
-            b'+' => Ok(()),
-            b'!' => Err(io::Error::other("unlink failed")),
-            _ => Err(io::Error::other("request refused")),
-        }
-    }
-
     /// Removes messages whose writer died before committing them: `mess/N` with no
     /// `todo/N`, no `info/N`, and no live rqmail-queue holding its lock.
     fn cleanup_orphans(&mut self) {
@@ -589,12 +734,7 @@ impl Scheduler {
             if self.queue.path("todo", id).exists() || self.queue.path("info", id).exists() {
                 continue;
             }
-            match self.clean(&format!("foop/{id}")) {
-                Ok(()) => log(&format!(
-                    "status: removed mess/{id}, left by a writer that died"
-                )),
-                Err(e) => log(&format!("warning: unable to remove orphan mess/{id}: {e}")),
-            }
+            self.clean(CleanJob::Orphan(id));
         }
     }
 
@@ -976,11 +1116,7 @@ impl Scheduler {
             _ => {}
         }
         self.messages.remove(&id);
-        if let Err(e) = self.clean(&format!("foop/{id}")) {
-            log(&format!(
-                "warning: qmail-clean unable to clean up mess/{id}: {e}"
-            ));
-        }
+        self.clean(CleanJob::Foop(id));
         Ok(())
     }
 
