@@ -65,6 +65,11 @@ struct Message {
     pending: [bool; 2],
     /// A pass is open on the channel.
     active: [bool; 2],
+    /// The sender recorded in `info/N`, once known (each pass needs it).
+    sender: Option<Vec<u8>>,
+    /// `bounce/N` may exist: a permanent failure was recorded, or the message was found
+    /// in the queue at start-up.
+    bounce: bool,
 }
 
 /// One pass over a message's channel file.
@@ -323,6 +328,8 @@ impl Scheduler {
                 birth: mtime(&info),
                 pending: [false; 2],
                 active: [false; 2],
+                sender: None,
+                bounce: true,
             };
             for c in [LOCAL, REMOTE] {
                 if let Ok(meta) = std::fs::metadata(self.queue.path(CHANNEL_NAMES[c], id)) {
@@ -641,6 +648,8 @@ impl Scheduler {
             birth,
             pending: p.channels,
             active: [false; 2],
+            sender: Some(p.sender),
+            bounce: false,
         };
         for c in [LOCAL, REMOTE] {
             if p.channels[c] {
@@ -673,13 +682,13 @@ impl Scheduler {
         log(&format!("new msg {id}"));
         let (mut uid, mut pid) = (&b"?"[..], &b"?"[..]);
         let mut channel_data: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-        let mut sender_seen = false;
+        let mut sender = None;
         for (_, kind, value) in records(&todo) {
             match kind {
                 b'u' => uid = value,
                 b'p' => pid = value,
-                b'F' if !sender_seen => {
-                    sender_seen = true;
+                b'F' if sender.is_none() => {
+                    sender = Some(value.to_vec());
                     let mut rec = b"F".to_vec();
                     rec.extend_from_slice(value);
                     rec.push(0);
@@ -700,9 +709,9 @@ impl Scheduler {
                 _ => return Err(io::Error::other("unknown record type in todo file")),
             }
         }
-        if !sender_seen {
+        let Some(sender) = sender else {
             return Err(io::Error::other("todo file has no sender"));
-        }
+        };
         let mut channels = [false; 2];
         for c in [LOCAL, REMOTE] {
             if !channel_data[c].is_empty() {
@@ -710,7 +719,11 @@ impl Scheduler {
                 channels[c] = true;
             }
         }
-        Ok(Preprocessed { id, channels })
+        Ok(Preprocessed {
+            id,
+            channels,
+            sender,
+        })
     }
 
     /// Removes messages whose writer died before committing them: `mess/N` with no
@@ -789,11 +802,20 @@ impl Scheduler {
     }
 
     fn open_pass(&mut self, id: u64, c: usize, t: i64) -> io::Result<Pass> {
-        let info = std::fs::read(self.queue.path("info", id))?;
-        let sender = records(&info)
-            .find(|(_, k, _)| *k == b'F')
-            .map(|(_, _, v)| v.to_vec())
-            .unwrap_or_default();
+        let sender = match self.messages.get(&id).and_then(|m| m.sender.clone()) {
+            Some(sender) => sender,
+            None => {
+                let info = std::fs::read(self.queue.path("info", id))?;
+                let sender = records(&info)
+                    .find(|(_, k, _)| *k == b'F')
+                    .map(|(_, _, v)| v.to_vec())
+                    .unwrap_or_default();
+                if let Some(msg) = self.messages.get_mut(&id) {
+                    msg.sender = Some(sender.clone());
+                }
+                sender
+            }
+        };
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -1016,6 +1038,9 @@ impl Scheduler {
                         recipient.clone()
                     };
                     let paragraph = bounce::paragraph(&shown, &report);
+                    if let Some(msg) = self.messages.get_mut(&job.pass) {
+                        msg.bounce = true;
+                    }
                     match append_bounce(&self.queue.path("bounce", job.pass), &paragraph) {
                         Ok(()) => {
                             log(&format!("delivery {d}: failure: {}", escape(&report, true)));
@@ -1097,13 +1122,17 @@ impl Scheduler {
 
     fn finish_message(&mut self, id: u64) -> io::Result<()> {
         let bounce_path = self.queue.path("bounce", id);
-        match std::fs::read(&bounce_path) {
-            Ok(failures) => {
-                self.send_bounce(id, &failures)?;
-                std::fs::remove_file(&bounce_path)?;
+        // Only a message that recorded a failure (or came from before a restart) can have
+        // a bounce file: the others are spared the look.
+        if self.messages.get(&id).is_none_or(|m| m.bounce) {
+            match std::fs::read(&bounce_path) {
+                Ok(failures) => {
+                    self.send_bounce(id, &failures)?;
+                    std::fs::remove_file(&bounce_path)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
         }
         log(&format!("end msg {id}"));
         // Space or inodes were just freed: todo entries that failed to preprocess (a full
@@ -1179,6 +1208,7 @@ impl Scheduler {
 struct Preprocessed {
     id: u64,
     channels: [bool; 2],
+    sender: Vec<u8>,
 }
 
 /// Marks a recipient finished: its record's `T` becomes `D` in place. A failed mark only
