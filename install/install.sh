@@ -222,7 +222,19 @@ dir "$prefix/users" root $GROUP 0755
 # The queue: owners and modes of spec/queue.md §1. rqmail-queue (rqmailq) writes pid,
 # mess, intd, todo; rqmail-send (rqmails) writes info, local, remote, bounce; both only
 # read what the other writes, through group rqmail.
+#
+# On ext4 the T attribute (chattr(1): "top of directory hierarchy") on queue/ and on the
+# split directories makes the file system put each of their subdirectories in a block group
+# of its own, and new files go to their directory's group. Without it every queue file
+# comes from one group, and a file system without a journal skips the inodes freed there in
+# the last seconds to minutes on each create: with a busy queue, creating a file then cost
+# 0.3-0.5 ms of CPU instead of 0.02 (bench/README.md). It only matters for directories
+# made after it is set, i.e. a new queue; elsewhere chattr fails and nothing changes.
+topdir() {
+    chattr +T "$1" 2>/dev/null || :
+}
 q=$prefix/queue
+[ -d "$q" ] || { dir "$q" rqmailq $GROUP 0750 && topdir "$q"; }
 dir "$q" rqmailq $GROUP 0750
 dir "$q/pid" rqmailq $GROUP 0700
 dir "$q/intd" rqmailq $GROUP 0700
@@ -233,6 +245,7 @@ split=23 # rqmail_control::SPLIT
 for spec in "mess rqmailq 0750" "info rqmails 0700" "local rqmails 0700" "remote rqmails 0700"; do
     read -r name owner mode <<<"$spec"
     [ -d "$q/$name/$((split - 1))" ] || say "created $q/$name/0 ... $((split - 1))"
+    [ -d "$q/$name" ] || { dir "$q/$name" "$owner" $GROUP "$mode" quiet && topdir "$q/$name"; }
     dir "$q/$name" "$owner" $GROUP "$mode" quiet
     i=0
     while [ $i -lt $split ]; do

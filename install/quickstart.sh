@@ -265,11 +265,13 @@ fi
 
 # The queue, laid out as rqmail_qfiles::Queue::create makes it (the split count is
 # rqmail_control::SPLIT, qmail's conf-split): only missing parts are made.
+# On ext4 the queue's directories are spread over the block groups (the T attribute on a
+# parent, see install.sh): best effort, nothing else depends on it.
 q=$dir/queue
 [ -d "$q" ] || changed+=(queue/)
-[ -d "$q" ] || mkdir -m 750 "$q"
+[ -d "$q" ] || { mkdir -m 750 "$q" && chattr +T "$q" 2>/dev/null || :; }
 for d in mess info local remote; do
-	[ -d "$q/$d" ] || mkdir -m 750 "$q/$d"
+	[ -d "$q/$d" ] || { mkdir -m 750 "$q/$d" && chattr +T "$q/$d" 2>/dev/null || :; }
 	for ((i = 0; i < 23; i++)); do
 		[ -d "$q/$d/$i" ] || mkdir -m 750 "$q/$d/$i"
 	done

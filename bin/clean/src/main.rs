@@ -5,6 +5,7 @@
 use rqmail_qfiles::Queue;
 use rqmail_qfiles::layout::parse_number;
 use std::io::{self, BufRead, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -82,7 +83,11 @@ fn main() -> ExitCode {
     };
     let queue = Queue::new(&home);
     scan_pid(&queue);
-    let mut input = io::stdin().lock();
+    // fd 0 through a buffer of our own, to see whether more requests are already waiting.
+    let mut input = match io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => io::BufReader::new(std::fs::File::from(fd)),
+        Err(_) => return ExitCode::from(111),
+    };
     let mut output = io::stdout().lock();
     let mut request = Vec::with_capacity(128);
     let mut count = 0u32;
@@ -105,15 +110,21 @@ fn main() -> ExitCode {
             request.pop();
         }
         let reply = answer(&queue, &request);
-        if output
-            .write_all(&[reply])
-            .and_then(|()| output.flush())
-            .is_err()
-        {
+        // rqmail-send may send many requests at once: their answers go out together, when
+        // no whole request is left in the buffer (so always before a read that may wait).
+        let written = output.write_all(&[reply]).and_then(|()| {
+            if !input.buffer().contains(&0) {
+                output.flush()
+            } else {
+                Ok(())
+            }
+        });
+        if written.is_err() {
             return ExitCode::SUCCESS;
         }
         count += 1;
         if count.is_multiple_of(SCAN_EVERY) {
+            let _ = output.flush();
             scan_pid(&queue);
         }
     }

@@ -37,11 +37,19 @@ impl Settings {
         control: &rqmail_control::Control,
         env: impl Fn(&str) -> Option<String>,
     ) -> io::Result<Settings> {
-        let get = |var: &str, file: &str| -> io::Result<String> {
-            match nonempty(env(var)) {
-                Some(v) => Ok(v),
-                None => control.line_or_me(file, file),
+        // `me` is read once, not once for each of the four files it stands in for.
+        let mut me: Option<Option<String>> = None;
+        let mut get = |var: &str, file: &str| -> io::Result<String> {
+            if let Some(v) = nonempty(env(var)) {
+                return Ok(v);
             }
+            if let Some(v) = control.line(file)? {
+                return Ok(v);
+            }
+            if me.is_none() {
+                me = Some(control.me()?);
+            }
+            Ok(me.clone().flatten().unwrap_or_else(|| file.to_string()))
         };
         Ok(Settings {
             default_host: get("QMAILDEFAULTHOST", "defaulthost")?,

@@ -88,19 +88,26 @@ impl Submission {
     /// Starts rqmail-queue of `home` (or the program named by `$QMAILQUEUE`, which admins
     /// use to put a filter in front of the queue).
     pub fn start(home: &Path) -> io::Result<Submission> {
-        let program = match std::env::var_os("QMAILQUEUE") {
-            Some(p) if !p.is_empty() => p.into(),
-            _ => home.join("bin/rqmail-queue"),
-        };
-        Self::start_program(&program, home)
+        match std::env::var_os("QMAILQUEUE") {
+            Some(p) if !p.is_empty() => Self::start_program(Path::new(&p), home),
+            // rqmail-queue finds its home and changes into it by itself: started without a
+            // working directory to set, the child is spawned without a copy of this
+            // process (std's posix_spawn path), which costs less than a fork.
+            _ => Self::spawn(Command::new(home.join("bin/rqmail-queue"))),
+        }
     }
 
     /// Starts a given queue program with the working directory `home`.
     pub fn start_program(program: &Path, home: &Path) -> io::Result<Submission> {
+        let mut command = Command::new(program);
+        command.current_dir(home);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> io::Result<Submission> {
         let (env_read, env_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-        let child = Command::new(program)
-            .current_dir(home)
+        let child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::from(env_read))
             .spawn()?;

@@ -32,6 +32,10 @@ const SLEEP_CLEANUP: i64 = 3600;
 const REPORT_MAX: usize = 10_000;
 /// Most todo entries preprocessed under one sync.
 const TODO_BATCH: usize = 128;
+/// Most requests to rqmail-clean awaiting their answers. Each is at most 26 bytes and each
+/// answer one, so both directions stay far below the smallest pipe buffer (one page) and
+/// neither side can block the other.
+const CLEAN_MAX: usize = 128;
 
 /// The pipes rqmail-send talks through, set up by rqmail-start.
 pub struct Pipes {
@@ -61,6 +65,11 @@ struct Message {
     pending: [bool; 2],
     /// A pass is open on the channel.
     active: [bool; 2],
+    /// The sender recorded in `info/N`, once known (each pass needs it).
+    sender: Option<Vec<u8>>,
+    /// `bounce/N` may exist: a permanent failure was recorded, or the message was found
+    /// in the queue at start-up.
+    bounce: bool,
 }
 
 /// One pass over a message's channel file.
@@ -112,6 +121,79 @@ struct Channel {
     alive: bool,
 }
 
+/// What a request to rqmail-clean was for, kept until its answer comes.
+enum CleanJob {
+    /// `todo/N` of a message preprocessed and synced: it enters the channels on `+`.
+    Todo(Preprocessed),
+    /// `foop/N` of a finished message: only a failure is logged.
+    Foop(u64),
+    /// `foop/N` of a message whose writer died.
+    Orphan(u64),
+}
+
+/// The pipes to rqmail-clean with the requests written but not answered yet, in order.
+/// Requests are pipelined: the scheduler goes on while rqmail-clean unlinks, instead of
+/// waiting for each answer (a round trip through two processes per request).
+struct Cleaner {
+    to: File,
+    from: File,
+    pending: VecDeque<CleanJob>,
+}
+
+impl Cleaner {
+    /// Writes one request, first waiting for an answer when `CLEAN_MAX` are out. Returns
+    /// the answers taken meanwhile, with their jobs.
+    fn request(&mut self, job: CleanJob) -> io::Result<Vec<(CleanJob, u8)>> {
+        let mut answered = Vec::new();
+        while self.pending.len() >= CLEAN_MAX {
+            answered.extend(self.answers(true)?);
+        }
+        let mut req = match &job {
+            CleanJob::Todo(p) => format!("todo/{}", p.id),
+            CleanJob::Foop(id) | CleanJob::Orphan(id) => format!("foop/{id}"),
+        }
+        .into_bytes();
+        req.push(0);
+        self.to.write_all(&req)?;
+        self.pending.push_back(job);
+        Ok(answered)
+    }
+
+    /// The answers that have arrived (at least one if `block` and any is due), matched
+    /// with their requests in order.
+    fn answers(&mut self, block: bool) -> io::Result<Vec<(CleanJob, u8)>> {
+        let mut out = Vec::new();
+        if self.pending.is_empty() {
+            return Ok(out);
+        }
+        if block {
+            let mut fds = [PollFd::new(self.from.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut buf = [0u8; CLEAN_MAX];
+        let n = match self.from.read(&mut buf[..self.pending.len()]) {
+            Ok(0) => return Err(io::Error::other("rqmail-clean closed its pipe")),
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                0
+            }
+            Err(e) => return Err(e),
+        };
+        for &answer in &buf[..n] {
+            if let Some(job) = self.pending.pop_front() {
+                out.push((job, answer));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// rqmail-send's whole state.
 pub struct Scheduler {
     home: PathBuf,
@@ -119,8 +201,7 @@ pub struct Scheduler {
     queue: Queue,
     config: Config,
     channels: [Channel; 2],
-    clean_to: File,
-    clean_from: File,
+    cleaner: Cleaner,
     messages: HashMap<u64, Message>,
     todo: VecDeque<u64>,
     todo_seen: HashSet<u64>,
@@ -176,6 +257,7 @@ impl Scheduler {
             set_nonblocking(&ch.to)?;
             set_nonblocking(&ch.from)?;
         }
+        set_nonblocking(&pipes.from_clean)?;
         // O_RDWR keeps a writer open ourselves, so the FIFO never reports hang-up.
         let trigger = OpenOptions::new()
             .read(true)
@@ -190,8 +272,11 @@ impl Scheduler {
             queue,
             config,
             channels,
-            clean_to: File::from(pipes.to_clean),
-            clean_from: File::from(pipes.from_clean),
+            cleaner: Cleaner {
+                to: File::from(pipes.to_clean),
+                from: File::from(pipes.from_clean),
+                pending: VecDeque::new(),
+            },
             messages: HashMap::new(),
             todo: VecDeque::new(),
             todo_seen: HashSet::new(),
@@ -243,6 +328,8 @@ impl Scheduler {
                 birth: mtime(&info),
                 pending: [false; 2],
                 active: [false; 2],
+                sender: None,
+                bounce: true,
             };
             for c in [LOCAL, REMOTE] {
                 if let Ok(meta) = std::fs::metadata(self.queue.path(CHANNEL_NAMES[c], id)) {
@@ -280,12 +367,14 @@ impl Scheduler {
                 self.flush_requests(c)?;
             }
             if self.exiting && self.channels.iter().all(|c| c.busy == 0) {
+                self.take_clean_answers(true);
                 self.save_schedule();
                 log("status: exiting");
                 return Ok(());
             }
             if self.channels.iter().any(|c| !c.alive) {
                 if self.channels.iter().all(|c| c.busy == 0 || !c.alive) {
+                    self.take_clean_answers(true);
                     self.save_schedule();
                     return Err(io::Error::other(
                         "alert: lost connection to a spawn, exiting",
@@ -337,6 +426,9 @@ impl Scheduler {
             }
             fds.push(PollFd::new(ch.from.as_fd(), flags));
         }
+        if !self.cleaner.pending.is_empty() {
+            fds.push(PollFd::new(self.cleaner.from.as_fd(), PollFlags::POLLIN));
+        }
         match poll(&mut fds, timeout) {
             Err(nix::errno::Errno::EINTR) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -347,7 +439,11 @@ impl Scheduler {
         let trigger = ready(&fds[0]);
         let signal = ready(&fds[1]);
         let reports = [ready(&fds[2]), ready(&fds[3])];
+        let answers = fds.get(4).is_some_and(ready);
         drop(fds);
+        if answers {
+            self.take_clean_answers(false);
+        }
         if trigger {
             let mut buf = [0u8; 256];
             while matches!(self.trigger.read(&mut buf), Ok(n) if n > 0) {}
@@ -464,35 +560,106 @@ impl Scheduler {
             self.todo_retry_at = now() + SLEEP_SYSFAIL;
             return;
         }
+        // Each stays in todo_seen until rqmail-clean answers, so no scan takes it again.
         for p in made {
-            self.todo_seen.remove(&p.id);
-            match self.clean(&format!("todo/{}", p.id)) {
-                Ok(()) => {}
-                Err(e) => {
-                    log(&format!(
-                        "warning: qmail-clean unable to clean up todo/{}: {e}",
-                        p.id
-                    ));
-                    self.todo_retry_at = now() + SLEEP_SYSFAIL;
-                    continue;
-                }
-            }
-            let birth = now();
-            let msg = Message {
-                birth,
-                pending: p.channels,
-                active: [false; 2],
-            };
-            for c in [LOCAL, REMOTE] {
-                if p.channels[c] {
-                    self.channels[c].queue.push(Reverse((birth, p.id)));
-                }
-            }
-            if !p.channels[LOCAL] && !p.channels[REMOTE] {
-                self.done.push_back((0, p.id));
-            }
-            self.messages.insert(p.id, msg);
+            self.clean(CleanJob::Todo(p));
         }
+    }
+
+    /// Sends one request to rqmail-clean; its answer is handled when it comes.
+    fn clean(&mut self, job: CleanJob) {
+        match self.cleaner.request(job) {
+            Ok(answered) => self.cleaned(answered),
+            Err(e) => {
+                // The request was not written; it is as if rqmail-clean refused it.
+                log(&format!("warning: unable to talk to qmail-clean: {e}"));
+                self.fail_cleaning();
+            }
+        }
+    }
+
+    /// Handles the answers rqmail-clean has given so far, waiting for all if `all`.
+    fn take_clean_answers(&mut self, all: bool) {
+        loop {
+            match self.cleaner.answers(all) {
+                Ok(answered) => {
+                    let got = !answered.is_empty();
+                    self.cleaned(answered);
+                    if !all || !got || self.cleaner.pending.is_empty() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    log(&format!("warning: unable to talk to qmail-clean: {e}"));
+                    self.fail_cleaning();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// rqmail-clean is gone: every request still out failed.
+    fn fail_cleaning(&mut self) {
+        let failed: Vec<_> = self.cleaner.pending.drain(..).map(|j| (j, b'!')).collect();
+        self.cleaned(failed);
+    }
+
+    fn cleaned(&mut self, answered: Vec<(CleanJob, u8)>) {
+        for (job, answer) in answered {
+            let why = match answer {
+                b'+' => None,
+                b'!' => Some("unlink failed"),
+                _ => Some("request refused"),
+            };
+            match job {
+                CleanJob::Todo(p) => {
+                    self.todo_seen.remove(&p.id);
+                    if let Some(e) = why {
+                        log(&format!(
+                            "warning: qmail-clean unable to clean up todo/{}: {e}",
+                            p.id
+                        ));
+                        self.todo_retry_at = now() + SLEEP_SYSFAIL;
+                        continue;
+                    }
+                    self.register(p);
+                }
+                CleanJob::Foop(id) => {
+                    if let Some(e) = why {
+                        log(&format!(
+                            "warning: qmail-clean unable to clean up mess/{id}: {e}"
+                        ));
+                    }
+                }
+                CleanJob::Orphan(id) => match why {
+                    None => log(&format!(
+                        "status: removed mess/{id}, left by a writer that died"
+                    )),
+                    Some(e) => log(&format!("warning: unable to remove orphan mess/{id}: {e}")),
+                },
+            }
+        }
+    }
+
+    /// Enters a preprocessed message, its todo file gone, in its channels' queues.
+    fn register(&mut self, p: Preprocessed) {
+        let birth = now();
+        let msg = Message {
+            birth,
+            pending: p.channels,
+            active: [false; 2],
+            sender: Some(p.sender),
+            bounce: false,
+        };
+        for c in [LOCAL, REMOTE] {
+            if p.channels[c] {
+                self.channels[c].queue.push(Reverse((birth, p.id)));
+            }
+        }
+        if !p.channels[LOCAL] && !p.channels[REMOTE] {
+            self.done.push_back((0, p.id));
+        }
+        self.messages.insert(p.id, msg);
     }
 
     fn preprocess(&mut self, id: u64) -> io::Result<Preprocessed> {
@@ -515,13 +682,13 @@ impl Scheduler {
         log(&format!("new msg {id}"));
         let (mut uid, mut pid) = (&b"?"[..], &b"?"[..]);
         let mut channel_data: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-        let mut sender_seen = false;
+        let mut sender = None;
         for (_, kind, value) in records(&todo) {
             match kind {
                 b'u' => uid = value,
                 b'p' => pid = value,
-                b'F' if !sender_seen => {
-                    sender_seen = true;
+                b'F' if sender.is_none() => {
+                    sender = Some(value.to_vec());
                     let mut rec = b"F".to_vec();
                     rec.extend_from_slice(value);
                     rec.push(0);
@@ -542,9 +709,9 @@ impl Scheduler {
                 _ => return Err(io::Error::other("unknown record type in todo file")),
             }
         }
-        if !sender_seen {
+        let Some(sender) = sender else {
             return Err(io::Error::other("todo file has no sender"));
-        }
+        };
         let mut channels = [false; 2];
         for c in [LOCAL, REMOTE] {
             if !channel_data[c].is_empty() {
@@ -552,20 +719,11 @@ impl Scheduler {
                 channels[c] = true;
             }
         }
-        Ok(Preprocessed { id, channels })
-    }
-
-    fn clean(&mut self, request: &str) -> io::Result<()> {
-        let mut req = request.as_bytes().to_vec();
-        req.push(0);
-        self.clean_to.write_all(&req)?;
-        let mut answer = [0u8];
-        self.clean_from.read_exact(&mut answer)?;
-        match answer[0] {
-            b'+' => Ok(()),
-            b'!' => Err(io::Error::other("unlink failed")),
-            _ => Err(io::Error::other("request refused")),
-        }
+        Ok(Preprocessed {
+            id,
+            channels,
+            sender,
+        })
     }
 
     /// Removes messages whose writer died before committing them: `mess/N` with no
@@ -589,12 +747,7 @@ impl Scheduler {
             if self.queue.path("todo", id).exists() || self.queue.path("info", id).exists() {
                 continue;
             }
-            match self.clean(&format!("foop/{id}")) {
-                Ok(()) => log(&format!(
-                    "status: removed mess/{id}, left by a writer that died"
-                )),
-                Err(e) => log(&format!("warning: unable to remove orphan mess/{id}: {e}")),
-            }
+            self.clean(CleanJob::Orphan(id));
         }
     }
 
@@ -649,11 +802,20 @@ impl Scheduler {
     }
 
     fn open_pass(&mut self, id: u64, c: usize, t: i64) -> io::Result<Pass> {
-        let info = std::fs::read(self.queue.path("info", id))?;
-        let sender = records(&info)
-            .find(|(_, k, _)| *k == b'F')
-            .map(|(_, _, v)| v.to_vec())
-            .unwrap_or_default();
+        let sender = match self.messages.get(&id).and_then(|m| m.sender.clone()) {
+            Some(sender) => sender,
+            None => {
+                let info = std::fs::read(self.queue.path("info", id))?;
+                let sender = records(&info)
+                    .find(|(_, k, _)| *k == b'F')
+                    .map(|(_, _, v)| v.to_vec())
+                    .unwrap_or_default();
+                if let Some(msg) = self.messages.get_mut(&id) {
+                    msg.sender = Some(sender.clone());
+                }
+                sender
+            }
+        };
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -876,6 +1038,9 @@ impl Scheduler {
                         recipient.clone()
                     };
                     let paragraph = bounce::paragraph(&shown, &report);
+                    if let Some(msg) = self.messages.get_mut(&job.pass) {
+                        msg.bounce = true;
+                    }
                     match append_bounce(&self.queue.path("bounce", job.pass), &paragraph) {
                         Ok(()) => {
                             log(&format!("delivery {d}: failure: {}", escape(&report, true)));
@@ -957,13 +1122,17 @@ impl Scheduler {
 
     fn finish_message(&mut self, id: u64) -> io::Result<()> {
         let bounce_path = self.queue.path("bounce", id);
-        match std::fs::read(&bounce_path) {
-            Ok(failures) => {
-                self.send_bounce(id, &failures)?;
-                std::fs::remove_file(&bounce_path)?;
+        // Only a message that recorded a failure (or came from before a restart) can have
+        // a bounce file: the others are spared the look.
+        if self.messages.get(&id).is_none_or(|m| m.bounce) {
+            match std::fs::read(&bounce_path) {
+                Ok(failures) => {
+                    self.send_bounce(id, &failures)?;
+                    std::fs::remove_file(&bounce_path)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
         }
         log(&format!("end msg {id}"));
         // Space or inodes were just freed: todo entries that failed to preprocess (a full
@@ -976,11 +1145,7 @@ impl Scheduler {
             _ => {}
         }
         self.messages.remove(&id);
-        if let Err(e) = self.clean(&format!("foop/{id}")) {
-            log(&format!(
-                "warning: qmail-clean unable to clean up mess/{id}: {e}"
-            ));
-        }
+        self.clean(CleanJob::Foop(id));
         Ok(())
     }
 
@@ -1043,6 +1208,7 @@ impl Scheduler {
 struct Preprocessed {
     id: u64,
     channels: [bool; 2],
+    sender: Vec<u8>,
 }
 
 /// Marks a recipient finished: its record's `T` becomes `D` in place. A failed mark only

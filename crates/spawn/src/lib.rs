@@ -162,6 +162,21 @@ fn open_message(request: &Request, queue_owner: u32) -> Result<File, Report> {
     Ok(file)
 }
 
+/// Writes to fd 1 unbuffered, so each report is one write. std's stdout is line-buffered:
+/// a report whose text ends in a newline would go out in two writes and wake rqmail-send
+/// twice. (Not a duplicate of fd 1: the delivery children would inherit it.)
+struct Reports;
+
+impl Write for Reports {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(nix::unistd::write(io::stdout().as_fd(), buf)?)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 fn write_report(out: &mut impl Write, slot: u8, reports: &[Report]) -> io::Result<()> {
     let mut buf = Vec::with_capacity(64);
     buf.push(slot);
@@ -194,9 +209,8 @@ fn fit(mut reports: Vec<Report>, recipients: usize) -> Vec<Report> {
 /// waits for running deliveries. The working directory must be `queue/mess`.
 pub fn serve(spawner: &mut impl Spawner, queue_owner: u32) -> io::Result<()> {
     let slots = spawner.slots();
-    let mut out = io::stdout().lock();
+    let mut out = Reports;
     out.write_all(&[slots])?;
-    out.flush()?;
     let stdin = io::stdin();
     // Read fd 0 directly: a buffered reader could hold requests that poll cannot see.
     let mut input = File::from(stdin.as_fd().try_clone_to_owned()?);
