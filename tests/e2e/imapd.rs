@@ -765,3 +765,63 @@ print("ok")
     );
     assert!(out.contains("ok"), "{out}");
 }
+
+#[test]
+fn uids_that_run_out_give_a_new_uidvalidity_and_selected_sessions_hear_bye() {
+    let (inst, maildir, l) = setup("imap-uids-out", &[ONE]);
+    // The folder's next UID is the last there is (as an old UID list could leave it).
+    let box_dir = maildir.join(".Box");
+    let out = inst.python(
+        l.port,
+        &script("m = connect(); ok(m.create('Box')); ok(m.append('Box', None, None, b'Subject: a\\r\\n\\r\\na\\r\\n')); m.logout(); print('ok')"),
+    );
+    assert!(out.contains("ok"), "{out}");
+    let index = box_dir.join("rqmail-index");
+    let text = std::fs::read_to_string(&index).unwrap();
+    let unique = text
+        .lines()
+        .find_map(|l| l.strip_prefix("+ 1 "))
+        .and_then(|rest| rest.split(' ').nth(3))
+        .unwrap()
+        .to_string();
+    let last = u32::MAX - 1;
+    std::fs::write(
+        &index,
+        format!(
+            "rqmail-index 1 7\nN {} 5\n+ {last} 5 0 - {unique}\n",
+            u32::MAX
+        ),
+    )
+    .unwrap();
+    let out = inst.python(
+        l.port,
+        &script(&format!(
+            r#"
+a = Raw()
+r = a.cmd(b"a1 SELECT Box")
+assert any(b"[UIDVALIDITY 7]" in l for l in r), r
+assert any(b"[UIDNEXT {max}]" in l for l in r), r
+r = b"".join(a.cmd(b"a2 FETCH 1 (UID)"))
+assert b"UID {last})" in r, r
+# Another session adds a message: there is no UID left for it under UIDVALIDITY 7.
+c = connect()
+typ, data = c.append("Box", None, None, b"Subject: b\r\n\r\nb\r\n")
+assert typ == "OK", data
+validity, uid = re.search(rb"APPENDUID (\d+) (\d+)", data[0]).groups()
+assert int(validity) != 7 and int(uid) == 2, data
+typ, data = c.select("Box")
+assert typ == "OK" and data == [b"2"], data
+assert c.untagged_responses["UIDNEXT"] == [b"3"], c.untagged_responses
+c.logout()
+# The session that knew UIDVALIDITY 7 is told its UIDs mean nothing now.
+a.send(b"a3 NOOP\r\n")
+line = a.f.readline()
+assert line.startswith(b"* BYE ") and b"UIDVALIDITY" in line, line
+print("ok")
+"#,
+            max = u32::MAX,
+            last = last
+        )),
+    );
+    assert!(out.contains("ok"), "{out}");
+}

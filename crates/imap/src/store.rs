@@ -407,8 +407,16 @@ impl Folder {
             return Ok(snapshot);
         }
         let found = self.scan_files()?;
-        if u64::from(index.next) + found.len() as u64 >= u64::from(u32::MAX) {
-            index.renumber(&self.dir);
+        // UIDNEXT must stay a UID: when the new files would take it past u32::MAX, the
+        // folder starts again under a new UIDVALIDITY.
+        if u64::from(index.next) + found.len() as u64 > u64::from(u32::MAX) {
+            let fresh = found
+                .iter()
+                .filter(|f| index.uid_of(&f.unique).is_none())
+                .count();
+            if u64::from(index.next) + fresh as u64 > u64::from(u32::MAX) {
+                index.renumber(&self.dir);
+            }
         }
         // The records can stand for the folder later only if every file is where and as
         // they would name it.
@@ -790,7 +798,7 @@ impl Folder {
         }
         let _lock = self.lock()?;
         let mut index = Index::refresh(self.index.take(), &self.dir)?;
-        if u64::from(index.next) + names.len() as u64 >= u64::from(u32::MAX) {
+        if u64::from(index.next) + names.len() as u64 > u64::from(u32::MAX) {
             index.renumber(&self.dir);
         }
         let mut uids = Vec::with_capacity(names.len());
