@@ -37,6 +37,9 @@ const TODO_BATCH: usize = 128;
 /// neither side can block the other.
 const CLEAN_MAX: usize = 128;
 
+/// One recipient's entry in a spawn's report: its status byte and text.
+type Entry = (u8, Vec<u8>);
+
 /// The pipes rqmail-send talks through, set up by rqmail-start.
 pub struct Pipes {
     /// Requests to each spawn (local, remote).
@@ -961,7 +964,7 @@ impl Scheduler {
     /// Takes one complete report off the channel's input: the slot byte, then one
     /// `status text NUL` entry per recipient of that slot's delivery. `None` until a whole
     /// report is there.
-    fn next_report(&mut self, c: usize) -> Option<(usize, Vec<(u8, Vec<u8>)>)> {
+    fn next_report(&mut self, c: usize) -> Option<(usize, Vec<Entry>)> {
         loop {
             let ch = &mut self.channels[c];
             let slot = *ch.inbuf.first()? as usize;
@@ -1000,7 +1003,7 @@ impl Scheduler {
         }
     }
 
-    fn results(&mut self, c: usize, slot: usize, entries: Vec<(u8, Vec<u8>)>) {
+    fn results(&mut self, c: usize, slot: usize, entries: Vec<Entry>) {
         let ch = &mut self.channels[c];
         let Some(job) = ch.slots[slot].take() else {
             return;

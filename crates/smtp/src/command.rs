@@ -99,10 +99,10 @@ pub fn parse_path(arg: &[u8], keyword: &str) -> Result<Path, PathError> {
 
 /// Drops a source route: `@a,@b:user@host` -> `user@host`.
 fn strip_source_route(path: &[u8]) -> &[u8] {
-    if path.first() == Some(&b'@') {
-        if let Some(colon) = path.iter().position(|&b| b == b':') {
-            return &path[colon + 1..];
-        }
+    if path.first() == Some(&b'@')
+        && let Some(colon) = path.iter().position(|&b| b == b':')
+    {
+        return &path[colon + 1..];
     }
     path
 }
