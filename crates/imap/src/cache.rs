@@ -14,7 +14,7 @@
 
 use nix::fcntl::{Flock, FlockArg};
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
@@ -283,9 +283,6 @@ impl Cache {
     /// Writes a new file with `records` and renames it over the old one (whose lock the
     /// caller holds, if there is one); the session then holds the new file.
     fn replace(&mut self, records: Vec<(Key, Vec<u8>)>) -> io::Result<()> {
-        let tmp = self
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
         let mut out = self.magic().into_bytes();
         let mut entries = HashMap::with_capacity(records.len());
         for ((uid, kind), bytes) in records {
@@ -295,29 +292,18 @@ impl Cache {
             out.extend_from_slice(&bytes);
             out.push(b'\n');
         }
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&out)?;
-            let meta = f.metadata()?;
-            fs::rename(&tmp, &self.path)?;
-            Ok(((meta.dev(), meta.ino()), f))
-        })();
-        match result {
-            Ok((identity, file)) => {
-                self.identity = identity;
+        // Only a cache: not fsynced.
+        match rqmail_mailbox::replace_file(&self.path, &out, false)
+            .and_then(|f| Ok((f.metadata()?, f)))
+        {
+            Ok((meta, file)) => {
+                self.identity = (meta.dev(), meta.ino());
                 self.entries = entries;
                 self.scanned = out.len() as u64;
                 self.file = Some(file);
                 Ok(())
             }
             Err(e) => {
-                let _ = fs::remove_file(&tmp);
                 self.forget();
                 Err(e)
             }
@@ -347,6 +333,7 @@ fn header_validity(file: &mut File) -> io::Result<Option<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("rqmail-cache-{name}-{}", std::process::id()));

@@ -620,36 +620,14 @@ impl Index {
         if let Some(s) = self.stamp {
             text.push_str(&format!("S {} {} {} {}\n", s[0], s[1], s[2], s[3]));
         }
-        let path = dir.join(INDEX);
-        let tmp = dir.join(format!("{INDEX}.tmp{}", std::process::id()));
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            let meta = f.metadata()?;
-            fs::rename(&tmp, &path)?;
-            File::open(dir)?.sync_all()?;
-            Ok(((meta.dev(), meta.ino()), f))
-        })();
-        match result {
-            Ok((identity, file)) => {
-                self.identity = identity;
-                self.file = Some(Rc::new(file));
-                self.offset = text.len() as u64;
-                self.lines = text.bytes().filter(|&b| b == b'\n').count() - 1;
-                self.pending.clear();
-                Ok(())
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        let file = rqmail_mailbox::replace_file(&dir.join(INDEX), text.as_bytes(), true)?;
+        let meta = file.metadata()?;
+        self.identity = (meta.dev(), meta.ino());
+        self.file = Some(Rc::new(file));
+        self.offset = text.len() as u64;
+        self.lines = text.bytes().filter(|&b| b == b'\n').count() - 1;
+        self.pending.clear();
+        Ok(())
     }
 }
 

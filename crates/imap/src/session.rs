@@ -4,7 +4,7 @@
 use crate::cache::{Cache, Kind};
 use crate::input::{Input, ReadError, Token, wait_either};
 use crate::mime::{self, SectionSpec, SectionText};
-use crate::store::{self, Change, FLAG_LETTERS, Folder, Letters, Message, NewMessage, flag_letter};
+use crate::store::{self, Change, FLAG_LETTERS, Folder, Message, NewMessage, flag_letter};
 use crate::{date, utf7};
 use rqmail_mailbox::quota;
 use std::cmp::Ordering;
@@ -284,25 +284,35 @@ fn fields_record(header: &[u8]) -> Vec<u8> {
 
 /// The unfolded value of each header field `name`.
 fn header_values(header: &[u8], name: &str) -> Vec<String> {
-    let mut values: Vec<String> = Vec::new();
+    let field = |line: &str| {
+        line.split_once(':')
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    unfolded(header, |line| field(line).is_some())
+        .iter()
+        .filter_map(|line| field(line))
+        .collect()
+}
+
+/// The header's fields whose first line `keep` accepts, each unfolded into one line.
+fn unfolded(header: &[u8], keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
     let mut current = false;
     for line in header.split_inclusive(|&b| b == b'\n') {
         let text = String::from_utf8_lossy(line);
         if text.starts_with(' ') || text.starts_with('\t') {
-            if current && let Some(v) = values.last_mut() {
-                v.push_str(text.trim_end());
+            if current && let Some(last) = lines.last_mut() {
+                last.push_str(text.trim_end());
             }
             continue;
         }
-        current = false;
-        if let Some((n, v)) = text.split_once(':')
-            && n.trim().eq_ignore_ascii_case(name)
-        {
-            values.push(v.trim().to_string());
-            current = true;
+        current = keep(&text);
+        if current {
+            lines.push(text.trim_end().to_string());
         }
     }
-    values
+    lines
 }
 
 /// The values of header field `name` as SEARCH compares them: unfolded, with RFC 2047
@@ -343,7 +353,7 @@ fn text_matches(bytes: &[u8], needle: &str, with_header: bool) -> bool {
         return false;
     }
     if with_header
-        && header_lines(header)
+        && unfolded(header, |_| true)
             .iter()
             .any(|l| contains_ci(mime::decode_words(l).as_bytes(), needle))
     {
@@ -352,21 +362,6 @@ fn text_matches(bytes: &[u8], needle: &str, with_header: bool) -> bool {
     mime::decoded_texts(bytes)
         .iter()
         .any(|t| contains_ci(t.as_bytes(), needle))
-}
-
-/// The header's fields, each unfolded into one line.
-fn header_lines(header: &[u8]) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    for line in header.split_inclusive(|&b| b == b'\n') {
-        let text = String::from_utf8_lossy(line);
-        match lines.last_mut() {
-            Some(last) if text.starts_with(' ') || text.starts_with('\t') => {
-                last.push_str(text.trim_end())
-            }
-            _ => lines.push(text.trim_end().to_string()),
-        }
-    }
-    lines
 }
 
 /// Case-insensitive substring test: ASCII case folding for ASCII needles, Unicode
@@ -1376,18 +1371,14 @@ impl<W: Write> Session<W> {
                 .filter(|&i| !sel.messages[i].has(b'S'))
                 .collect();
             if !unseen.is_empty() {
-                let before: Vec<(Letters, u64)> = unseen
-                    .iter()
-                    .map(|&i| (sel.messages[i].flags, sel.messages[i].modseq))
-                    .collect();
                 let validity = sel.validity;
-                let changes =
-                    sel.folder
-                        .change_flags(validity, &mut sel.messages, &unseen, |_, m| {
-                            let mut flags = m.flags.to_vec();
-                            flags.push(b'S');
-                            Some(flags)
-                        });
+                let changes = sel
+                    .folder
+                    .change_flags(validity, &mut sel.messages, &unseen, |m| {
+                        let mut flags = m.flags.to_vec();
+                        flags.push(b'S');
+                        Some(flags)
+                    });
                 let changes = match changes {
                     Err(e) if store::is_validity_changed(&e) => {
                         return Err(Self::validity_lost(&mut self.out));
@@ -1397,9 +1388,8 @@ impl<W: Write> Session<W> {
                 };
                 // Reported with the reply: what this FETCH set, and what another session
                 // changed meanwhile (the session's view now has it, so no NOOP would).
-                for ((&i, c), was) in unseen.iter().zip(changes).zip(before) {
-                    let m = &sel.messages[i];
-                    if c != Change::Gone && (m.flags, m.modseq) != was {
+                for (&i, (change, news)) in unseen.iter().zip(changes) {
+                    if change == Change::Changed || news {
                         seen_set.push(i);
                     }
                 }
@@ -1623,19 +1613,10 @@ impl<W: Write> Session<W> {
         }
         // Decided under the folder's lock on the flags and mod-sequences of this moment,
         // not those this session last saw.
-        let before: HashMap<usize, (Letters, u64)> = indexes
-            .iter()
-            .map(|&i| (i, (sel.messages[i].flags, sel.messages[i].modseq)))
-            .collect();
-        // Messages whose flags someone else changed since this session last said.
-        let mut news = HashSet::new();
         let validity = sel.validity;
         let changes = sel
             .folder
-            .change_flags(validity, &mut sel.messages, &indexes, |i, m| {
-                if before.get(&i) != Some(&(m.flags, m.modseq)) {
-                    news.insert(i);
-                }
+            .change_flags(validity, &mut sel.messages, &indexes, |m| {
                 if unchanged_since.is_some_and(|n| m.modseq > n) {
                     return None;
                 }
@@ -1661,11 +1642,10 @@ impl<W: Write> Session<W> {
         let mut failed = false;
         let mut modified = Vec::new();
         let mut lines: Vec<String> = announce.into_iter().collect();
-        for (&i, change) in indexes.iter().zip(changes) {
+        // `news`: changed by someone else since this session last said, which the client
+        // hears of even after .SILENT.
+        for (&i, (change, news)) in indexes.iter().zip(changes) {
             let m = &sel.messages[i];
-            // Changed by someone else since this session last said: the client hears of it
-            // even after .SILENT.
-            let news = news.contains(&i);
             match change {
                 Change::Gone => continue,
                 Change::Failed => {

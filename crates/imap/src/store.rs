@@ -195,7 +195,7 @@ pub fn make_special_folders(root: &Path) -> io::Result<()> {
         subscribed.insert(0, "INBOX".to_string());
     }
     write_subscriptions(root, &subscribed)?;
-    write_atomically(&root.join(FOLDERS_MADE), b"")
+    rqmail_mailbox::replace_file(&root.join(FOLDERS_MADE), b"", true).map(drop)
 }
 
 /// The subscribed names.
@@ -215,28 +215,7 @@ pub fn write_subscriptions(root: &Path, names: &[String]) -> io::Result<()> {
         text.push_str(n);
         text.push('\n');
     }
-    write_atomically(&root.join(SUBSCRIPTIONS), text.as_bytes())
-}
-
-/// Writes `path` through a temporary file, fsync and rename, so readers see the old or
-/// the new contents, never a part.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    rqmail_mailbox::replace_file(&root.join(SUBSCRIPTIONS), text.as_bytes(), true).map(drop)
 }
 
 /// A folder's state after a scan: its UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and messages
@@ -566,7 +545,7 @@ impl Folder {
         list.push(name.to_string());
         let mut text = list.join("\n");
         text.push('\n');
-        write_atomically(&self.dir.join(KEYWORDS), text.as_bytes())?;
+        rqmail_mailbox::replace_file(&self.dir.join(KEYWORDS), text.as_bytes(), true)?;
         Ok(Some(b'a' + (list.len() - 1) as u8))
     }
 
@@ -647,19 +626,21 @@ impl Folder {
 
     /// Changes the flags of `messages[i]` for each `i` of `which`, under the folder's lock,
     /// so that no other session's change can come between a decision and its rename: the
-    /// index is read again and each file is found where it is now, `decide(i, message)`
-    /// sees the flags and mod-sequence of this moment (not those the session last saw) and
-    /// gives the new info letters, or `None` to leave the message alone; the new
-    /// mod-sequences are in the index before the lock is let go. The messages are updated
-    /// to what is on disk. Fails with `validity_changed` if the folder's UIDVALIDITY is no
-    /// longer `validity`.
+    /// index is read again and each file is found where it is now, `decide(message)` sees
+    /// the flags and mod-sequence of this moment (not those the session last saw) and gives
+    /// the new info letters, or `None` to leave the message alone; the new mod-sequences
+    /// are in the index before the lock is let go. The messages are updated to what is on
+    /// disk. For each message: what was done, and whether someone else had changed it
+    /// since the session last saw it (its flags or mod-sequence were not the ones given),
+    /// which the session must tell its client. Fails with `validity_changed` if the
+    /// folder's UIDVALIDITY is no longer `validity`.
     pub fn change_flags(
         &mut self,
         validity: u32,
         messages: &mut [Message],
         which: &[usize],
-        mut decide: impl FnMut(usize, &Message) -> Option<Vec<u8>>,
-    ) -> io::Result<Vec<Change>> {
+        mut decide: impl FnMut(&Message) -> Option<Vec<u8>>,
+    ) -> io::Result<Vec<(Change, bool)>> {
         let _lock = self.lock()?;
         let mut index = Index::refresh(self.index.take(), &self.dir)?;
         if index.validity != validity {
@@ -671,7 +652,7 @@ impl Folder {
         for &i in which {
             let m = &mut messages[i];
             let Some(r) = index.get(m.uid) else {
-                out.push(Change::Gone);
+                out.push((Change::Gone, false));
                 continue;
             };
             let (recorded, mtime) = (r.flags, r.mtime);
@@ -695,7 +676,7 @@ impl Folder {
                 file = located.as_ref().and_then(|l| l.get(&*m.unique).cloned());
             }
             let Some(file) = file else {
-                out.push(Change::Gone);
+                out.push((Change::Gone, false));
                 continue;
             };
             let now = match file.strip_prefix("cur/") {
@@ -705,29 +686,31 @@ impl Folder {
             // A change made behind the index's back (a mail reader on the files) gets its
             // mod-sequence now.
             index.update(m.uid, &now, mtime);
+            let seen = (m.flags, m.modseq);
             m.flags = Letters::from_slice(&now);
             m.modseq = index.get(m.uid).map_or(m.modseq, |r| r.modseq);
             m.moved_to(file.clone());
-            let Some(mut new) = decide(i, m) else {
-                out.push(Change::Refused);
+            let news = (m.flags, m.modseq) != seen;
+            let Some(mut new) = decide(m) else {
+                out.push((Change::Refused, news));
                 continue;
             };
             new.sort_unstable();
             new.dedup();
             if new == now {
-                out.push(Change::Same);
+                out.push((Change::Same, news));
                 continue;
             }
             let to = format!("cur/{}:2,{}", m.unique, String::from_utf8_lossy(&new));
             if fs::rename(self.dir.join(&file), self.dir.join(&to)).is_err() {
-                out.push(Change::Failed);
+                out.push((Change::Failed, news));
                 continue;
             }
             index.update(m.uid, &new, mtime);
             m.flags = Letters::from_slice(&new);
             m.modseq = index.get(m.uid).map_or(m.modseq, |r| r.modseq);
             m.moved_to(to);
-            out.push(Change::Changed);
+            out.push((Change::Changed, news));
         }
         let result = index.commit(&self.dir);
         self.index = Some(index);
@@ -1091,10 +1074,13 @@ mod tests {
         let snap = f.sync().unwrap();
         let mut messages = snap.messages;
         let done = f
-            .change_flags(snap.validity, &mut messages, &[0], |_, _| {
+            .change_flags(snap.validity, &mut messages, &[0], |_| {
                 Some(b"TSF".to_vec())
             })
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect::<Vec<_>>();
         assert_eq!(done, vec![Change::Changed]);
         assert!(dir.join("cur/1.a.host:2,FST").exists());
         assert_eq!(messages[0].file(), "cur/1.a.host:2,FST");
@@ -1114,18 +1100,21 @@ mod tests {
         let (mut mine, mut theirs) = (snap.messages.clone(), two.sync().unwrap().messages);
         let seen_at = mine[0].modseq;
         // The other session flags it.
-        two.change_flags(validity, &mut theirs, &[0], |_, _| Some(b"F".to_vec()))
+        two.change_flags(validity, &mut theirs, &[0], |_| Some(b"F".to_vec()))
             .unwrap();
         assert!(theirs[0].modseq > seen_at);
         // +FLAGS (\Seen) from this session's stale view keeps their \Flagged.
-        let add_seen = |_: usize, m: &Message| {
+        let add_seen = |m: &Message| {
             let mut f = m.flags.to_vec();
             f.push(b'S');
             Some(f)
         };
         let done = one
             .change_flags(validity, &mut mine, &[0], add_seen)
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect::<Vec<_>>();
         assert_eq!(done, vec![Change::Changed]);
         assert!(dir.join("cur/1.a.host:2,FS").exists());
         assert_eq!(mine[0].flags.to_vec(), b"FS");
@@ -1133,11 +1122,14 @@ mod tests {
         let mut stale = snap.messages.clone();
         let mut seen = None;
         let done = one
-            .change_flags(validity, &mut stale, &[0], |_, m| {
+            .change_flags(validity, &mut stale, &[0], |m| {
                 seen = Some(m.modseq);
                 (m.modseq <= seen_at).then(Vec::new)
             })
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect::<Vec<_>>();
         assert_eq!(done, vec![Change::Refused]);
         assert_eq!(seen, Some(mine[0].modseq));
         assert!(dir.join("cur/1.a.host:2,FS").exists());
@@ -1145,8 +1137,11 @@ mod tests {
         fs::rename(dir.join("cur/1.a.host:2,FS"), dir.join("cur/1.a.host:2,S")).unwrap();
         let before = mine[0].modseq;
         let done = one
-            .change_flags(validity, &mut mine, &[0], |_, _| None)
-            .unwrap();
+            .change_flags(validity, &mut mine, &[0], |_| None)
+            .unwrap()
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect::<Vec<_>>();
         assert_eq!(done, vec![Change::Refused]);
         assert_eq!(mine[0].flags.to_vec(), b"S");
         assert!(mine[0].modseq > before);
@@ -1154,7 +1149,10 @@ mod tests {
         fs::remove_file(dir.join("cur/1.a.host:2,S")).unwrap();
         let done = one
             .change_flags(validity, &mut mine, &[0], add_seen)
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect::<Vec<_>>();
         assert_eq!(done, vec![Change::Gone]);
         assert!(!one.remove(&mine[0]).unwrap(), "already removed");
         fs::remove_dir_all(&dir).unwrap();

@@ -1,14 +1,17 @@
 //! Writes one message into a Maildir or an mbox file, durably, as qmail-local does, and
-//! creates Maildirs and Maildir++ folders.
+//! creates Maildirs and Maildir++ folders; replaces small files (`maildirsize`, a mail
+//! reader's lists) whole.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod maildir;
 mod mbox;
 pub mod quota;
+mod replace;
 
 pub use maildir::{deliver_maildir, make_folder, make_maildir, unique_name};
 pub use mbox::deliver_mbox;
+pub use replace::replace_file;
 
 use std::fmt;
 

@@ -156,7 +156,7 @@ fn read(maildir: &Path, quota: &Quota) -> io::Result<Option<(u64, u64, u64)>> {
 pub fn recalculate(maildir: &Path, quota: &Quota) -> io::Result<(u64, u64)> {
     let (bytes, count) = scan(maildir)?;
     let text = format!("{}\n{bytes} {count}\n", quota.line());
-    write_atomic(&maildir.join(FILE), text.as_bytes())?;
+    crate::replace_file(&maildir.join(FILE), text.as_bytes(), true)?;
     Ok((bytes, count))
 }
 
@@ -178,32 +178,6 @@ pub fn fits_many(maildir: &Path, quota: &Quota, bytes: u64, count: u64) -> io::R
         _ => recalculate(maildir, quota)?,
     };
     Ok(quota.allows(used, (bytes, count)))
-}
-
-/// Writes `path` through a temporary file, fsync and rename.
-fn write_atomic(path: &Path, text: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    match path.parent() {
-        Some(dir) => File::open(dir)?.sync_all(),
-        None => Ok(()),
-    }
 }
 
 /// The quota that the Maildir's `maildirsize` names, if it has one: what programs that do
