@@ -2,6 +2,7 @@
 //! workspace's binaries, starts it, injects mail and watches what lands on disk.
 #![forbid(unsafe_code)]
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -526,30 +527,16 @@ impl Instance {
         dir: &str,
         env: &[(&str, &str)],
     ) -> LoginServer {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let log = self.home.join(format!("{protocol}-{n}.log"));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut cmd = command(self.bin("rqmail-tcpserver"));
-        cmd.args(["-1", "-v", "-R", "-H", "-l", "mail.example.com"])
-            .args(["-c", "100", "127.0.0.1", "0"])
-            .arg(self.bin("rqmail-login"))
-            .arg(protocol)
-            .args(implicit_tls.then_some("-s"))
-            .arg(self.bin("fake-checkpassword"))
-            .arg(self.bin(post_login))
-            .arg(dir)
-            .current_dir(&self.home)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stderr(log_file);
-        let (child, port) = spawn_server(&mut cmd, "rqmail-tcpserver");
-        LoginServer::new(child, port, log)
+        let mut args: Vec<OsString> = vec![protocol.into()];
+        if implicit_tls {
+            args.push("-s".into());
+        }
+        args.push(self.bin("fake-checkpassword").into());
+        args.push(self.bin(post_login).into());
+        args.push(dir.into());
+        self.serve_login(protocol, &["-v", "-c", "100"], &args, env, false)
     }
-}
 
-impl Instance {
     /// Serves `rqmail-login ARGS...` (any command line) on a fresh loopback port, with the
     /// log in a file; as root (no uid change, the real deployment) if `as_root`, else as
     /// the instance's user.
@@ -559,32 +546,39 @@ impl Instance {
         env: &[(&str, &str)],
         as_root: bool,
     ) -> LoginServer {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        self.serve_login("login", &["-q"], &args, env, as_root)
+    }
+
+    /// rqmail-tcpserver with `flags` running `rqmail-login ARGS...` on a fresh loopback
+    /// port, its log in `NAME-N.log`.
+    fn serve_login(
+        &self,
+        name: &str,
+        flags: &[&str],
+        args: &[OsString],
+        env: &[(&str, &str)],
+        as_root: bool,
+    ) -> LoginServer {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let log = self.home.join(format!("login-{n}.log"));
+        let log = self.home.join(format!("{name}-{n}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
         let mut cmd = if as_root {
             Command::new(self.bin("rqmail-tcpserver"))
         } else {
             command(self.bin("rqmail-tcpserver"))
         };
-        cmd.args([
-            "-1",
-            "-q",
-            "-R",
-            "-H",
-            "-l",
-            "mail.example.com",
-            "127.0.0.1",
-            "0",
-        ])
-        .arg(self.bin("rqmail-login"))
-        .args(args)
-        .current_dir(&self.home)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stderr(log_file);
+        cmd.arg("-1")
+            .args(flags)
+            .args(["-R", "-H", "-l", "mail.example.com", "127.0.0.1", "0"])
+            .arg(self.bin("rqmail-login"))
+            .args(args)
+            .current_dir(&self.home)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stderr(log_file);
         let (child, port) = spawn_server(&mut cmd, "rqmail-tcpserver");
         LoginServer::new(child, port, log)
     }
