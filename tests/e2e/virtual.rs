@@ -4,7 +4,9 @@
 //! Maildirs, aliases and forwards work, a quota defers and then accepts, unknown boxes are
 //! refused at RCPT, the user reads mail over POP3 and IMAP and authenticates over SMTP with
 //! their own password, and a mistake in the text table leaves the old CDBs in use. The
-//! installed system (real accounts, rqmaild, passwd.cdb's group) is tested in install.rs.
+//! hashes live in the instance's users/virtual, not in the account's home, and a table of
+//! the old layout is moved there. The installed system (real accounts, rqmailp, rqmaild,
+//! passwd.cdb's group) is tested in install.rs and hardening.rs.
 
 use rqmail_e2e::{Instance, wait_for};
 use std::path::{Path, PathBuf};
@@ -75,8 +77,10 @@ fn read(path: &Path) -> String {
 #[test]
 fn virtual_domains_end_to_end() {
     let Setup { mut inst, a, b } = setup("virtual");
-    // The text table holds hashes only; nothing prints them.
-    let text = read(&a.join("passwd"));
+    // The text table holds hashes only; nothing prints them. It lives in the rqmail home,
+    // and nothing with a hash is left in the account's domain directory.
+    let ha = inst.home.join("users/virtual/a.test");
+    let text = read(&ha.join("passwd"));
     assert!(text.contains("alice:$y$"), "{text}");
     assert!(!text.contains("alice-a-pw"));
     let (ok, list, _) = vusers(&inst, &["a.test", "list"], b"");
@@ -88,9 +92,12 @@ fn virtual_domains_end_to_end() {
     assert!(!list.contains('$'), "list must not print hashes: {list}");
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&a.join("passwd")), 0o600);
+    assert_eq!(mode(&ha.join("passwd")), 0o600);
     assert_eq!(mode(&a.join("boxes.cdb")), 0o644);
-    assert_eq!(mode(&a.join("passwd.cdb")) & 0o007, 0);
+    assert_eq!(mode(&ha.join("passwd.cdb")) & 0o007, 0);
+    for name in ["passwd", "passwd.cdb"] {
+        assert!(!a.join(name).exists(), "{name} in the account's directory");
+    }
 
     inst.start();
     let smtp = inst.listen("rqmail-smtpd", &[], &[]);
@@ -362,10 +369,10 @@ print("auth ok")
     assert!(out.contains("auth ok"), "{out}");
 
     // A mistake in the text: compile names the line, the old CDBs stay in use.
-    let mut text = read(&a.join("passwd"));
+    let mut text = read(&ha.join("passwd"));
     text.push_str("dave:$y$xyz:lots:\n");
     let bad_line = text.lines().count();
-    std::fs::write(a.join("passwd"), text).unwrap();
+    std::fs::write(ha.join("passwd"), text).unwrap();
     let (ok, _, err) = vusers(&inst, &["a.test", "compile"], b"");
     assert!(!ok);
     assert!(err.contains(&format!("line {bad_line}")), "{err}");
@@ -391,7 +398,7 @@ fn removed_users_are_refused_and_vdeliver_says_100_for_nobody() {
     let (ok, _, err) = vusers(&inst, &["a.test", "remove", "alice"], b"");
     assert!(ok, "{err}");
     // The alias that pointed only at alice went with her.
-    let text = read(&a.join("passwd"));
+    let text = read(&inst.home.join("users/virtual/a.test/passwd"));
     assert!(
         !text.contains("alice:") && !text.contains("postmaster"),
         "{text}"
@@ -412,4 +419,23 @@ fn removed_users_are_refused_and_vdeliver_says_100_for_nobody() {
     assert!(!ok && err.contains("bad name"), "{err}");
     let (ok, _, err) = vusers(&inst, &["c.test", "list"], b"");
     assert!(!ok && err.contains("not a virtual domain"), "{err}");
+}
+
+#[test]
+fn a_table_of_the_old_layout_moves_out_of_the_accounts_directory() {
+    let Setup { inst, a, .. } = setup("virtual-migrate");
+    // Put the domain back as an older rqmail left it: table and hashes beside the mailboxes.
+    let ha = inst.home.join("users/virtual/a.test");
+    let table = read(&ha.join("passwd"));
+    std::fs::write(a.join("passwd"), &table).unwrap();
+    std::fs::copy(ha.join("passwd.cdb"), a.join("passwd.cdb")).unwrap();
+    std::fs::remove_dir_all(&ha).unwrap();
+    let (ok, out, err) = vusers(&inst, &["a.test", "compile"], b"");
+    assert!(ok, "{err}");
+    assert!(out.contains("moved the table of a.test"), "{out}");
+    assert_eq!(read(&ha.join("passwd")), table);
+    assert!(ha.join("passwd.cdb").exists());
+    assert!(!a.join("passwd").exists() && !a.join("passwd.cdb").exists());
+    let (ok, list, _) = vusers(&inst, &["a.test", "list"], b"");
+    assert!(ok && list.contains("user alice quota 0"), "{list}");
 }

@@ -278,9 +278,10 @@ fn login(request: &Request, program: &OsStr, args: &[OsString]) -> Failure {
     temporary(format!("unable to run {}: {e}", program.to_string_lossy()))
 }
 
-/// A virtual user, `box@domain`: the hash comes from the domain's passwd.cdb (see the
-/// rqmail-virtual crate), which must be readable by this process: 0640 group shadow, as
-/// rqmail-vusers writes it, serves both root (rqmail-login) and smtpd's setgid-shadow run.
+/// A virtual user, `box@domain`: the hash comes from the domain's passwd.cdb in
+/// `users/virtual/DOMAIN` (see the rqmail-virtual crate), which must be readable by this
+/// process: 0640 group shadow, as rqmail-vusers writes it, serves both root (rqmail-login)
+/// and smtpd's setgid-shadow run.
 /// As root it becomes the domain's account (its uid and gid only); otherwise it keeps the
 /// caller's ids. PROG gets `USER` = the login, `HOME` = `~ACCOUNT/DOMAIN/BOX` (also the
 /// working directory) and `MAILDIR` = its `Maildir`.
@@ -301,9 +302,9 @@ fn login_virtual(request: &Request, name: &str, program: &OsStr, args: &[OsStrin
     }
     let found = rqmail_control::home()
         .map_err(|e| format!("unable to find the rqmail home: {e}"))
-        .and_then(|home| rqmail_virtual::locate(&home, domain));
-    let domain = match found {
-        Ok(Some(domain)) => domain,
+        .and_then(|home| Ok(rqmail_virtual::locate(&home, domain)?.map(|d| (home, d))));
+    let (home, domain) = match found {
+        Ok(Some(found)) => found,
         Ok(None) => {
             let _ = drop_setgid();
             return refused("no such user");
@@ -313,7 +314,8 @@ fn login_virtual(request: &Request, name: &str, program: &OsStr, args: &[OsStrin
             return temporary(e);
         }
     };
-    let hash = rqmail_virtual::lookup_hash(&domain.dir, &user);
+    // The hashes live in the rqmail home, where the domain's account cannot reach them.
+    let hash = rqmail_virtual::lookup_hash(&rqmail_virtual::hash_dir(&home, &domain.name), &user);
     // Group shadow was needed only for that read.
     if let Err(e) = drop_setgid() {
         return temporary(e);

@@ -1,26 +1,40 @@
 //! rqmail-vusers DOMAIN COMMAND [ARG...]: manages the users, aliases and forwards of a
-//! virtual domain (`~ACCOUNT/DOMAIN/passwd`, see the rqmail-virtual crate), then compiles it.
+//! virtual domain (see the rqmail-virtual crate), then compiles it.
 //!
 //! Commands: `add USER [QUOTA]` (password on stdin, one line; makes the Maildir), `remove
 //! USER` (its Maildir stays on disk), `list`, `passwd USER` (password on stdin), `quota USER
 //! BYTES`, `alias NAME TARGET[,TARGET...]`, `forward USER ADDRESS[,ADDRESS...]` (replacing
-//! earlier ones; `-` removes them), `compile` (after editing the text by hand). Passwords
-//! are hashed with yescrypt and never printed. The domain is found through
-//! control/virtualdomains and the account of its prepend. Run it as that account, or as
-//! root: new files are then given to the owner of the domain directory (passwd.cdb keeps
-//! group shadow). Exit 0 on success, 100 on a usage or table mistake, 111 otherwise.
+//! earlier ones; `-` removes them), `compile` (after root edited the text by hand, and to
+//! move a table of the old layout out of the domain directory). Passwords are hashed with
+//! yescrypt and never printed. The domain is found through control/virtualdomains and the
+//! account of its prepend.
+//!
+//! Who does what (README, "Security"): the table with the hashes, `users/virtual/DOMAIN/`,
+//! belongs to the owner of `users/virtual` (rqmailp; this program is installed setuid
+//! rqmailp), and the mailboxes and boxes.cdb to the domain's account, in its home. Run by
+//! the domain's account, it writes the table as rqmailp and the account's files as the
+//! account; run by anyone else but root it refuses. Run by root, it becomes the account
+//! before it touches anything in the account's home, and the owner of `users/virtual`
+//! before it touches the table, so a link planted by either leads nowhere that one could
+//! not reach already. Without root and without the set-uid bit (an instance of one user)
+//! it does everything as that user. Exit 0 on success, 100 on a usage or table mistake or a
+//! caller who may not change the domain, 111 otherwise.
 #![forbid(unsafe_code)]
 
+mod identity;
+
+use identity::{Caller, Ids};
 use rqmail_virtual::{Record, parse_line, valid_name};
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, Read};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: rqmail-vusers DOMAIN add USER [QUOTA] | remove USER | list | passwd USER | quota USER BYTES | alias NAME TARGETS | forward USER ADDRESSES | compile";
 
 /// A failure: message and exit code.
-struct Fail(String, u8);
+pub(crate) struct Fail(pub(crate) String, pub(crate) u8);
 
 fn usage() -> Fail {
     Fail(USAGE.into(), 100)
@@ -88,18 +102,25 @@ struct Table {
 }
 
 impl Table {
-    fn load(path: &Path) -> Result<Table, Fail> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+    /// The table at `path`, `None` if there is none; never read through a link.
+    fn load(path: &Path) -> Result<Option<Table>, Fail> {
+        let mut text = String::new();
+        let read = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .and_then(|mut f| f.read_to_string(&mut text));
+        match read {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Fail(format!("unable to read {}: {e}", path.display()), 111)),
-        };
-        Ok(Table {
+        }
+        Ok(Some(Table {
             lines: text
                 .lines()
                 .map(|l| (l.to_string(), parse_line(l).ok().flatten()))
                 .collect(),
-        })
+        }))
     }
 
     fn text(&self) -> String {
@@ -139,6 +160,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
     };
     let home = rqmail_control::home()
         .map_err(|e| Fail(format!("unable to find the rqmail home: {e}"), 111))?;
+    let caller = Caller::detect();
     let domain = rqmail_virtual::locate(&home, domain)
         .map_err(|e| Fail(e, 111))?
         .ok_or_else(|| {
@@ -147,26 +169,44 @@ fn run(args: &[String]) -> Result<(), Fail> {
                 100,
             )
         })?;
-    let dir = domain.dir.clone();
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .mode(0o711)
-            .create(&dir)
-            .map_err(|e| Fail(format!("unable to create {}: {e}", dir.display()), 111))?;
-        give_away(&dir, domain.account.uid, domain.account.gid);
+    if domain.account.uid == 0 {
+        return Err(Fail("a virtual domain may not belong to root".into(), 100));
     }
-    let owner = std::fs::metadata(&dir)
-        .map(|m| (m.uid(), m.gid()))
-        .map_err(|e| Fail(format!("unable to stat {}: {e}", dir.display()), 111))?;
-    let text_path = dir.join(rqmail_virtual::TEXT);
-    let mut table = Table::load(&text_path)?;
+    caller.may_change(&domain)?;
+    let account = Ids {
+        uid: domain.account.uid,
+        gid: domain.account.gid,
+    };
+    let keeper = caller.keeper(&home.join(rqmail_virtual::HASH_ROOT))?;
+    let hash_dir = rqmail_virtual::hash_dir(&home, &domain.name);
+    let dir = domain.dir.clone();
+
+    caller.act_as(keeper)?;
+    make_dir(&hash_dir, 0o750)?;
+    let _lock = lock(&hash_dir)?;
+    let text_path = hash_dir.join(rqmail_virtual::TEXT);
+    let (mut table, migrated) = match Table::load(&text_path)? {
+        Some(table) => (table, false),
+        None => {
+            // A domain of the old layout kept its table, hashes and all, in the account's
+            // directory: read it as the account, and move it once this run has saved.
+            caller.act_as(account)?;
+            let old = Table::load(&dir.join(rqmail_virtual::TEXT))?;
+            caller.act_as(keeper)?;
+            match old {
+                Some(table) => (table, true),
+                None => (Table { lines: Vec::new() }, false),
+            }
+        }
+    };
+    let mut new_user = None;
     match command.as_str() {
         "list" => {
             if args.len() != 2 {
                 return Err(usage());
             }
             let records = rqmail_virtual::parse(&table.text())
-                .map_err(|e| Fail(format!("{}: {e}", text_path.display()), 100))?;
+                .map_err(|e| Fail(format!("the table of {}: {e}", domain.name), 100))?;
             for (_, r) in records {
                 match r {
                     Record::Mailbox { name, quota, .. } => println!("user {name} quota {quota}"),
@@ -211,27 +251,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
                     quota,
                 },
             );
-            save(&table, &text_path, &dir, owner)?;
-            let user_dir = rqmail_virtual::user_dir(&dir, &name);
-            let made = std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&user_dir)
-                .or_else(|e| match e.kind() {
-                    std::io::ErrorKind::AlreadyExists => Ok(()),
-                    _ => Err(e),
-                })
-                .and_then(|()| rqmail_mailbox::make_maildir(&user_dir.join("Maildir")));
-            made.map_err(|e| Fail(format!("unable to make {}: {e}", user_dir.display()), 111))?;
-            for p in [
-                user_dir.clone(),
-                user_dir.join("Maildir"),
-                user_dir.join("Maildir/tmp"),
-                user_dir.join("Maildir/new"),
-                user_dir.join("Maildir/cur"),
-            ] {
-                give_away(&p, owner.0, owner.1);
-            }
-            return Ok(());
+            new_user = Some(name);
         }
         "remove" => {
             let name = name_arg(args, 2)?;
@@ -323,56 +343,102 @@ fn run(args: &[String]) -> Result<(), Fail> {
         }
         _ => return Err(usage()),
     }
-    save(&table, &text_path, &dir, owner)
-}
 
-/// Checks the new text, writes it (0600) and compiles it. A mistake changes nothing.
-fn save(table: &Table, text_path: &Path, dir: &Path, owner: (u32, u32)) -> Result<(), Fail> {
-    let text = table.text();
-    let records = rqmail_virtual::parse(&text).map_err(|e| {
-        Fail(
-            format!("{}: {e}; nothing changed", text_path.display()),
-            100,
-        )
-    })?;
-    rqmail_virtual::expand(&records).map_err(|e| {
-        Fail(
-            format!("{}: {e}; nothing changed", text_path.display()),
-            100,
-        )
-    })?;
-    let current = std::fs::read_to_string(text_path).ok();
-    if current.as_deref() != Some(text.as_str()) {
-        rqmail_virtual::write_atomic(text_path, text.as_bytes(), 0o600)
-            .map_err(|e| Fail(format!("unable to write {}: {e}", text_path.display()), 111))?;
-        give_away(text_path, owner.0, owner.1);
+    // Everything in the account's home is done as the account.
+    caller.act_as(account)?;
+    make_dir(&dir, 0o711)?;
+    if let Some(name) = &new_user {
+        let user_dir = rqmail_virtual::user_dir(&dir, name);
+        make_dir(&user_dir, 0o700)?;
+        rqmail_mailbox::make_maildir(&user_dir.join("Maildir"))
+            .map_err(|e| Fail(format!("unable to make {}/Maildir: {e}", user_dir.display()), 111))?;
     }
-    rqmail_virtual::compile_text(dir, &text).map_err(|e| {
-        let code = if matches!(e, rqmail_virtual::CompileError::Parse(_)) {
-            100
-        } else {
-            111
-        };
+    caller.act_as(keeper)?;
+    let tables = save(&table, &text_path, &hash_dir, migrated)?;
+    caller.act_as(account)?;
+    rqmail_virtual::compile_boxes(&dir, &tables).map_err(|e| {
         Fail(
-            format!("{}: {e}; the old CDBs stay in use", dir.display()),
-            code,
+            format!("{}: {e}; the old boxes.cdb stays in use", dir.display()),
+            111,
         )
     })?;
-    give_away(&dir.join(rqmail_virtual::BOXES_CDB), owner.0, owner.1);
-    // passwd.cdb keeps the group compile gave it (shadow, when it could).
-    if rqmail_privs_is_root() {
-        let _ = std::os::unix::fs::chown(dir.join(rqmail_virtual::PASSWD_CDB), Some(owner.0), None);
+    if migrated {
+        for name in [rqmail_virtual::TEXT, rqmail_virtual::PASSWD_CDB] {
+            let path = dir.join(name);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(Fail(format!("unable to remove {}: {e}", path.display()), 111));
+            }
+        }
+        println!(
+            "rqmail-vusers: moved the table of {} from {} to {}",
+            domain.name,
+            dir.display(),
+            hash_dir.display()
+        );
     }
     Ok(())
 }
 
-fn rqmail_privs_is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+/// Makes a directory with `mode` if it is missing; an existing one must be a directory,
+/// not a link.
+fn make_dir(path: &Path, mode: u32) -> Result<(), Fail> {
+    match std::fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if m.is_dir() => Ok(()),
+                _ => Err(Fail(format!("{} is not a directory", path.display()), 111)),
+            }
+        }
+        Err(e) => Err(Fail(format!("unable to create {}: {e}", path.display()), 111)),
+    }
 }
 
-/// As root, gives a new file or directory to the domain's owner; otherwise nothing.
-fn give_away(path: &Path, uid: u32, gid: u32) {
-    if rqmail_privs_is_root() {
-        let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
+/// Holds the domain's lock file (flock), so that two runs cannot lose each other's change.
+fn lock(hash_dir: &Path) -> Result<nix::fcntl::Flock<File>, Fail> {
+    let path = hash_dir.join(rqmail_virtual::LOCK);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| Fail(format!("unable to open {}: {e}", path.display()), 111))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| Fail(format!("unable to lock {}: {e}", path.display()), 111))
+}
+
+/// Checks the new text, writes it (0600) if it changed and compiles passwd.cdb beside it;
+/// returns the tables for boxes.cdb. A mistake changes nothing.
+fn save(
+    table: &Table,
+    text_path: &Path,
+    hash_dir: &Path,
+    migrated: bool,
+) -> Result<rqmail_virtual::Tables, Fail> {
+    let text = table.text();
+    let tables = rqmail_virtual::check(&text).map_err(|e| {
+        Fail(
+            format!("{}: {e}; nothing changed", text_path.display()),
+            100,
+        )
+    })?;
+    let current = (!migrated)
+        .then(|| Table::load(text_path).ok().flatten())
+        .flatten()
+        .map(|t| t.text());
+    if current.as_deref() != Some(text.as_str()) {
+        rqmail_virtual::write_atomic(text_path, text.as_bytes(), 0o600)
+            .map_err(|e| Fail(format!("unable to write {}: {e}", text_path.display()), 111))?;
     }
+    rqmail_virtual::compile_passwd(hash_dir, &tables).map_err(|e| {
+        Fail(
+            format!("{}: {e}; the old passwd.cdb stays in use", hash_dir.display()),
+            111,
+        )
+    })?;
+    Ok(tables)
 }

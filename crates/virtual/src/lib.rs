@@ -1,29 +1,37 @@
 //! Virtual domains: mailboxes that are not Unix accounts. A domain listed in
-//! control/virtualdomains belongs to one account, whose home holds the domain's user table.
+//! control/virtualdomains belongs to one account, whose home holds the domain's mailboxes;
+//! the domain's password hashes live apart, where that account cannot read them.
 //!
 //! Layout, for `a.test:vmaila` in control/virtualdomains and vmaila's home `~vmaila`:
 //!
 //! * `~vmaila/.qmail-default` holds `|/path/to/bin/rqmail-vdeliver`, so every
 //!   `vmaila-BOX@a.test` (what routing makes of `BOX@a.test`) reaches rqmail-vdeliver.
-//! * `~vmaila/a.test/` (mode 0711): the domain directory.
-//! * `~vmaila/a.test/passwd` (mode 0600): the text table, the source of truth, one record a
-//!   line, `#` comments and blank lines ignored:
-//!   - `USER:HASH:QUOTA:` a mailbox with a crypt(3) hash (yescrypt from rqmail-vusers) and a
-//!     quota in bytes (0: none);
-//!   - `alias:NAME:TARGET,...` a name that delivers to local names of the domain (mailboxes,
-//!     forwards or other aliases) and/or full addresses (forwards);
-//!   - `forward:USER:ADDRESS,...` forwards for USER; with a mailbox entry too, USER gets a
-//!     copy and the forwards, else only the forwards.
-//! * `~vmaila/a.test/boxes.cdb` (mode 0644): every deliverable name with its expanded
-//!   targets and quotas, no hashes; read by rqmail-vdeliver and by rqmail-smtpd at RCPT.
-//! * `~vmaila/a.test/passwd.cdb` (mode 0640, group `shadow` when that group exists and the
-//!   compiler may give it, else 0600): user → hash, read by rqmail-checkpassword, which
-//!   holds group shadow when smtpd runs it for SMTP AUTH and is root under rqmail-login.
+//! * `HOME/users/virtual/a.test/` ([`hash_dir`]; owner rqmailp, group shadow, mode 2750 on
+//!   an installed system): the domain's table, which only rqmail-vusers (setuid rqmailp)
+//!   and root may change:
+//!   - `passwd` (mode 0600): the text table, the source of truth, one record a line, `#`
+//!     comments and blank lines ignored:
+//!     - `USER:HASH:QUOTA:` a mailbox with a crypt(3) hash (yescrypt from rqmail-vusers)
+//!       and a quota in bytes (0: none);
+//!     - `alias:NAME:TARGET,...` a name that delivers to local names of the domain
+//!       (mailboxes, forwards or other aliases) and/or full addresses (forwards);
+//!     - `forward:USER:ADDRESS,...` forwards for USER; with a mailbox entry too, USER gets
+//!       a copy and the forwards, else only the forwards.
+//!   - `passwd.cdb` (mode 0640 group shadow, inherited from the directory; 0600 where
+//!     there is no such group): user → hash, read by rqmail-checkpassword, which is root
+//!     under rqmail-login and holds group shadow when smtpd runs it for SMTP AUTH.
+//!   - `lock`: rqmail-vusers holds it while it changes the domain.
+//! * `~vmaila/a.test/` (mode 0711, the account's): the domain directory, with
+//!   `boxes.cdb` (mode 0644): every deliverable name with its expanded targets and quotas,
+//!   no hashes; read by rqmail-vdeliver and by rqmail-smtpd at RCPT.
 //! * `~vmaila/a.test/USER/Maildir/` (0700): the user's mailbox, with Maildir++ `maildirsize`
 //!   when a quota is set.
 //!
-//! [`compile`] parses the whole text first and writes both CDBs through `.tmp` files, fsync
-//! and rename: a mistake (reported with its line number) changes nothing.
+//! The sessions of the domain's users (rqmail-pop3d, rqmail-imapd, rqmail-vdeliver) run
+//! as the account, so a bug in one of them can reach the mailboxes but no hash.
+//!
+//! [`compile_text`] parses the whole text first and writes both CDBs through temporary
+//! files, fsync and rename: a mistake (reported with its line number) changes nothing.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -40,6 +48,10 @@ pub const TEXT: &str = "passwd";
 pub const BOXES_CDB: &str = "boxes.cdb";
 /// The compiled table of password hashes, restricted.
 pub const PASSWD_CDB: &str = "passwd.cdb";
+/// The directory under the rqmail home that holds each domain's [`hash_dir`].
+pub const HASH_ROOT: &str = "users/virtual";
+/// The lock file rqmail-vusers holds in a [`hash_dir`] while it changes the domain.
+pub const LOCK: &str = "lock";
 /// Alias chains longer than this are refused (a loop, or close to one).
 const MAX_ALIAS_DEPTH: usize = 10;
 
@@ -423,32 +435,35 @@ fn shadow_gid() -> Option<u32> {
     })
 }
 
-/// Writes `entries` as a CDB at `dir/name`: `.tmp`, fsync, rename. With `restricted`, the
-/// file is 0640 group shadow when that works, else 0600; otherwise 0644.
+/// Writes `entries` as a CDB at `dir/name`: a temporary file of this process, fsync,
+/// rename. With `restricted`, the file is 0640 when it got group shadow (from a set-gid
+/// directory), else 0600; otherwise 0644. Files are created anew (`create_new`), never
+/// opened through a link.
 fn write_cdb(
     dir: &Path,
     name: &str,
     entries: &[(&str, Vec<u8>)],
     restricted: bool,
 ) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     let result = (|| {
         let file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(if restricted { 0o600 } else { 0o644 })
             .open(&tmp)?;
-        // The mode of an existing .tmp is not changed by open: set it.
-        let mode = if restricted { 0o600 } else { 0o644 };
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        if restricted
-            && let Some(gid) = shadow_gid()
-            && std::os::unix::fs::chown(&tmp, None, Some(gid)).is_ok()
-        {
-            std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o640))?;
-        }
+        let mode = if !restricted {
+            0o644
+        } else if shadow_gid().is_some_and(|g| file.metadata().is_ok_and(|m| m.gid() == g)) {
+            0o640
+        } else {
+            0o600
+        };
+        // fchmod on the descriptor: the umask may have taken bits away.
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
         let handle = file.try_clone()?;
         let mut cdb = cdb::CDBMake::new(file)?;
         for (key, value) in entries {
@@ -465,30 +480,45 @@ fn write_cdb(
     File::open(dir)?.sync_all()
 }
 
-/// Checks `text` and, if it is right, writes boxes.cdb and passwd.cdb in `dir`. On error
-/// nothing changes.
-pub fn compile_text(dir: &Path, text: &str) -> Result<Tables, CompileError> {
+/// Checks `text` and, if it is right, writes passwd.cdb in `hash_dir` and then
+/// boxes.cdb in `boxes_dir` (the caller runs each write as the owner of that directory;
+/// [`compile_passwd`] and [`compile_boxes`] do one each). On error nothing changes.
+pub fn compile_text(boxes_dir: &Path, hash_dir: &Path, text: &str) -> Result<Tables, CompileError> {
+    let tables = check(text)?;
+    compile_passwd(hash_dir, &tables)?;
+    compile_boxes(boxes_dir, &tables)?;
+    Ok(tables)
+}
+
+/// Parses and expands `text`: the tables it compiles to, or its first mistake.
+pub fn check(text: &str) -> Result<Tables, CompileError> {
     let records = parse(text).map_err(CompileError::Parse)?;
-    let tables = expand(&records).map_err(CompileError::Parse)?;
-    let boxes: Vec<(&str, Vec<u8>)> = tables
-        .boxes
-        .iter()
-        .map(|(k, v)| (k.as_str(), encode_targets(v)))
-        .collect();
+    expand(&records).map_err(CompileError::Parse)
+}
+
+/// Writes `hash_dir/passwd.cdb` from `tables`.
+pub fn compile_passwd(hash_dir: &Path, tables: &Tables) -> Result<(), CompileError> {
     let passwd: Vec<(&str, Vec<u8>)> = tables
         .passwd
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_bytes().to_vec()))
         .collect();
-    write_cdb(dir, PASSWD_CDB, &passwd, true).map_err(CompileError::Write)?;
-    write_cdb(dir, BOXES_CDB, &boxes, false).map_err(CompileError::Write)?;
-    Ok(tables)
+    write_cdb(hash_dir, PASSWD_CDB, &passwd, true).map_err(CompileError::Write)
 }
 
-/// Compiles `dir/passwd` into `dir/boxes.cdb` and `dir/passwd.cdb`.
-pub fn compile(dir: &Path) -> Result<Tables, CompileError> {
-    let text = std::fs::read_to_string(dir.join(TEXT)).map_err(CompileError::Read)?;
-    compile_text(dir, &text)
+/// Writes `boxes_dir/boxes.cdb` from `tables`.
+pub fn compile_boxes(boxes_dir: &Path, tables: &Tables) -> Result<(), CompileError> {
+    let boxes: Vec<(&str, Vec<u8>)> = tables
+        .boxes
+        .iter()
+        .map(|(k, v)| (k.as_str(), encode_targets(v)))
+        .collect();
+    write_cdb(boxes_dir, BOXES_CDB, &boxes, false).map_err(CompileError::Write)
+}
+
+/// Where the table and hashes of `domain` live: `HOME/users/virtual/DOMAIN`.
+pub fn hash_dir(home: &Path, domain: &str) -> PathBuf {
+    home.join(HASH_ROOT).join(domain.to_ascii_lowercase())
 }
 
 fn cdb_get(path: &Path, key: &str) -> io::Result<Option<Vec<u8>>> {
@@ -510,7 +540,7 @@ pub fn lookup_box(dir: &Path, name: &str) -> io::Result<Option<Vec<Target>>> {
         .transpose()
 }
 
-/// The hash of mailbox `name` (lowercased here) from `dir/passwd.cdb`.
+/// The hash of mailbox `name` (lowercased here) from `hash_dir/passwd.cdb`.
 pub fn lookup_hash(dir: &Path, name: &str) -> io::Result<Option<String>> {
     let name = name.to_ascii_lowercase();
     if !valid_name(&name) {
@@ -602,19 +632,20 @@ pub fn box_exists(account_home: &Path, domain: &str, ext: &str) -> Option<bool> 
     }
 }
 
-/// Writes `text` to `path` atomically with `mode`: `.tmp`, fsync, rename, directory fsync.
+/// Writes `text` to `path` atomically with `mode`: a new temporary file of this process
+/// (never opened through a link), fsync, rename, directory fsync.
 pub fn write_atomic(path: &Path, text: &[u8], mode: u32) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
             .open(&tmp)?;
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
         f.write_all(text)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

@@ -75,24 +75,27 @@ fn mistakes_name_their_line() {
 #[test]
 fn compile_writes_both_cdbs_and_a_mistake_changes_nothing() {
     let dir = scratch("compile");
-    compile_text(&dir, TABLE).unwrap();
+    let hashes = dir.join("hashes");
+    std::fs::create_dir(&hashes).unwrap();
+    compile_text(&dir, &hashes, TABLE).unwrap();
     assert_eq!(
-        lookup_hash(&dir, "ALICE").unwrap().as_deref(),
+        lookup_hash(&hashes, "ALICE").unwrap().as_deref(),
         Some("$y$j9T$salt$hash")
     );
-    assert_eq!(lookup_hash(&dir, "dave").unwrap(), None);
+    assert_eq!(lookup_hash(&hashes, "dave").unwrap(), None);
+    assert!(!dir.join(PASSWD_CDB).exists(), "no hashes beside the mailboxes");
     assert!(lookup_box(&dir, "team").unwrap().is_some());
     assert!(lookup_box(&dir, "nobody").unwrap().is_none());
     assert!(lookup_box(&dir, "../etc").unwrap().is_none());
     let boxes = std::fs::read(dir.join(BOXES_CDB)).unwrap();
     assert!(!String::from_utf8_lossy(&boxes).contains("$y$"));
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.join(PASSWD_CDB))
+    let mode = std::fs::metadata(hashes.join(PASSWD_CDB))
         .unwrap()
         .permissions()
         .mode();
     assert_eq!(mode & 0o007, 0, "passwd.cdb must not be world-readable");
-    let err = compile_text(&dir, "carol:h:x:\n").unwrap_err();
+    let err = compile_text(&dir, &hashes, "carol:h:x:\n").unwrap_err();
     assert!(err.to_string().contains("line 1"), "{err}");
     assert!(lookup_box(&dir, "alice").unwrap().is_some());
     assert!(lookup_box(&dir, "carol").unwrap().is_none());
