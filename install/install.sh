@@ -82,7 +82,7 @@ while [ "$prefix" != / ] && [ "${prefix%/}" != "$prefix" ]; do prefix=${prefix%/
 # --- Names (crates/privs/src/lib.rs) and what each binary is installed as --------------
 
 GROUP=rqmail     # rqmailq, rqmails, rqmailr
-NOFILES=rqnofiles # rqmaild, rqmaill, alias: accounts that own no queue files
+NOFILES=rqnofiles # rqmaild, rqmaill, alias, rqmailp: accounts that own no queue files
 SHADOW=shadow    # may read /etc/shadow (Debian's group for unix_chkpwd)
 
 # name  owner[:group]  mode: the modes of qmail's hier.c; the group is rqmail unless
@@ -113,7 +113,7 @@ rqmail-smtpd       root    0755
 rqmail-login       root    0755
 rqmail-pop3d       root    0755
 rqmail-imapd       root    0755
-rqmail-vusers      root    0755
+rqmail-vusers      rqmailp:$NOFILES 4711
 rqmail-vdeliver    root    0755
 rqmail-checkpassword root:$SHADOW 2755
 "
@@ -181,12 +181,13 @@ if [ $accounts_check = yes ]; then
     ensure_account rqmailq $GROUP "$prefix"
     ensure_account rqmails $GROUP "$prefix"
     ensure_account rqmailr $GROUP "$prefix"
+    ensure_account rqmailp $NOFILES "$prefix"
 else
     # Managed elsewhere, but they must resolve, or chown would fail half-way through.
     for name in $GROUP $NOFILES $SHADOW; do
         getent group "$name" >/dev/null || die "no group $name: create it first (--no-accounts-check)"
     done
-    for name in rqmaild rqmaill alias rqmailq rqmails rqmailr; do
+    for name in rqmaild rqmaill alias rqmailq rqmails rqmailr rqmailp; do
         getent passwd "$name" >/dev/null || die "no account $name: create it first (--no-accounts-check)"
     done
 fi
@@ -218,6 +219,17 @@ dir "$prefix" root $GROUP 0755
 dir "$prefix/bin" root $GROUP 0755
 dir "$prefix/control" root $GROUP 0755
 dir "$prefix/users" root $GROUP 0755
+# users/virtual: each virtual domain's user table with its password hashes
+# (users/virtual/DOMAIN/passwd and passwd.cdb), written by rqmail-vusers as rqmailp.
+# Set-gid shadow, so new files get group shadow and rqmail-checkpassword, run by rqmaild
+# with group shadow, can read passwd.cdb; the domains' accounts cannot.
+dir "$prefix/users/virtual" rqmailp $SHADOW 2750
+# users/loginfailures: rqmail-checkpassword's table of recent failed logins per account,
+# shared by all its runs (as root under rqmail-login, with group shadow under rqmail-smtpd).
+no_symlink "$prefix/users/loginfailures"
+[ -f "$prefix/users/loginfailures" ] || : >"$prefix/users/loginfailures"
+chown root:$SHADOW "$prefix/users/loginfailures"
+chmod 0660 "$prefix/users/loginfailures"
 
 # The queue: owners and modes of spec/queue.md §1. rqmail-queue (rqmailq) writes pid,
 # mess, intd, todo; rqmail-send (rqmails) writes info, local, remote, bounce; both only
@@ -386,6 +398,20 @@ done
 if [ -f "$prefix/users/assign" ]; then
     "$prefix/bin/rqmail-newu"
     say "compiled $prefix/users/assign into $prefix/users/cdb"
+fi
+
+# Virtual domains set up by an older rqmail kept their password tables in the domain's
+# account's home, readable by that account: rqmail-vusers moves each to users/virtual.
+if [ -f "$prefix/control/virtualdomains" ]; then
+    sed -n 's/^\([A-Za-z0-9.-]*\):..*/\1/p' "$prefix/control/virtualdomains" | while read -r domain; do
+        [ -n "$domain" ] && [ ! -e "$prefix/users/virtual/$domain/passwd" ] || continue
+        # Exit 100 for a domain without a table: not one of rqmail-vdeliver's.
+        code=0
+        "$prefix/bin/rqmail-vusers" "$domain" compile </dev/null 2>"$prefix/users/.vusers.err" || code=$?
+        [ $code = 0 ] || [ $code = 100 ] ||
+            warn "rqmail-vusers $domain compile: $(cat "$prefix/users/.vusers.err"); its users may not log in"
+        rm -f "$prefix/users/.vusers.err"
+    done
 fi
 
 # The services' rules, control/tcp.smtp (SMTP: loopback may relay, everyone else may send

@@ -61,7 +61,7 @@ impl Home {
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["bin", "control", "homes"] {
+        for sub in ["bin", "control", "homes", "users"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
             std::fs::set_permissions(dir.join(sub), std::fs::Permissions::from_mode(0o755))
                 .unwrap();
@@ -503,29 +503,168 @@ fn setgid_shadow_copy_verifies_for_an_unprivileged_caller_and_drops_the_group() 
     };
     nix::unistd::chown(&home.bin(), None, Some(shadow.gid)).unwrap();
     std::fs::set_permissions(home.bin(), std::fs::Permissions::from_mode(0o2755)).unwrap();
+    // The table of login attempts, as install.sh makes it: only group shadow may write it.
+    let table = home.dir.join("users/loginfailures");
+    std::fs::write(&table, b"").unwrap();
+    nix::unistd::chown(&table, None, Some(shadow.gid)).unwrap();
+    std::fs::set_permissions(&table, std::fs::Permissions::from_mode(0o660)).unwrap();
     let _accounts = Accounts::new(&home);
 
-    // nobody cannot enter the user's 0700 home: verification must succeed anyway. `sh -p`
-    // keeps whatever effective gid it is given (dash and bash otherwise reset it themselves).
+    // Another local user (nobody) gets one answer whatever it sends: the same refusal at
+    // once, before fd 3 is read, for the right password, a wrong one and no such user.
+    let mut answers = Vec::new();
+    for (user, password) in [
+        (YESCRYPT_USER, PASSWORD),
+        (YESCRYPT_USER, "not the password"),
+        ("rqcpw-nosuchuser", PASSWORD),
+    ] {
+        let (out, elapsed) = home.run(
+            &credentials(user, password),
+            &["/bin/sh", "-p", "-c", REPORT],
+            Some(NOBODY),
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "PROG ran for nobody: {}", text(&out.stdout));
+        assert!(elapsed < DELAY * 5, "answered after {elapsed:?}");
+        answers.push(text(&out.stderr));
+    }
+    assert!(answers[0].contains("may not use this program"), "{}", answers[0]);
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "the answers tell the cases apart: {answers:?}"
+    );
+
+    // rqmaild, the account rqmail-smtpd runs as, is served. It cannot enter the user's
+    // 0700 home: verification must succeed anyway. `sh -p` keeps whatever effective gid it
+    // is given (dash and bash otherwise reset it themselves).
+    let rqmaild = Rqmaild::new();
     let (out, _) = home.run(
         &credentials(YESCRYPT_USER, PASSWORD),
         &["/bin/sh", "-p", "-c", REPORT],
-        Some(NOBODY),
+        Some(rqmaild.uid),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let r = report(&out);
-    assert_eq!(r["uid"], NOBODY.to_string(), "{r:?}");
-    assert_eq!(r["gid"], NOBODY.to_string(), "{r:?}");
-    assert_eq!(r["groups"], NOBODY.to_string(), "{r:?}");
+    assert_eq!(r["uid"], rqmaild.uid.to_string(), "{r:?}");
     assert_eq!(r["shadow"], "unreadable", "PROG kept group shadow: {r:?}");
     assert_eq!(r["USER"], YESCRYPT_USER);
     assert_eq!(r["PWD"], "/");
-    assert_ne!(Accounts::uid(YESCRYPT_USER), NOBODY);
+    assert_ne!(Accounts::uid(YESCRYPT_USER), rqmaild.uid);
 
-    let (out, elapsed) = home.run(
-        &credentials(YESCRYPT_USER, "not the password"),
-        &MUST_NOT_RUN,
-        Some(NOBODY),
+    // A refusal says nothing of its reason to rqmaild, and nothing before the delay: killed
+    // early, the process has written nothing and exited with no answer.
+    for (user, password) in [
+        (YESCRYPT_USER, "not the password"),
+        ("rqcpw-nosuchuser", PASSWORD),
+    ] {
+        let (out, elapsed) = home.run(&credentials(user, password), &MUST_NOT_RUN, Some(rqmaild.uid));
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(elapsed >= DELAY, "refused after only {elapsed:?}");
+        assert_eq!(
+            text(&out.stderr).trim_end(),
+            format!("rqmail-checkpassword: login failed for {user}"),
+            "the reason reached rqmaild"
+        );
+    }
+    std::fs::write(home.dir.join("control/checkpassworddelay"), "3000\n").unwrap();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(r#"exec "$0" "$@" 3<&0"#)
+        .arg(home.bin())
+        .args(MUST_NOT_RUN)
+        .env("PATH", PATH)
+        .current_dir("/")
+        .uid(rqmaild.uid)
+        .gid(rqmaild.gid)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&credentials("rqcpw-nosuchuser", PASSWORD))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(matches!(child.try_wait(), Ok(None)), "answered before the delay");
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.code().is_none(), "{:?}", out.status);
+    assert!(
+        out.stderr.is_empty(),
+        "spoke before the delay: {}",
+        text(&out.stderr)
     );
-    assert_refused(&out, elapsed, YESCRYPT_USER, "bad password");
+}
+
+/// The account rqmaild (made for the test if the system has none), whom a set-gid
+/// rqmail-checkpassword serves.
+struct Rqmaild {
+    uid: u32,
+    gid: u32,
+    created: bool,
+}
+
+impl Rqmaild {
+    fn new() -> Rqmaild {
+        let created = !user_exists("rqmaild");
+        if created {
+            system(
+                "useradd",
+                &["--system", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "rqmaild"],
+                b"",
+            );
+        }
+        let user = nix::unistd::User::from_name("rqmaild").unwrap().unwrap();
+        Rqmaild {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            created,
+        }
+    }
+}
+
+impl Drop for Rqmaild {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = Command::new("userdel").arg("rqmaild").env("PATH", PATH).status();
+        }
+    }
+}
+
+#[test]
+fn attempts_at_one_account_are_spaced_out_across_processes() {
+    // Eight guesses at one name at once, each its own process (as eight connections from
+    // eight addresses would be): five pass, then each waits behind the one before (1 s,
+    // then 2 s more), whether or not the name exists. Another name is not slowed.
+    let home = Home::new("throttle");
+    let run = |user: &'static str| {
+        let home = &home;
+        move || home.run(&credentials(user, "guess"), &MUST_NOT_RUN, None)
+    };
+    let (results, other) = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..8)
+            .map(|_| scope.spawn(run("rqcpw-throttled")))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let other = run("rqcpw-other")();
+        let results: Vec<(Output, Duration)> =
+            guesses.into_iter().map(|g| g.join().unwrap()).collect();
+        (results, other)
+    });
+    let mut times: Vec<Duration> = results.iter().map(|(_, t)| *t).collect();
+    times.sort();
+    for (out, _) in &results {
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    }
+    assert!(times[7] >= Duration::from_millis(2900), "{times:?}");
+    assert!(times[5] < Duration::from_millis(900), "{times:?}");
+    assert!(other.1 < Duration::from_millis(900), "another name waited: {:?}", other.1);
+    let logs: String = results.iter().map(|(o, _)| text(&o.stderr)).collect();
+    assert!(logs.contains("throttled for"), "{logs}");
+    // Each log line is whole: one write each, so none runs into another.
+    for line in logs.lines() {
+        assert!(line.starts_with("rqmail-checkpassword: "), "{line:?}");
+    }
 }

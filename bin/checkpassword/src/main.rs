@@ -5,10 +5,14 @@
 //! * As root (the root half of rqmail-login): on success it sets the user's supplementary
 //!   groups, gid and uid, then `USER`, `HOME`, `SHELL` and the working directory, and execs
 //!   PROG (rqmail-pop3d, rqmail-imapd) as the user.
-//! * As anyone else (rqmail-smtpd for SMTP AUTH, with PROG = /bin/true), installed setgid
+//! * As rqmaild (rqmail-smtpd for SMTP AUTH, with PROG = /bin/true), installed setgid
 //!   `shadow` as Debian's unix_chkpwd is: it only verifies. It gives up group shadow as soon
 //!   as the hash is read, never changes uid, and on success execs PROG as the caller, with
-//!   the user's `USER`, `HOME` and `SHELL`; it enters the home directory if it can.
+//!   the user's `USER`, `HOME` and `SHELL`; it enters the home directory if it can. Set-gid
+//!   and run by anyone but root or rqmaild (the account named in rqmail-privs, looked up
+//!   by name), it refuses at once, before reading fd 3, so other local users cannot use it
+//!   to test passwords. Started without any privilege (an instance of one user) it serves
+//!   its caller, who can read no hash it could not read itself.
 //!
 //! A login with `@` is a virtual user (`box@domain`, see [`login_virtual`]): checked
 //! against the domain's passwd.cdb, run as the domain's account with HOME and MAILDIR set
@@ -17,16 +21,24 @@
 //! Exit codes (the interface's): 1 wrong password, unknown user, root, empty password or
 //! locked account; 2 misuse (no PROG, over 512 bytes or a missing NUL on fd 3); 111 a
 //! temporary problem (shadow unreadable, lookup or uid change failed, PROG not runnable).
-//! A refusal comes no sooner than `control/checkpassworddelay` milliseconds (default 2000)
-//! after the request was read, whatever the reason, so timing tells neither a guesser
-//! nor a user-name prober anything. The timestamp field is ignored, as djb's does, and
-//! like djb's its NUL may be missing. The password is never logged.
+//! A refusal or temporary failure comes no sooner than `control/checkpassworddelay`
+//! milliseconds (default 2000) after the request was read, whatever the reason, and its log
+//! line only then, so timing tells neither a guesser nor a user-name prober anything. Under
+//! rqmaild the log line never says why (no such user, bad password, ...); as root it does.
+//! Attempts at each account are counted across all runs in `users/loginfailures` (see
+//! [`throttle`]): after 5 without a success they are spaced out, 1 s, 2 s, ... 16 s apart,
+//! and refused unchecked when more than 30 s are queued. Every log line is one write. The
+//! timestamp field is ignored, as djb's does, and like djb's its NUL may be missing. The
+//! password is never logged.
+
+mod throttle;
 
 use nix::unistd::{Gid, Uid, User};
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -58,19 +70,27 @@ fn exit_code(failure: &Failure) -> u8 {
     }
 }
 
-/// One log line on stderr per failure: the user (escaped), never the password.
-fn log(failure: &Failure) {
-    match failure {
-        Failure::Refused { user, reason } => eprintln!(
-            "rqmail-checkpassword: login failed for {}: {reason}",
-            escape(user)
-        ),
-        Failure::Temporary { user, reason } => eprintln!(
+/// One log line on stderr per failure: the user (escaped), never the password; the reason
+/// only where `reasons` (not for a set-gid run, whose caller must learn nothing from it).
+fn log(failure: &Failure, reasons: bool) {
+    let line = match failure {
+        Failure::Refused { user, reason } if reasons => {
+            format!("rqmail-checkpassword: login failed for {}: {reason}", escape(user))
+        }
+        Failure::Refused { user, .. } => {
+            format!("rqmail-checkpassword: login failed for {}", escape(user))
+        }
+        Failure::Temporary { user, reason } if reasons => format!(
             "rqmail-checkpassword: login failed for {}: temporary failure: {reason}",
             escape(user)
         ),
-        Failure::Misuse(reason) => eprintln!("rqmail-checkpassword: misuse: {reason}"),
-    }
+        Failure::Temporary { user, .. } => format!(
+            "rqmail-checkpassword: login failed for {}: temporary failure",
+            escape(user)
+        ),
+        Failure::Misuse(reason) => format!("rqmail-checkpassword: misuse: {reason}"),
+    };
+    rqmail_log::line(&line);
 }
 
 /// A user name fit for a log line: printable ASCII as is, anything else (newlines, escape
@@ -202,7 +222,7 @@ fn become_user(account: &User) -> Result<(), String> {
 }
 
 /// Checks the request and, if it is acceptable, execs PROG; returns only on failure.
-fn login(request: &Request, program: &OsStr, args: &[OsString]) -> Failure {
+fn login(request: &Request, program: &OsStr, args: &[OsString], throttle: &Throttle) -> Failure {
     let refused = |reason: &str| Failure::Refused {
         user: request.user.to_vec(),
         reason: reason.to_string(),
@@ -215,7 +235,7 @@ fn login(request: &Request, program: &OsStr, args: &[OsString]) -> Failure {
         return refused("no such user");
     };
     if name.contains('@') {
-        return login_virtual(request, name, program, args);
+        return login_virtual(request, name, program, args, throttle);
     }
     let account = match lookup(name) {
         Ok(Some(account)) => account,
@@ -249,6 +269,7 @@ fn login(request: &Request, program: &OsStr, args: &[OsString]) -> Failure {
         Err(e) if e.is_temporary() => return temporary(e.to_string()),
         Err(e) => return refused(&e.to_string()),
     }
+    throttle.succeeded(request.user);
     if let Err(e) = become_user(&account) {
         return temporary(e);
     }
@@ -265,10 +286,10 @@ fn login(request: &Request, program: &OsStr, args: &[OsString]) -> Failure {
     } else {
         account.shell.as_os_str()
     };
-    eprintln!(
+    rqmail_log::line(&format!(
         "rqmail-checkpassword: login succeeded for {}",
         escape(request.user)
-    );
+    ));
     let e = Command::new(program)
         .args(args)
         .env("USER", name)
@@ -285,7 +306,13 @@ fn login(request: &Request, program: &OsStr, args: &[OsString]) -> Failure {
 /// As root it becomes the domain's account (its uid and gid only); otherwise it keeps the
 /// caller's ids. PROG gets `USER` = the login, `HOME` = `~ACCOUNT/DOMAIN/BOX` (also the
 /// working directory) and `MAILDIR` = its `Maildir`.
-fn login_virtual(request: &Request, name: &str, program: &OsStr, args: &[OsString]) -> Failure {
+fn login_virtual(
+    request: &Request,
+    name: &str,
+    program: &OsStr,
+    args: &[OsString],
+    throttle: &Throttle,
+) -> Failure {
     let refused = |reason: &str| Failure::Refused {
         user: request.user.to_vec(),
         reason: reason.to_string(),
@@ -342,6 +369,7 @@ fn login_virtual(request: &Request, name: &str, program: &OsStr, args: &[OsStrin
         Err(e) if e.is_temporary() => return temporary(e.to_string()),
         Err(e) => return refused(&e.to_string()),
     }
+    throttle.succeeded(request.user);
     if rqmail_privs::is_root() {
         let ids = rqmail_privs::Ids {
             uid: domain.account.uid,
@@ -358,10 +386,10 @@ fn login_virtual(request: &Request, name: &str, program: &OsStr, args: &[OsStrin
     {
         return temporary(format!("unable to enter {}: {e}", user_dir.display()));
     }
-    eprintln!(
+    rqmail_log::line(&format!(
         "rqmail-checkpassword: login succeeded for {}",
         escape(request.user)
-    );
+    ));
     let login = format!("{user}@{}", domain.name);
     let e = Command::new(program)
         .args(args)
@@ -373,10 +401,119 @@ fn login_virtual(request: &Request, name: &str, program: &OsStr, args: &[OsStrin
     temporary(format!("unable to run {}: {e}", program.to_string_lossy()))
 }
 
+/// How the program was started, which decides whom it serves and what it may say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    /// The real uid is root (the root half of rqmail-login).
+    Root,
+    /// Set-gid (group shadow) in effect: the caller gains a privilege through this run.
+    Setgid,
+    /// No privilege either way: serves its caller, who could read the hashes itself.
+    Plain,
+}
+
+impl Caller {
+    fn detect() -> Caller {
+        if Uid::current().is_root() {
+            Caller::Root
+        } else if Gid::effective() != Gid::current() || Uid::effective() != Uid::current() {
+            Caller::Setgid
+        } else {
+            Caller::Plain
+        }
+    }
+
+    /// Whether the reasons for a failure may be logged to this caller.
+    fn may_know_reasons(self) -> bool {
+        self != Caller::Setgid
+    }
+}
+
+/// A set-gid run serves rqmaild alone: the only account that verifies passwords without
+/// root (rqmail-smtpd, for SMTP AUTH).
+fn serves(caller: Caller) -> bool {
+    if caller != Caller::Setgid {
+        return true;
+    }
+    matches!(
+        rqmail_privs::account(rqmail_privs::RQMAILD),
+        Ok(Some(ids)) if ids.uid == Uid::current().as_raw()
+    )
+}
+
+/// The table of attempts, opened while the process still holds group shadow (so it can
+/// write a table that rqmaild cannot touch otherwise); made when missing unless set-gid.
+fn open_throttle(caller: Caller) -> Throttle {
+    let Ok(home) = rqmail_control::home() else {
+        return Throttle(None);
+    };
+    let path = home.join("users").join(THROTTLE_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(if caller == Caller::Root { 0o660 } else { 0o600 });
+    if caller != Caller::Setgid {
+        options.create(true);
+    }
+    match options.open(&path) {
+        Ok(file) => Throttle(Some(throttle::Table::new(file))),
+        Err(e) => {
+            rqmail_log::line(&format!(
+                "rqmail-checkpassword: unable to open {}: {e}; logins are not throttled",
+                path.display()
+            ));
+            Throttle(None)
+        }
+    }
+}
+
+/// The name of the table of attempts in the rqmail home's `users/`.
+const THROTTLE_FILE: &str = "loginfailures";
+
+/// The table of attempts, if it could be opened: a table that cannot be used must not stop
+/// logins, so its errors only cost the throttling.
+struct Throttle(Option<throttle::Table>);
+
+impl Throttle {
+    fn admit(&self, name: &[u8]) -> throttle::Admission {
+        match self.0.as_ref().map(|t| t.admit(name)) {
+            Some(Ok(admission)) => admission,
+            Some(Err(e)) => {
+                rqmail_log::line(&format!(
+                    "rqmail-checkpassword: unable to use the table of login failures: {e}"
+                ));
+                throttle::Admission::After(Duration::ZERO)
+            }
+            None => throttle::Admission::After(Duration::ZERO),
+        }
+    }
+
+    fn succeeded(&self, name: &[u8]) {
+        if let Some(Err(e)) = self.0.as_ref().map(|t| t.succeeded(name)) {
+            rqmail_log::line(&format!(
+                "rqmail-checkpassword: unable to use the table of login failures: {e}"
+            ));
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let caller = Caller::detect();
+    if !serves(caller) {
+        // Before fd 3 is read: the answer cannot depend on the user or the password.
+        let _ = drop_setgid();
+        rqmail_log::line(&format!(
+            "rqmail-checkpassword: refused: uid {} may not use this program (it serves root and {})",
+            Uid::current(),
+            rqmail_privs::RQMAILD
+        ));
+        return ExitCode::from(1);
+    }
     if args.is_empty() {
-        eprintln!("usage: rqmail-checkpassword PROG [ARG...]");
+        rqmail_log::line("usage: rqmail-checkpassword PROG [ARG...]");
         return ExitCode::from(exit_code(&Failure::Misuse(String::new())));
     }
     let program = args.remove(0);
@@ -384,15 +521,40 @@ fn main() -> ExitCode {
     let read = read_credentials(&mut input);
     let received = Instant::now();
     let failure = match read.and_then(|len| parse(&input[..len])) {
-        Ok(request) => login(&request, &program, &args),
+        Ok(request) => {
+            let throttle = open_throttle(caller);
+            match throttle.admit(request.user) {
+                throttle::Admission::Refused => {
+                    let _ = drop_setgid();
+                    Failure::Refused {
+                        user: request.user.to_vec(),
+                        reason: "too many recent failed logins for the account".into(),
+                    }
+                }
+                throttle::Admission::After(wait) => {
+                    if !wait.is_zero() {
+                        rqmail_log::line(&format!(
+                            "rqmail-checkpassword: login for {} throttled for {} ms after failures",
+                            escape(request.user),
+                            wait.as_millis()
+                        ));
+                        std::thread::sleep(wait);
+                    }
+                    login(&request, &program, &args, &throttle)
+                }
+            }
+        }
         Err(failure) => failure,
     };
     wipe(&mut input);
-    log(&failure);
-    if let Failure::Refused { .. } = failure {
+    let _ = drop_setgid();
+    // The answer (exit code) and its log line both wait for the delay: a caller that kills
+    // the process early, or reads its stderr, learns nothing sooner.
+    if !matches!(failure, Failure::Misuse(_)) {
         let until = received + refusal_delay();
         std::thread::sleep(until.saturating_duration_since(Instant::now()));
     }
+    log(&failure, caller.may_know_reasons());
     ExitCode::from(exit_code(&failure))
 }
 

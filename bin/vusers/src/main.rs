@@ -182,6 +182,14 @@ fn run(args: &[String]) -> Result<(), Fail> {
     let dir = domain.dir.clone();
 
     caller.act_as(keeper)?;
+    if command == "compile" && !hash_dir.join(rqmail_virtual::TEXT).exists() {
+        caller.act_as(account)?;
+        let old = dir.join(rqmail_virtual::TEXT).exists();
+        caller.act_as(keeper)?;
+        if !old {
+            return Err(Fail(format!("{} has no table to compile", domain.name), 100));
+        }
+    }
     make_dir(&hash_dir, 0o750)?;
     let _lock = lock(&hash_dir)?;
     let text_path = hash_dir.join(rqmail_virtual::TEXT);
