@@ -26,8 +26,8 @@ const USER: &str = "rqtest1";
 /// control/me of the scratch install.
 const HOST: &str = "install-test.example";
 /// The accounts and groups install.sh creates (crates/privs/src/lib.rs).
-const ACCOUNTS: [&str; 6] = [
-    "rqmaild", "rqmaill", "alias", "rqmailq", "rqmails", "rqmailr",
+const ACCOUNTS: [&str; 7] = [
+    "rqmaild", "rqmaill", "alias", "rqmailq", "rqmails", "rqmailr", "rqmailp",
 ];
 const GROUPS: [&str; 3] = ["rqmail", "rqnofiles", "shadow"];
 /// A clean PATH, as the service managers give rqmail-start.
@@ -333,7 +333,8 @@ fn run_as_user(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
+    // A program that refuses at once may not read its input: that is no error here.
+    let _ = child.stdin.take().unwrap().write_all(input);
     child.wait_with_output().unwrap()
 }
 
@@ -365,6 +366,13 @@ fn check_modes(prefix: &Path) {
         ("bin/rqmail-pop3d".into(), 0, 0o755),
         ("bin/rqmail-imapd".into(), 0, 0o755),
         ("bin/rqmail-checkpassword".into(), 0, 0o2755),
+        (
+            "bin/rqmail-vusers".into(),
+            uid_of("rqmailp").unwrap(),
+            0o4711,
+        ),
+        ("users/virtual".into(), uid_of("rqmailp").unwrap(), 0o2750),
+        ("users/loginfailures".into(), 0, 0o660),
         ("control".into(), 0, 0o755),
         ("control/tcp.smtp".into(), 0, 0o644),
         ("control/tcp.smtp.cdb".into(), 0, 0o644),
@@ -417,12 +425,19 @@ fn check_modes(prefix: &Path) {
     ] {
         assert_eq!(owner_mode(&prefix.join(path)).1, g, "group of {path}");
     }
-    // Set-gid shadow, so that rqmail-smtpd (rqmaild) can have a system password checked.
-    assert_eq!(
-        owner_mode(&prefix.join("bin/rqmail-checkpassword")).1,
-        gid_of("shadow").unwrap(),
-        "group of bin/rqmail-checkpassword"
-    );
+    // Set-gid shadow, so that rqmail-smtpd (rqmaild) can have a system password checked;
+    // the virtual domains' hashes and the table of login attempts are group shadow too.
+    for path in [
+        "bin/rqmail-checkpassword",
+        "users/virtual",
+        "users/loginfailures",
+    ] {
+        assert_eq!(
+            owner_mode(&prefix.join(path)).1,
+            gid_of("shadow").unwrap(),
+            "group of {path}"
+        );
+    }
     let split = std::fs::read_dir(prefix.join("queue/local"))
         .unwrap()
         .count();
@@ -1403,13 +1418,136 @@ m.logout()
         ids.0,
         "the domain directory belongs to the account"
     );
-    let passwd_cdb = std::fs::metadata(domain.join("passwd.cdb")).unwrap();
-    assert_eq!(
-        passwd_cdb.mode() & 0o007,
-        0,
-        "passwd.cdb is not world-readable"
-    );
     assert_eq!(std::fs::metadata(&vic).unwrap().uid(), ids.0);
+
+    // 9c. The hashes are out of the account's reach (issue 12, item 5): they live in
+    //     users/virtual/v.test, rqmailp's and group shadow's; nothing with a hash is in the
+    //     account's directory; the account can read neither the text nor passwd.cdb, and
+    //     yet manages its users itself through the set-uid rqmail-vusers. Another user may
+    //     not.
+    let hashes = prefix.join("users/virtual/v.test");
+    for name in ["passwd", "passwd.cdb"] {
+        let (uid, gid, mode) = owner_mode(&hashes.join(name));
+        assert_eq!(uid, uid_of("rqmailp").unwrap(), "owner of {name}");
+        assert_eq!(gid, gid_of("shadow").unwrap(), "group of {name}");
+        assert_eq!(mode & 0o007, 0, "{name} is not world-readable");
+        assert!(!domain.join(name).exists(), "{name} in the account's directory");
+    }
+    assert!(text(&std::fs::read(hashes.join("passwd")).unwrap()).contains("vic:$y$"));
+    let cat = run_as_user(
+        Path::new("/bin/cat"),
+        &[
+            hashes.join("passwd").to_str().unwrap(),
+            hashes.join("passwd.cdb").to_str().unwrap(),
+        ],
+        &home,
+        ids,
+        b"",
+    );
+    assert!(!cat.status.success(), "the account read the hashes");
+    assert!(!text(&cat.stdout).contains("$y$"));
+    let vusers_bin = prefix.join("bin/rqmail-vusers");
+    let out = run_as_user(&vusers_bin, &["v.test", "add", "val"], &home, ids, b"val's pw\n");
+    assert!(out.status.success(), "the account's own rqmail-vusers: {}", text(&out.stderr));
+    let out = run_as_user(&vusers_bin, &["v.test", "list"], &home, ids, b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("user val quota 0"), "{}", text(&out.stdout));
+    assert!(!text(&out.stdout).contains('$'), "list printed a hash");
+    assert_eq!(owner_mode(&domain.join("val/Maildir/new")).0, ids.0);
+    assert_eq!(owner_mode(&hashes.join("passwd")).0, uid_of("rqmailp").unwrap());
+    let nobody = (65534, 65534);
+    let out = run_as_user(&vusers_bin, &["v.test", "passwd", "vic"], &home, nobody, b"taken\n");
+    assert_eq!(out.status.code(), Some(100), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("only root and the account"), "{}", text(&out.stderr));
+
+    // 9d. Root following the account's links (issue 12, item 1): the account plants a
+    //     Maildir link to a root-owned directory and links where temporary files might
+    //     go; root's `add` must neither chown nor fill the target, nor write through them.
+    let victim_dir = s.base.join("root-only");
+    std::fs::create_dir(&victim_dir).unwrap();
+    std::fs::set_permissions(&victim_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let victim_file = s.base.join("root-only-file");
+    std::fs::write(&victim_file, b"root's own\n").unwrap();
+    std::fs::create_dir(domain.join("mallory")).unwrap();
+    std::os::unix::fs::chown(domain.join("mallory"), Some(ids.0), Some(ids.1)).unwrap();
+    std::os::unix::fs::symlink(&victim_dir, domain.join("mallory/Maildir")).unwrap();
+    for name in ["passwd", "passwd.tmp", "boxes.cdb.tmp", "passwd.cdb.tmp", "passwd.cdb"] {
+        std::os::unix::fs::symlink(&victim_file, domain.join(name)).unwrap();
+    }
+    let out = Command::new(&vusers_bin)
+        .args(["v.test", "add", "mallory"])
+        .env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"m pw\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    eprintln!("rqmail-vusers add mallory: {:?} {}", out.status, text(&out.stderr));
+    assert_eq!(owner_mode(&victim_dir).0, 0, "root chowned the link's target");
+    assert_eq!(
+        std::fs::read_dir(&victim_dir).unwrap().count(),
+        0,
+        "root filled the link's target"
+    );
+    assert_eq!(owner_mode(&victim_file).0, 0);
+    assert_eq!(std::fs::read(&victim_file).unwrap(), b"root's own\n");
+    for name in ["passwd", "passwd.tmp", "boxes.cdb.tmp", "passwd.cdb.tmp", "passwd.cdb", "mallory"] {
+        let _ = std::fs::remove_file(domain.join(name));
+    }
+    let _ = std::fs::remove_file(domain.join("mallory/Maildir"));
+    let _ = std::fs::remove_dir(domain.join("mallory"));
+    // And a link in place of the whole domain directory leads root nowhere either.
+    std::fs::rename(&domain, home.join("v.test.real")).unwrap();
+    std::os::unix::fs::symlink(&victim_dir, &domain).unwrap();
+    let out = Command::new(&vusers_bin)
+        .args(["v.test", "compile"])
+        .env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    eprintln!("rqmail-vusers compile: {:?} {}", out.status, text(&out.stderr));
+    assert_eq!(owner_mode(&victim_dir).0, 0, "root chowned the link's target");
+    assert_eq!(std::fs::read_dir(&victim_dir).unwrap().count(), 0, "root wrote into the link's target");
+    std::fs::remove_file(&domain).unwrap();
+    std::fs::rename(home.join("v.test.real"), &domain).unwrap();
+
+    // 9e. The installed rqmail-checkpassword is no password oracle (issue 12, item 2): the
+    //     test user gets one answer at once for the right password, a wrong one and no
+    //     such user; rqmaild alone is served (through SMTP AUTH, above and below).
+    let mut answers = Vec::new();
+    for creds in [
+        &b"vic@v.test\0vic's own pw\0\0"[..],
+        b"vic@v.test\0wrong\0\0",
+        b"nobody@v.test\0wrong\0\0",
+        format!("{USER}\0correct horse\0\0").as_bytes(),
+    ] {
+        let started = std::time::Instant::now();
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(r#"exec "$0" /bin/true 3<&0"#)
+            .arg(prefix.join("bin/rqmail-checkpassword"))
+            .uid(ids.0)
+            .gid(ids.1)
+            .env_clear()
+            .env("PATH", PATH)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(creds);
+        let out = child.wait_with_output().unwrap();
+        assert!(started.elapsed() < Duration::from_millis(1500));
+        answers.push((out.status.code(), text(&out.stderr)));
+    }
+    assert_eq!(answers[0].0, Some(1), "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
     python(
         smtp_port,
         r#"
