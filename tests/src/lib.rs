@@ -243,6 +243,17 @@ impl Instance {
 
     /// Starts rqmail-start in the background, logging to `send.log`.
     pub fn start(&mut self) {
+        self.start_with(command(self.bin("rqmail-start")));
+    }
+
+    /// Starts rqmail-start as [`Instance::start`] does, but with `file` open (read-only,
+    /// without close-on-exec) as descriptor `fd`, as something that started it as root
+    /// might have left it.
+    pub fn start_inheriting(&mut self, fd: u32, file: &Path) {
+        self.start_with(inheriting(fd, file, &self.bin("rqmail-start")));
+    }
+
+    fn start_with(&mut self, mut cmd: Command) {
         assert!(self.start.is_none());
         let started_before = self.log_text().matches("status: local").count();
         let log = std::fs::OpenOptions::new()
@@ -250,7 +261,7 @@ impl Instance {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = command(self.bin("rqmail-start"))
+        let child = cmd
             .current_dir(&self.home)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -640,6 +651,36 @@ impl Drop for LoginServer {
             let _ = child.wait();
         }
     }
+}
+
+/// Opens the file in argv[1] as descriptor argv[2], inheritable, as the user running the
+/// tests (root, typically), then becomes nobody if root and execs argv[3...].
+const INHERITING: &str = r#"
+import os, sys
+path, fd, program = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+opened = os.open(path, os.O_RDONLY)
+os.dup2(opened, fd, inheritable=True)
+os.close(opened)
+if os.geteuid() == 0:
+    nobody = int(os.environ["NOBODY_ID"])
+    os.setgroups([])
+    os.setgid(nobody)
+    os.setuid(nobody)
+os.execv(program[0], program)
+"#;
+
+/// A Command that runs `program` (as [`command`] would) with `file` open on descriptor
+/// `fd`, opened before the uid change so that it may be a file only root can read. Add
+/// the program's arguments to it.
+pub fn inheriting(fd: u32, file: &Path, program: &Path) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(INHERITING)
+        .arg(file)
+        .arg(fd.to_string())
+        .arg(program)
+        .env("NOBODY_ID", NOBODY.to_string());
+    cmd
 }
 
 /// Spawns `cmd`, a server that prints the port it listens on as the first line of its

@@ -109,6 +109,13 @@ fn root_half(ends: handoff::RootEnds, args: &Args, front: nix::unistd::Pid) -> u
 }
 
 fn main() -> ExitCode {
+    // The client socket (fds 0 and 1) and the log (2) are ours; anything else tcpserver or
+    // its starter left open must reach neither the front nor checkpassword and the user's
+    // post-login program.
+    if let Err(e) = rqmail_privs::cloexec_from(3) {
+        eprintln!("rqmail-login: fatal: unable to set close-on-exec on inherited descriptors: {e}");
+        return ExitCode::from(EXIT_TEMPORARY);
+    }
     let Some(args) = parse(std::env::args_os().skip(1).collect()) else {
         eprintln!("{USAGE}");
         return ExitCode::from(EXIT_USAGE);

@@ -139,6 +139,14 @@ impl Spawner for Local {
 }
 
 fn main() -> ExitCode {
+    // Only fds 0 to 2 are ours (the pipes to rqmail-send, and the log); nothing else that
+    // was open when this started may reach a recipient's `|program`.
+    if let Err(e) = rqmail_privs::cloexec_from(3) {
+        eprintln!(
+            "rqmail-lspawn: fatal: unable to set close-on-exec on inherited descriptors: {e}"
+        );
+        return ExitCode::from(111);
+    }
     let default_delivery = std::env::args_os()
         .nth(1)
         .map(std::os::unix::ffi::OsStringExt::into_vec)

@@ -39,7 +39,8 @@ fn invoked_by(uid: u32) -> String {
 fn main() -> ExitCode {
     use nix::sys::stat::{Mode, umask};
     umask(Mode::from_bits_truncate(0o033));
-    // The home comes from where this binary is installed, never from the environment.
+    // The home comes from where this binary is installed, never from the environment. It
+    // is entered and `queue` checked here, once; nothing after looks either up by name.
     let Ok(home) = rqmail_control::home() else {
         return ExitCode::from(EXIT_HOME);
     };
@@ -66,7 +67,9 @@ fn main() -> ExitCode {
         invoked: invoked_by(uid),
         start: rqmail_date::now(),
     };
-    let queue = Queue::new(&home);
+    // From here on every path is relative to the directory just checked: an absolute
+    // path would be looked up again, and `queue` could by then be a link to elsewhere.
+    let queue = Queue::current_dir();
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     // fd 1 is the envelope pipe: read from it through a File on a duplicate of the fd.

@@ -44,6 +44,9 @@ fn start_helper(
 }
 
 fn run() -> anyhow::Result<std::io::Error> {
+    // Whatever else was open when root started us must not reach send, lspawn, rspawn,
+    // clean, or the users' programs lspawn runs.
+    rqmail_privs::cloexec_from(3)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let home = rqmail_control::home()?;
     std::env::set_current_dir(&home)?;

@@ -7,7 +7,8 @@
 //! `LISTEN_FDS`) supplies the socket as fd 3, and HOST and PORT are then ignored. Ident is
 //! obsolete: `-r` is taken as `-R` and TCPREMOTEINFO is never set (`-t` is accepted and
 //! unused); `-o`/`-O` change nothing, since Linux drops source-routed packets itself.
-//! `-h` (the default) looks names up with getnameinfo, so /etc/hosts counts.
+//! `-h` (the default) looks names up with getnameinfo, so /etc/hosts counts. Descriptors
+//! above 2 that it inherited (systemd's sockets too) are not passed on to PROG.
 #![deny(unsafe_code)]
 
 mod child;
@@ -65,6 +66,15 @@ fn run(opts: &Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // Only fds 0 to 2 and systemd's listening sockets (3 on) are meant for this program,
+    // and none of them above 2 for the programs it runs: marked close-on-exec, not
+    // closed, so that fd 3 is still there for listen::inherited.
+    if let Err(e) = rqmail_privs::cloexec_from(3) {
+        log::line(
+            format!("fatal: unable to set close-on-exec on inherited descriptors: {e}").as_bytes(),
+        );
+        return ExitCode::from(EXIT_FATAL);
+    }
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let opts = match options::parse(&args, |name| std::env::var_os(name)) {
         Ok(opts) => opts,

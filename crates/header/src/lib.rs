@@ -191,6 +191,9 @@ pub enum Error {
     HeaderTooLarge,
     /// An address given on the command line is unusable (permanent).
     BadAddress(Vec<u8>),
+    /// An envelope address has a domain that is not a host name or an address literal
+    /// (`rqmail_smtp::domain::is_valid`): no SMTP command could carry it safely (permanent).
+    BadDomain(Vec<u8>),
     /// A recipient field of the header cannot be parsed, so its recipients are unknown
     /// (permanent; only when header recipients are used).
     BadRecipientField(Vec<u8>),
@@ -215,6 +218,11 @@ impl std::fmt::Display for Error {
             Error::BadAddress(a) => {
                 write!(f, "unable to parse address: {}", printable(a))
             }
+            Error::BadDomain(a) => write!(
+                f,
+                "the domain of this address is not a host name or an address literal: {}",
+                printable(a)
+            ),
             Error::BadRecipientField(field) => write!(
                 f,
                 "unable to parse the addresses in this header field: {}",
@@ -284,15 +292,31 @@ pub fn read_message<R: BufRead>(
         .iter()
         .map(|a| address::qualify_argument(a, settings).ok_or_else(|| Error::BadAddress(a.clone())))
         .collect::<Result<Vec<_>, _>>()?;
+    for address in sender.iter().chain(&arguments) {
+        check_domain(address)?;
+    }
     let read = read_header(input)?;
     let prepared = fix_header(&read.fields, settings, identity, sender.as_deref(), stamp);
     let recipients = envelope_recipients(request.recipients, &arguments, &prepared)?;
+    // The header's addresses too: `To: a@"x> NOTIFY=SUCCESS"` unquotes to that domain.
+    for address in std::iter::once(&prepared.sender).chain(&recipients) {
+        check_domain(address)?;
+    }
     Ok(Message {
         header: prepared.header,
         sender: prepared.sender,
         recipients,
         body: read.body,
     })
+}
+
+/// Refuses an envelope address whose domain could end an SMTP path or add a parameter.
+fn check_domain(address: &[u8]) -> Result<(), Error> {
+    if rqmail_smtp::domain::address_is_valid(address) {
+        Ok(())
+    } else {
+        Err(Error::BadDomain(address.to_vec()))
+    }
 }
 
 #[cfg(test)]
@@ -438,6 +462,43 @@ mod tests {
             &STAMP,
         );
         assert!(matches!(r, Err(Error::BadAddress(a)) if a.is_empty()));
+        let request = Request {
+            arguments: vec![b"ok".to_vec(), b"a@x> NOTIFY=SUCCESS".to_vec()],
+            ..request
+        };
+        let r = read_message(
+            &mut input,
+            &settings(),
+            &Identity::default(),
+            &request,
+            &STAMP,
+        );
+        assert!(matches!(r, Err(Error::BadDomain(a)) if a.starts_with(b"a@x> NOTIFY=SUCCESS")));
+    }
+
+    #[test]
+    fn a_header_recipient_with_a_quoted_domain_is_refused() {
+        let mut input = Input::new(
+            &b"To: a@\"x> NOTIFY=SUCCESS\", b@x.org\n\nbody\n"[..],
+            false,
+        );
+        let request = Request {
+            recipients: Recipients::Header,
+            arguments: vec![],
+            sender: None,
+        };
+        let r = read_message(
+            &mut input,
+            &settings(),
+            &Identity::default(),
+            &request,
+            &STAMP,
+        );
+        assert!(
+            matches!(&r, Err(Error::BadDomain(a)) if a.starts_with(b"a@x> NOTIFY=SUCCESS")),
+            "{r:?}"
+        );
+        assert!(r.unwrap_err().is_permanent());
     }
 
     #[test]

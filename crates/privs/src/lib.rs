@@ -1,8 +1,11 @@
 //! rqmail's Unix accounts and groups, and the one way to change to one of them.
 //! Not root: uid changes are skipped, so a whole instance runs as one user for tests.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod descriptors;
+
+pub use descriptors::cloexec_from;
 use nix::unistd::{Gid, Group, Uid, User};
 use std::io;
 

@@ -23,6 +23,16 @@ impl Queue {
         }
     }
 
+    /// The queue in the current directory, every path relative to it. A process that has
+    /// entered the queue and checked it (rqmail-queue, setuid) then keeps working in the
+    /// directory it checked, whatever its path names later: the working directory is held
+    /// by the kernel, not looked up again by name.
+    pub fn current_dir() -> Queue {
+        Queue {
+            root: PathBuf::from("."),
+        }
+    }
+
     /// The queue directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -149,6 +159,10 @@ mod tests {
         assert_eq!(q.path("mess", 47), Path::new("/h/queue/mess/1/47"));
         assert_eq!(q.path("todo", 47), Path::new("/h/queue/todo/47"));
         assert_eq!(Queue::mess_name(47), "1/47");
+        // rqmail-queue's: relative to the directory it checked, never looked up by name.
+        let here = Queue::current_dir();
+        assert_eq!(here.path("mess", 47), Path::new("./mess/1/47"));
+        assert_eq!(here.trigger(), Path::new("./lock/trigger"));
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum PathError {
     TooLong,
     /// An ESMTP parameter is malformed.
     Parameter,
+    /// The address (given, unquoted) has a domain that is not a host name or an address
+    /// literal ([`crate::domain::is_valid`]).
+    Domain(Vec<u8>),
 }
 
 /// A parsed MAIL FROM or RCPT TO argument.
@@ -92,7 +95,14 @@ pub fn parse_path(arg: &[u8], keyword: &str) -> Result<Path, PathError> {
     if inner.len() > PATH_MAX {
         return Err(PathError::TooLong);
     }
-    let address = unquote(strip_source_route(inner))?;
+    let path = strip_source_route(inner);
+    let address = unquote(path)?;
+    // Checked once unquoted, as the queue will hold it: `a@"x> y"` and `"a@x> y"` both
+    // become `a@x> y`, whose domain (after the last `@`) is `x> y`. Only a local part
+    // may be quoted (RFC 5321 §4.1.2), so `a@"x"y` is refused too, though `a@xy` is fine.
+    if quoted_domain(path) || !crate::domain::address_is_valid(&address) {
+        return Err(PathError::Domain(address));
+    }
     let params = parse_params(&rest[close + 1..])?;
     Ok(Path { address, params })
 }
@@ -105,6 +115,26 @@ fn strip_source_route(path: &[u8]) -> &[u8] {
         return &path[colon + 1..];
     }
     path
+}
+
+/// True if a quote comes after the last `@` that is outside quotes (in the domain).
+fn quoted_domain(path: &[u8]) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    let (mut in_domain, mut quote_in_domain) = (false, false);
+    for &b in path {
+        if escaped {
+            escaped = false;
+        } else if quoted && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            quoted = !quoted;
+            quote_in_domain |= in_domain;
+        } else if !quoted && b == b'@' {
+            in_domain = true;
+            quote_in_domain = false;
+        }
+    }
+    quote_in_domain
 }
 
 /// Removes quoting from the local part: `"a b"@c` -> `a b@c`. Control characters and
@@ -206,6 +236,26 @@ mod tests {
         assert_eq!(parse_path(b"FROM:<u@h>", "TO"), Err(PathError::Keyword));
         assert_eq!(parse_path(b"TO:<u\x01@h>", "TO"), Err(PathError::Syntax));
         assert_eq!(parse_path(b"TO:<u@h> =x", "TO"), Err(PathError::Parameter));
+        assert_eq!(
+            parse_path(b"TO:<a@\"x> NOTIFY=SUCCESS\">", "TO"),
+            Err(PathError::Domain(b"a@x> NOTIFY=SUCCESS".to_vec()))
+        );
+        assert_eq!(
+            parse_path(b"TO:<\"a@x> NOTIFY=SUCCESS\">", "TO"),
+            Err(PathError::Domain(b"a@x> NOTIFY=SUCCESS".to_vec()))
+        );
+        assert_eq!(
+            parse_path(b"TO:<\"a> NOTIFY=x\"@h>", "TO").unwrap().address,
+            b"a> NOTIFY=x@h"
+        );
+        assert_eq!(
+            parse_path(b"TO:<a@\"x\"y>", "TO"),
+            Err(PathError::Domain(b"a@xy".to_vec()))
+        );
+        assert_eq!(
+            parse_path(b"TO:<\"post master\">", "TO").unwrap().address,
+            b"post master"
+        );
         let long = [b"TO:<".to_vec(), vec![b'a'; 300], b">".to_vec()].concat();
         assert_eq!(parse_path(&long, "TO"), Err(PathError::TooLong));
         assert_eq!(domain(b"u@Example.COM"), "example.com");

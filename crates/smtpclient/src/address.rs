@@ -1,5 +1,7 @@
 //! Envelope addresses as they go into MAIL FROM and RCPT TO: the local part quoted where it
 //! is not a dot-atom (qmail's quote.c), and addresses no SMTP command may carry refused.
+//! Only the local part can be quoted; a domain is written as it is, so one that is not a
+//! host name or an address literal is refused rather than sent.
 
 /// What stops an address from being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,6 +11,10 @@ pub enum Unsendable {
     Control,
     /// 8-bit bytes, and the server does not offer SMTPUTF8.
     NeedsSmtpUtf8,
+    /// The domain is not a host name or an address literal (`rqmail_smtp::domain`): it
+    /// cannot be quoted, and a `>` or space in it would end the path and add parameters
+    /// (`a@x> NOTIFY=SUCCESS`).
+    Domain,
 }
 
 /// True if the address has 8-bit bytes (then it needs SMTPUTF8).
@@ -20,6 +26,9 @@ pub fn is_non_ascii(address: &[u8]) -> bool {
 pub fn check(address: &[u8], smtputf8: bool) -> Result<(), Unsendable> {
     if address.iter().any(|&b| b < 32 || b == 127) {
         return Err(Unsendable::Control);
+    }
+    if !rqmail_smtp::domain::address_is_valid(address) {
+        return Err(Unsendable::Domain);
     }
     if is_non_ascii(address) && !smtputf8 {
         return Err(Unsendable::NeedsSmtpUtf8);
@@ -87,5 +96,18 @@ mod tests {
         );
         assert_eq!(check("j\u{f6}rg@x".as_bytes(), true), Ok(()));
         assert_eq!(check(b"a b@x", false), Ok(()));
+    }
+
+    #[test]
+    fn refuses_domains_that_are_not_host_names_and_quotes_local_parts() {
+        assert_eq!(check(b"a@x> NOTIFY=SUCCESS", true), Err(Unsendable::Domain));
+        assert_eq!(check(b"a@\"x\"", true), Err(Unsendable::Domain));
+        assert_eq!(check(b"a@", true), Err(Unsendable::Domain));
+        assert_eq!(check(b"#@[]", false), Ok(()));
+        assert_eq!(check(b"", false), Ok(()));
+        // A local part that looks like parameters is quoted, so it cannot become any.
+        let local = b"a> NOTIFY=SUCCESS@x.org";
+        assert_eq!(check(local, false), Ok(()));
+        assert_eq!(quote(local), b"\"a> NOTIFY=SUCCESS\"@x.org");
     }
 }

@@ -534,6 +534,11 @@ impl Session<'_> {
                     "The sender address contains control characters; SMTP cannot carry it. (#5.1.7)\n".to_string(),
                 ));
             }
+            Err(Unsendable::Domain) => {
+                return Err(self.permanent(
+                    "The domain of the sender address is not a host name or an address literal; SMTP cannot carry it. (#5.1.7)\n".to_string(),
+                ));
+            }
             Err(Unsendable::NeedsSmtpUtf8) => {
                 return Err(self.permanent(format!(
                     "Connected to {} but it does not offer SMTPUTF8, which the sender address needs. (#5.6.7)\n",
@@ -608,6 +613,9 @@ impl Session<'_> {
                 }
                 Err(Unsendable::Control) => {
                     "The recipient address contains control characters; SMTP cannot carry it. (#5.1.3)\n".to_string()
+                }
+                Err(Unsendable::Domain) => {
+                    "The domain of the recipient address is not a host name or an address literal; SMTP cannot carry it. (#5.1.3)\n".to_string()
                 }
                 Err(Unsendable::NeedsSmtpUtf8) => format!(
                     "Connected to {} but it does not offer SMTPUTF8, which this recipient address needs. (#5.6.7)\n",

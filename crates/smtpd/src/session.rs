@@ -432,8 +432,21 @@ impl Session {
         }
     }
 
-    fn path_error(&mut self, e: PathError) {
+    /// Answers a MAIL or RCPT argument that did not parse; `bad_address` is the enhanced
+    /// code for an unusable address (5.1.7 for the sender, 5.1.3 for a recipient).
+    fn path_error(&mut self, e: PathError, bad_address: &'static str) {
         match e {
+            PathError::Domain(address) => {
+                self.log(&format!(
+                    "refused an address whose domain is not a host name: {}",
+                    printable(&address)
+                ));
+                self.reply(Reply::new(
+                    501,
+                    bad_address,
+                    "the domain must be a host name or an address literal",
+                ))
+            }
             PathError::TooLong => self.reply(Reply::new(501, "5.1.3", "path too long")),
             PathError::Parameter => self.reply(Reply::new(555, "5.5.4", "malformed parameter")),
             PathError::Keyword | PathError::Syntax => {
@@ -458,7 +471,7 @@ impl Session {
         let path = match command::parse_path(arg, "FROM") {
             Ok(p) => p,
             Err(e) => {
-                self.path_error(e);
+                self.path_error(e, "5.1.7");
                 return Ok(());
             }
         };
@@ -533,7 +546,7 @@ impl Session {
         let path = match command::parse_path(arg, "TO") {
             Ok(p) => p,
             Err(e) => {
-                self.path_error(e);
+                self.path_error(e, "5.1.3");
                 return Ok(());
             }
         };
