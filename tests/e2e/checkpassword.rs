@@ -668,3 +668,54 @@ fn attempts_at_one_account_are_spaced_out_across_processes() {
         assert!(line.starts_with("rqmail-checkpassword: "), "{line:?}");
     }
 }
+
+#[test]
+fn log_lines_of_parallel_runs_share_one_log_whole() {
+    // Issue 12, item 8: many runs at once write to one log (as under rqmail-login's
+    // supervisor); each line must come out whole, which needs one write per line.
+    let home = Home::new("log-lines");
+    let log_path = home.dir.join("shared.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let names: Vec<String> = (0..24)
+        .map(|i| format!("rqcpw-parallel-{i}-{}", "x".repeat(100)))
+        .collect();
+    let children: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let mut child = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(r#"exec "$0" "$@" 3<&0"#)
+                .arg(home.bin())
+                .args(MUST_NOT_RUN)
+                .env("PATH", PATH)
+                .current_dir("/")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(log.try_clone().unwrap())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(&credentials(name, "guess"))
+                .unwrap();
+            child
+        })
+        .collect();
+    for mut child in children {
+        assert_eq!(child.wait().unwrap().code(), Some(1));
+    }
+    let text = text(&std::fs::read(&log_path).unwrap());
+    let mut seen = 0;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("rqmail-checkpassword: login failed for ") else {
+            panic!("a broken or interleaved line: {line:?}\n{text}");
+        };
+        let (name, reason) = rest.split_once(": ").unwrap_or((rest, ""));
+        assert!(names.iter().any(|n| n == name), "{line:?}");
+        assert_eq!(reason, if as_root() || !cfg!(test) { "no such user" } else { "no such user" });
+        seen += 1;
+    }
+    assert_eq!(seen, names.len(), "{text}");
+}

@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     let home = match rqmail_control::home() {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("rqmail-clean: fatal: unable to find home: {e}");
+            rqmail_log::line(&format!("rqmail-clean: fatal: unable to find home: {e}"));
             return ExitCode::from(111);
         }
     };

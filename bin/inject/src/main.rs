@@ -163,15 +163,15 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Permanent(text)) if text == USAGE => {
-            eprintln!("rqmail-inject: {text}");
+            rqmail_log::line(&format!("rqmail-inject: {text}"));
             ExitCode::from(100)
         }
         Err(Failure::Permanent(text)) => {
-            eprintln!("rqmail-inject: fatal: {text}");
+            rqmail_log::line(&format!("rqmail-inject: fatal: {text}"));
             ExitCode::from(100)
         }
         Err(Failure::Temporary(text)) => {
-            eprintln!("rqmail-inject: fatal: {text}");
+            rqmail_log::line(&format!("rqmail-inject: fatal: {text}"));
             ExitCode::from(111)
         }
     }

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         args.remove(0);
     }
     if args.len() != 8 {
-        eprintln!("{USAGE}");
+        rqmail_log::line(&format!("{USAGE}"));
         return ExitCode::from(EXIT_PERMANENT);
     }
     let mut it = args.into_iter().map(OsString::into_vec);
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     let user = next();
     let homedir = PathBuf::from(OsString::from_vec(next()));
     if !homedir.is_absolute() {
-        eprintln!("rqmail-local: homedir must be absolute. {USAGE}");
+        rqmail_log::line(&format!("rqmail-local: homedir must be absolute. {USAGE}"));
         return ExitCode::from(EXIT_PERMANENT);
     }
     let rqmail_home = match rqmail_control::home() {

@@ -67,10 +67,10 @@ fn front(args: &Args, handoff: handoff::Handoff) -> u8 {
     if let Err(e) = ids.and_then(|ids| rqmail_privs::become_ids(ids, &[])) {
         let _ = std::io::stdout().write_all(args.protocol.temporary_failure());
         let _ = std::io::stdout().flush();
-        eprintln!(
+        rqmail_log::line(&format!(
             "rqmail-login: fatal: unable to become {}: {e}",
             rqmail_privs::RQMAILD
-        );
+        ));
         return EXIT_TEMPORARY;
     }
     rqmail_login_front::run(args.protocol, args.implicit_tls, handoff)
@@ -91,14 +91,14 @@ fn root_half(ends: handoff::RootEnds, args: &Args, front: nix::unistd::Pid) -> u
     let code = match detached {
         Err(e) => {
             // The root half must not go on holding the client socket.
-            eprintln!("rqmail-login: fatal: unable to close fds 0 and 1: {e}");
+            rqmail_log::line(&format!("rqmail-login: fatal: unable to close fds 0 and 1: {e}"));
             drop(ends);
             EXIT_TEMPORARY
         }
         Ok(()) => match root::serve(ends, &args.command, args.protocol) {
             root::End::SessionDone | root::End::FrontGone | root::End::TooManyAttempts => 0,
             root::End::Malformed(why) => {
-                eprintln!("rqmail-login: front misbehaved: {why}");
+                rqmail_log::line(&format!("rqmail-login: front misbehaved: {why}"));
                 EXIT_TEMPORARY
             }
         },
@@ -113,17 +113,17 @@ fn main() -> ExitCode {
     // its starter left open must reach neither the front nor checkpassword and the user's
     // post-login program.
     if let Err(e) = rqmail_privs::cloexec_from(3) {
-        eprintln!("rqmail-login: fatal: unable to set close-on-exec on inherited descriptors: {e}");
+        rqmail_log::line(&format!("rqmail-login: fatal: unable to set close-on-exec on inherited descriptors: {e}"));
         return ExitCode::from(EXIT_TEMPORARY);
     }
     let Some(args) = parse(std::env::args_os().skip(1).collect()) else {
-        eprintln!("{USAGE}");
+        rqmail_log::line(&format!("{USAGE}"));
         return ExitCode::from(EXIT_USAGE);
     };
     let fail = |why: String| {
         let _ = std::io::stdout().write_all(args.protocol.temporary_failure());
         let _ = std::io::stdout().flush();
-        eprintln!("rqmail-login: fatal: {why}");
+        rqmail_log::line(&format!("rqmail-login: fatal: {why}"));
         ExitCode::from(EXIT_TEMPORARY)
     };
     let (front_ends, root_ends) = match handoff::channel() {

@@ -142,9 +142,9 @@ fn main() -> ExitCode {
     // Only fds 0 to 2 are ours (the pipes to rqmail-send, and the log); nothing else that
     // was open when this started may reach a recipient's `|program`.
     if let Err(e) = rqmail_privs::cloexec_from(3) {
-        eprintln!(
+        rqmail_log::line(&format!(
             "rqmail-lspawn: fatal: unable to set close-on-exec on inherited descriptors: {e}"
-        );
+        ));
         return ExitCode::from(111);
     }
     let default_delivery = std::env::args_os()
@@ -163,7 +163,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rqmail-lspawn: fatal: {e}");
+            rqmail_log::line(&format!("rqmail-lspawn: fatal: {e}"));
             ExitCode::from(111)
         }
     }

@@ -19,14 +19,14 @@ fn main() -> ExitCode {
         [dir] if !dir.starts_with('-') => rqmail_mailbox::make_maildir(Path::new(dir)),
         ["-f", folder, dir] => rqmail_mailbox::make_folder(Path::new(dir), folder).map(|_| ()),
         _ => {
-            eprintln!("rqmail-maildirmake: {USAGE}");
+            rqmail_log::line(&format!("rqmail-maildirmake: {USAGE}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rqmail-maildirmake: fatal: {e}");
+            rqmail_log::line(&format!("rqmail-maildirmake: fatal: {e}"));
             ExitCode::from(EXIT_FATAL)
         }
     }

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
-            eprintln!("rqmail-newu: fatal: {reason}");
+            rqmail_log::line(&format!("rqmail-newu: fatal: {reason}"));
             ExitCode::from(EXIT_FATAL)
         }
     }

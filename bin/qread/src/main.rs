@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rqmail-qread: fatal: unable to read the queue: {e}");
+            rqmail_log::line(&format!("rqmail-qread: fatal: unable to read the queue: {e}"));
             ExitCode::from(111)
         }
     }

@@ -131,7 +131,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rqmail-rspawn: fatal: {e}");
+            rqmail_log::line(&format!("rqmail-rspawn: fatal: {e}"));
             ExitCode::from(111)
         }
     }

@@ -259,15 +259,15 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage) => {
-            eprintln!("sendmail: {USAGE}");
+            rqmail_log::line(&format!("sendmail: {USAGE}"));
             ExitCode::from(100)
         }
         Err(Failure::Permanent(text)) => {
-            eprintln!("sendmail: fatal: {text}");
+            rqmail_log::line(&format!("sendmail: fatal: {text}"));
             ExitCode::from(100)
         }
         Err(Failure::Temporary(text)) => {
-            eprintln!("sendmail: fatal: {text}");
+            rqmail_log::line(&format!("sendmail: fatal: {text}"));
             ExitCode::from(111)
         }
     }

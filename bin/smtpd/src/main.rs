@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // A configuration problem is the server's fault: say so and let the client retry.
             print!("421 4.3.0 temporary server configuration problem\r\n");
-            eprintln!("rqmail-smtpd: fatal: {e}");
+            rqmail_log::line(&format!("rqmail-smtpd: fatal: {e}"));
             return ExitCode::from(111);
         }
     };

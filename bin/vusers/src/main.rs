@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail(msg, code)) => {
-            eprintln!("rqmail-vusers: {msg}");
+            rqmail_log::line(&format!("rqmail-vusers: {msg}"));
             ExitCode::from(code)
         }
     }
