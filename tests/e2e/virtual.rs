@@ -607,3 +607,79 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Issue 12, item 7: rqmail-imapd learned a quota only from `maildirsize`, which
+/// rqmail-vdeliver makes at the first delivery, so a virtual user who had received nothing
+/// yet could APPEND and COPY without limit. rqmail-checkpassword now passes the quota on
+/// (`MAILDIRQUOTA`), and the first check makes `maildirsize` by counting the Maildir.
+#[test]
+fn imap_holds_a_virtual_user_to_the_quota_before_maildirsize_exists() {
+    let Setup { inst, a, .. } = setup("virtual-imap-quota");
+    let bob = maildir(&a, "bob");
+    assert!(!bob.join("maildirsize").exists());
+    // 1000 of bob's 1500 bytes, put there by hand (no S= in the name: counted by stat).
+    let mut message = b"Subject: by hand\n\n".to_vec();
+    message.resize(999, b'z');
+    message.push(b'\n');
+    std::fs::write(bob.join("cur/1.by-hand.host:2,S"), &message).unwrap();
+    if rqmail_e2e::as_root() {
+        let _ = std::process::Command::new("chown")
+            .args(["65534:65534"])
+            .arg(bob.join("cur/1.by-hand.host:2,S"))
+            .status();
+    }
+    let checkpassword = inst.bin("rqmail-checkpassword");
+    let imapd = inst.bin("rqmail-imapd");
+    let imap = inst.listen(
+        "rqmail-login",
+        &[
+            "imap",
+            checkpassword.to_str().unwrap(),
+            imapd.to_str().unwrap(),
+        ],
+        &[("IMAP_PLAINTEXT", ""), ("MAILDIRQUOTA", "99999999S")],
+    );
+    let out = inst.python(
+        imap.port,
+        r#"
+import imaplib, os
+m = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]))
+m.login("bob@a.test", "bob-pw")
+# 600 bytes as stored: over the 500 left.
+big = b"Subject: too big\r\n\r\n" + b"x" * 581 + b"\r\n"
+typ, data = m.append("INBOX", None, None, big)
+assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), (typ, data)
+# 500 bytes as stored: exactly what is left.
+fits = b"Subject: fits\r\n\r\n" + b"y" * 484 + b"\r\n"
+typ, data = m.append("INBOX", None, None, fits)
+assert typ == "OK", (typ, data)
+typ, data = m.append("INBOX", None, None, b"Subject: one more\r\n\r\n.\r\n")
+assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), (typ, data)
+typ, data = m.select("INBOX")
+assert typ == "OK" and data == [b"2"], (typ, data)
+typ, data = m.copy("1", "Archive")
+assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), (typ, data)
+m.logout()
+# alice@a.test has no quota: large APPENDs work, and nothing passes one on from upstream.
+m = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]))
+m.login("alice@a.test", "alice-a-pw")
+typ, data = m.append("INBOX", None, None, b"Subject: large\r\n\r\n" + b"x" * 100000 + b"\r\n")
+assert typ == "OK", (typ, data)
+m.logout()
+print("imap quota ok")
+"#,
+    );
+    assert!(out.contains("imap quota ok"), "{out}");
+    assert_eq!(
+        read(&bob.join("maildirsize")).lines().next(),
+        Some("1500S"),
+        "the first check made maildirsize"
+    );
+    let stored: u64 = ["new", "cur", ".Archive/new", ".Archive/cur"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(bob.join(d)).unwrap())
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert_eq!(stored, 1500, "bob's Maildir is full to the byte, no more");
+    assert!(!maildir(&a, "alice").join("maildirsize").exists());
+}

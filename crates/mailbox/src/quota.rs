@@ -100,8 +100,9 @@ impl Quota {
         parts.join(",")
     }
 
-    /// Parses a quota line (`10000S,100C`, either part alone, in either order).
-    fn parse(line: &str) -> Option<Quota> {
+    /// Parses a quota line (`10000S,100C`, either part alone, in either order), as
+    /// `maildirsize` and the `MAILDIRQUOTA` environment variable hold it.
+    pub fn parse(line: &str) -> Option<Quota> {
         let mut q = Quota::bytes(0);
         for part in line.trim_end().split(',') {
             if let Some(n) = part.strip_suffix('S') {
@@ -242,7 +243,7 @@ impl<'a> Room<'a> {
 }
 
 /// The quota that the Maildir's `maildirsize` names, if it has one: what programs that do
-/// not know the user's quota themselves (rqmail-imapd) go by.
+/// not know the user's quota themselves (rqmail-imapd without `MAILDIRQUOTA`) go by.
 pub fn limit(maildir: &Path) -> Option<Quota> {
     let mut first = String::new();
     let file = File::open(maildir.join(FILE)).ok()?;
