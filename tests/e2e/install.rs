@@ -657,6 +657,8 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
         Some("./Maildir/")
     );
     assert_eq!(control("concurrencylocal").lines().next(), Some("10"));
+    // A fresh install has a message size limit (issue 12, item 7).
+    assert_eq!(control("databytes").lines().next(), Some("36700160"));
     assert!(
         !prefix.join("control/bouncehost").exists(),
         "host-specific files are only samples"

@@ -259,6 +259,99 @@ code, msg = s.docmd("MAIL FROM:<a@b.example>"); assert code == 503, (code, msg)
     assert!(read(&files[0]).ends_with("Subject: small\n\nfits\n"));
 }
 
+/// A raw SMTP session that announces no SIZE and streams a DATA of `LINES` lines of 998
+/// `x` (999 bytes each as stored) in 1 MB writes, so Python never holds the message.
+/// Prints the EHLO SIZE line, the reply to `MAIL FROM SIZE=$OVER` and the reply to the
+/// final dot, then sends a small message in the same session.
+const STREAM_BIG_DATA: &str = r#"
+import os, socket
+s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+f = s.makefile("rb")
+def replies():
+    out = []
+    while True:
+        line = f.readline()
+        assert line, "connection closed"
+        out.append(line)
+        if line[3:4] != b"-":
+            return out
+def cmd(text, want=b""):
+    s.sendall(text + b"\r\n")
+    lines = replies()
+    assert lines[-1].startswith(want), (text, lines)
+    return lines
+replies()
+size = [l for l in cmd(b"EHLO c", b"250 ") if l[4:8] == b"SIZE"]
+print("ehlo:", size[0].decode().strip())
+print("mail over:", cmd(b"MAIL FROM:<a@b.example> SIZE=" + os.environ["OVER"].encode())[-1].decode().strip())
+cmd(b"RSET", b"250")
+cmd(b"MAIL FROM:<a@b.example>", b"250")
+cmd(b"RCPT TO:<bob@example.com>", b"250")
+cmd(b"DATA", b"354")
+s.sendall(b"Subject: big\r\n\r\n")
+chunk = (b"x" * 998 + b"\r\n") * 1000
+lines = int(os.environ["LINES"])
+while lines >= 1000:
+    s.sendall(chunk)
+    lines -= 1000
+s.sendall((b"x" * 998 + b"\r\n") * lines)
+print("data:", cmd(b".")[-1].decode().strip())
+cmd(b"MAIL FROM:<a@b.example>", b"250")
+cmd(b"RCPT TO:<bob@example.com>", b"250")
+cmd(b"DATA", b"354")
+print("small:", cmd(b"Subject: small\r\n\r\nfits\r\n.")[-1].decode().strip())
+cmd(b"QUIT", b"221")
+"#;
+
+/// Issue 12, item 7: a fresh instance has no control/databytes, and rqmail-smtpd used to
+/// take any size. It now advertises and enforces 35 MiB; an explicit `0` still lifts it.
+#[test]
+fn a_fresh_instance_refuses_a_message_over_the_default_databytes_and_0_lifts_it() {
+    let (inst, homes) = setup("smtp-default-databytes");
+    let bob = homes[0].join("Maildir");
+    assert!(!inst.home.join("control/databytes").exists());
+    let l = inst.listen("rqmail-smtpd", &[], &[]);
+    // 36740 lines of 999 bytes: 36703274 bytes as stored, with the header, just over 36700160.
+    let run = |lines: &str, over: &str| {
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(STREAM_BIG_DATA)
+            .env("PORT", l.port.to_string())
+            .env("LINES", lines)
+            .env("OVER", over)
+            .output()
+            .expect("python3");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let out = run("36740", "36700161");
+    assert!(out.contains("ehlo: 250-SIZE 36700160\n"), "{out}");
+    assert!(out.contains("mail over: 552 5.3.4 "), "{out}");
+    assert!(out.contains("data: 552 5.3.4 "), "{out}");
+    assert!(out.contains("small: 250 "), "{out}");
+    let files = inst.wait_for_mail(&bob, 1);
+    assert!(read(&files[0]).ends_with("Subject: small\n\nfits\n"));
+
+    // An admin who wants no limit says so; the file is read for every connection.
+    inst.control("databytes", "0\n");
+    let out = run("36740", "36700161");
+    assert!(out.contains("ehlo: 250-SIZE\n"), "{out}");
+    assert!(out.contains("mail over: 250 "), "{out}");
+    assert!(out.contains("data: 250 "), "{out}");
+    let files = inst.wait_for_mail(&bob, 3);
+    let big: Vec<_> = files
+        .iter()
+        .filter(|f| std::fs::metadata(f).unwrap().len() > 36_700_160)
+        .collect();
+    assert_eq!(
+        big.len(),
+        1,
+        "only the message sent under databytes 0 is big"
+    );
+}
+
 #[test]
 fn swaks_sends_plain_starttls_and_auth() {
     if std::process::Command::new("swaks")

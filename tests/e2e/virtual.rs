@@ -6,7 +6,7 @@
 //! their own password, and a mistake in the text table leaves the old CDBs in use. The
 //! hashes live in the instance's users/virtual, not in the account's home, and a table of
 //! the old layout is moved there. The installed system (real accounts, rqmailp, rqmaild,
-//! passwd.cdb's group) is tested in install.rs and hardening.rs.
+//! passwd.cdb's group) is tested in install.rs.
 
 use rqmail_e2e::{Instance, wait_for};
 use std::path::{Path, PathBuf};
@@ -438,4 +438,273 @@ fn a_table_of_the_old_layout_moves_out_of_the_accounts_directory() {
     assert!(!a.join("passwd").exists() && !a.join("passwd.cdb").exists());
     let (ok, list, _) = vusers(&inst, &["a.test", "list"], b"");
     assert!(ok && list.contains("user alice quota 0"), "{list}");
+
+/// `RPLINE` and `DTLINE` as rqmail-local sets them, for rqmail-vdeliver run by hand: 57
+/// bytes in all.
+const RPLINE: &str = "Return-Path: <sender@example.com>\n";
+const DTLINE: &str = "Delivered-To: a.test-x\n";
+
+/// Writes a message of exactly `size` bytes (at least 14): a header, then lines of `x`.
+fn write_message(out: &mut impl std::io::Write, size: usize) -> std::io::Result<()> {
+    let head = b"Subject: big\n\n";
+    out.write_all(head)?;
+    let line = [b"x".repeat(79), b"\n".to_vec()].concat();
+    let chunk = line.repeat(64 * 1024 / 80);
+    let mut left = size - head.len();
+    while left > 0 {
+        let n = left.min(chunk.len());
+        out.write_all(&chunk[..n])?;
+        left -= n;
+    }
+    Ok(())
+}
+
+/// Runs rqmail-vdeliver for `ext@a.test` under an address space of `limit` bytes (prlimit),
+/// the message of `size` bytes fed through a pipe or, as rqmail-local gives it, a file;
+/// returns its exit code and what it printed.
+fn vdeliver_limited(
+    inst: &Instance,
+    a: &Path,
+    ext: &str,
+    size: usize,
+    limit: u64,
+    from_file: bool,
+) -> (Option<i32>, String) {
+    use std::process::Stdio;
+    let mut cmd = rqmail_e2e::command("prlimit");
+    cmd.arg(format!("--as={limit}"))
+        .arg(inst.bin("rqmail-vdeliver"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("EXT", ext)
+        .env("HOST", "a.test")
+        .env("HOME", a.parent().unwrap())
+        .env("RPLINE", RPLINE)
+        .env("DTLINE", DTLINE)
+        .env("NEWSENDER", "sender@example.com")
+        .current_dir(a.parent().unwrap())
+        .stdout(Stdio::piped());
+    let file = inst.home.join("message");
+    if from_file {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        write_message(&mut f, size).unwrap();
+        drop(f);
+        cmd.stdin(std::fs::File::open(&file).unwrap());
+    } else {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("prlimit (util-linux)");
+    let writer = child.stdin.take().map(|mut stdin| {
+        // A refused message is not read to its end: the broken pipe is expected.
+        std::thread::spawn(move || {
+            let _ = write_message(&mut stdin, size);
+        })
+    });
+    let out = child.wait_with_output().unwrap();
+    if let Some(w) = writer {
+        w.join().unwrap();
+    }
+    let _ = std::fs::remove_file(&file);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Issue 12, item 7: rqmail-vdeliver read the whole message into memory. It now streams
+/// it into the Maildir, and through the queue to forwards, so a message twice the size of
+/// its address space is delivered; the quota is still held to the byte while it streams.
+#[test]
+fn vdeliver_streams_a_message_larger_than_its_memory_and_keeps_the_quota_exact() {
+    let Setup { inst, a, .. } = setup("virtual-stream");
+    for (args, input) in [
+        (&["a.test", "add", "big"][..], &b"pw\n"[..]),
+        (&["a.test", "add", "both"], b"pw\n"),
+        (&["a.test", "forward", "both", "alice@b.test"], b""),
+        (&["a.test", "add", "exact", "1000"], b"pw\n"),
+        (&["a.test", "add", "small", "1048576"], b"pw\n"),
+    ] {
+        let (ok, _, err) = vusers(&inst, args, input);
+        assert!(ok, "rqmail-vusers {args:?}: {err}");
+    }
+    if rqmail_e2e::as_root() {
+        let _ = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(a.parent().unwrap())
+            .status();
+    }
+    let prefix = RPLINE.len() + DTLINE.len();
+    const MIB: usize = 1024 * 1024;
+    // 32 MiB of address space; the messages have 64 MiB.
+    let limit = 32 * MIB as u64;
+    let big = 64 * MIB;
+    let only_file = |user: &str| {
+        let files = Instance::maildir_new(&maildir(&a, user));
+        assert_eq!(files.len(), 1, "{user}: {files:?}");
+        files[0].clone()
+    };
+    let tmp_is_empty = |user: &str| {
+        std::fs::read_dir(maildir(&a, user).join("tmp"))
+            .unwrap()
+            .next()
+            .is_none()
+    };
+
+    // From a pipe into one Maildir: streamed.
+    let (code, out) = vdeliver_limited(&inst, &a, "big", big, limit, false);
+    assert_eq!(code, Some(0), "{out}");
+    let file = only_file("big");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        (prefix + big) as u64
+    );
+    assert!(tmp_is_empty("big"));
+    std::fs::remove_file(file).unwrap();
+    // From a file, as rqmail-local runs it.
+    let (code, out) = vdeliver_limited(&inst, &a, "big", big, limit, true);
+    assert_eq!(code, Some(0), "{out}");
+    std::fs::remove_file(only_file("big")).unwrap();
+
+    // From a pipe, a mailbox and a forward: read twice, from a scratch copy in tmp/ that
+    // is gone afterwards; the forward streams through rqmail-queue (under the same limit).
+    let (code, out) = vdeliver_limited(&inst, &a, "both", big, limit, false);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        std::fs::metadata(only_file("both")).unwrap().len(),
+        (prefix + big) as u64
+    );
+    assert!(tmp_is_empty("both"));
+    assert_eq!(inst.queued(), 1, "the forward is queued");
+    let mess: Vec<_> = walk(&inst.home.join("queue/mess"));
+    assert_eq!(mess.len(), 1, "{mess:?}");
+    // rqmail-queue's Received line, then DTLINE and the whole message.
+    let mut head = [0u8; 200];
+    use std::io::Read;
+    std::fs::File::open(&mess[0])
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    let received = head.iter().position(|&b| b == b'\n').unwrap() + 1;
+    assert!(
+        head[received..].starts_with(format!("{DTLINE}Subject: big\n").as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert_eq!(
+        std::fs::metadata(&mess[0]).unwrap().len(),
+        (received + DTLINE.len() + big) as u64,
+    );
+
+    // The quota, to the byte, from a pipe (size unknown until the end) and from a file.
+    for from_file in [false, true] {
+        let (code, out) = vdeliver_limited(&inst, &a, "exact", 1001 - prefix, limit, from_file);
+        assert_eq!(code, Some(111), "{out}");
+        assert!(
+            out.contains("mailbox full") && out.contains("(#4.2.2)"),
+            "{out}"
+        );
+        assert!(Instance::maildir_new(&maildir(&a, "exact")).is_empty());
+        assert!(tmp_is_empty("exact"), "an aborted copy is removed");
+        let (code, out) = vdeliver_limited(&inst, &a, "exact", 1000 - prefix, limit, from_file);
+        assert_eq!(code, Some(0), "{out}");
+        let file = only_file("exact");
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 1000);
+        std::fs::remove_file(file).unwrap();
+    }
+    // A message far over the quota, from a pipe, is refused part way, not read whole.
+    let (code, out) = vdeliver_limited(&inst, &a, "small", big, limit, false);
+    assert_eq!(code, Some(111), "{out}");
+    assert!(out.contains("mailbox full"), "{out}");
+    assert!(Instance::maildir_new(&maildir(&a, "small")).is_empty());
+    assert!(tmp_is_empty("small"));
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Issue 12, item 7: rqmail-imapd learned a quota only from `maildirsize`, which
+/// rqmail-vdeliver makes at the first delivery, so a virtual user who had received nothing
+/// yet could APPEND and COPY without limit. rqmail-checkpassword now passes the quota on
+/// (`MAILDIRQUOTA`), and the first check makes `maildirsize` by counting the Maildir.
+#[test]
+fn imap_holds_a_virtual_user_to_the_quota_before_maildirsize_exists() {
+    let Setup { inst, a, .. } = setup("virtual-imap-quota");
+    let bob = maildir(&a, "bob");
+    assert!(!bob.join("maildirsize").exists());
+    // 1000 of bob's 1500 bytes, put there by hand (no S= in the name: counted by stat).
+    let mut message = b"Subject: by hand\n\n".to_vec();
+    message.resize(999, b'z');
+    message.push(b'\n');
+    std::fs::write(bob.join("cur/1.by-hand.host:2,S"), &message).unwrap();
+    if rqmail_e2e::as_root() {
+        let _ = std::process::Command::new("chown")
+            .args(["65534:65534"])
+            .arg(bob.join("cur/1.by-hand.host:2,S"))
+            .status();
+    }
+    let checkpassword = inst.bin("rqmail-checkpassword");
+    let imapd = inst.bin("rqmail-imapd");
+    let imap = inst.listen(
+        "rqmail-login",
+        &[
+            "imap",
+            checkpassword.to_str().unwrap(),
+            imapd.to_str().unwrap(),
+        ],
+        &[("IMAP_PLAINTEXT", ""), ("MAILDIRQUOTA", "99999999S")],
+    );
+    let out = inst.python(
+        imap.port,
+        r#"
+import imaplib, os
+m = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]))
+m.login("bob@a.test", "bob-pw")
+# 600 bytes as stored: over the 500 left.
+big = b"Subject: too big\r\n\r\n" + b"x" * 581 + b"\r\n"
+typ, data = m.append("INBOX", None, None, big)
+assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), (typ, data)
+# 500 bytes as stored: exactly what is left.
+fits = b"Subject: fits\r\n\r\n" + b"y" * 484 + b"\r\n"
+typ, data = m.append("INBOX", None, None, fits)
+assert typ == "OK", (typ, data)
+typ, data = m.append("INBOX", None, None, b"Subject: one more\r\n\r\n.\r\n")
+assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), (typ, data)
+typ, data = m.select("INBOX")
+assert typ == "OK" and data == [b"2"], (typ, data)
+typ, data = m.copy("1", "Archive")
+assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), (typ, data)
+m.logout()
+# alice@a.test has no quota: large APPENDs work, and nothing passes one on from upstream.
+m = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]))
+m.login("alice@a.test", "alice-a-pw")
+typ, data = m.append("INBOX", None, None, b"Subject: large\r\n\r\n" + b"x" * 100000 + b"\r\n")
+assert typ == "OK", (typ, data)
+m.logout()
+print("imap quota ok")
+"#,
+    );
+    assert!(out.contains("imap quota ok"), "{out}");
+    assert_eq!(
+        read(&bob.join("maildirsize")).lines().next(),
+        Some("1500S"),
+        "the first check made maildirsize"
+    );
+    let stored: u64 = ["new", "cur", ".Archive/new", ".Archive/cur"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(bob.join(d)).unwrap())
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert_eq!(stored, 1500, "bob's Maildir is full to the byte, no more");
+    assert!(!maildir(&a, "alice").join("maildirsize").exists());
 }

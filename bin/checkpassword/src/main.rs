@@ -16,7 +16,7 @@
 //!
 //! A login with `@` is a virtual user (`box@domain`, see [`login_virtual`]): checked
 //! against the domain's passwd.cdb, run as the domain's account with HOME and MAILDIR set
-//! to the virtual user's directory and Maildir.
+//! to the virtual user's directory and Maildir, and MAILDIRQUOTA to its quota if it has one.
 //!
 //! Exit codes (the interface's): 1 wrong password, unknown user, root, empty password or
 //! locked account; 2 misuse (no PROG, over 512 bytes or a missing NUL on fd 3); 111 a
@@ -305,7 +305,8 @@ fn login(request: &Request, program: &OsStr, args: &[OsString], throttle: &Throt
 /// and smtpd's setgid-shadow run.
 /// As root it becomes the domain's account (its uid and gid only); otherwise it keeps the
 /// caller's ids. PROG gets `USER` = the login, `HOME` = `~ACCOUNT/DOMAIN/BOX` (also the
-/// working directory) and `MAILDIR` = its `Maildir`.
+/// working directory), `MAILDIR` = its `Maildir` and, when its boxes.cdb entry has a
+/// quota, `MAILDIRQUOTA` = `BYTESS` (Maildir++'s and Courier's form).
 fn login_virtual(
     request: &Request,
     name: &str,
@@ -379,6 +380,22 @@ fn login_virtual(
             return temporary(format!("unable to become the domain's account: {e}"));
         }
     }
+    // The quota goes to the program (rqmail-imapd holds APPEND and COPY to it), so that it
+    // holds before rqmail-vdeliver has made a maildirsize. Never inherited from upstream.
+    let quota = match rqmail_virtual::lookup_box(&domain.dir, &user) {
+        Ok(targets) => targets.into_iter().flatten().find_map(|t| match t {
+            rqmail_virtual::Target::Mailbox { name, quota } if name == user && quota > 0 => {
+                Some(format!("{quota}S"))
+            }
+            _ => None,
+        }),
+        Err(e) => {
+            return temporary(format!(
+                "unable to read the mailboxes of {}: {e}",
+                domain.name
+            ));
+        }
+    };
     let user_dir = rqmail_virtual::user_dir(&domain.dir, &user);
     let is_the_owner = Uid::effective().as_raw() == domain.account.uid;
     if let Err(e) = std::env::set_current_dir(&user_dir)
@@ -391,13 +408,18 @@ fn login_virtual(
         escape(request.user)
     ));
     let login = format!("{user}@{}", domain.name);
-    let e = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .env("USER", login)
         .env("HOME", &user_dir)
         .env("MAILDIR", user_dir.join("Maildir"))
-        .env("SHELL", "/bin/sh")
-        .exec();
+        .env("SHELL", "/bin/sh");
+    match quota {
+        Some(q) => command.env("MAILDIRQUOTA", q),
+        None => command.env_remove("MAILDIRQUOTA"),
+    };
+    let e = command.exec();
     temporary(format!("unable to run {}: {e}", program.to_string_lossy()))
 }
 

@@ -4,13 +4,15 @@
 //! rqmail-checkpassword runs it as the user, in the user's home, once rqmail-login has
 //! checked the password. With `IMAPLOGINTAG` set, its first line is the tagged OK that
 //! answers the client's LOGIN or AUTHENTICATE; without it (run directly, e.g. by tests or
-//! over ssh), it greets with `* PREAUTH`.
+//! over ssh), it greets with `* PREAUTH`. `MAILDIRQUOTA` (e.g. `1500S`, set by
+//! rqmail-checkpassword for a virtual user) is the quota APPEND and COPY are held to.
 //!
 //! Exit codes: 0 after a session, however it ended; 1 when the session is refused (run as
 //! root, no Maildir), after a `NO`/`BYE`; 111 for a usage error.
 #![forbid(unsafe_code)]
 
 use rqmail_imap::{End, Input, Session};
+use rqmail_mailbox::quota::Quota;
 use rqmail_pop3::input::set_send_timeout;
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
@@ -73,6 +75,13 @@ fn maildir_path(args: &[OsString]) -> Option<PathBuf> {
     }
 }
 
+/// The user's Maildir++ quota from `MAILDIRQUOTA` (`BYTESS`, `COUNTC` or both, as in
+/// Courier), which rqmail-checkpassword sets for a virtual user with a quota: the quota
+/// holds even before `maildirsize` exists. Unset or unreadable: `maildirsize` decides.
+fn maildir_quota() -> Option<Quota> {
+    Quota::parse(&std::env::var("MAILDIRQUOTA").ok()?)
+}
+
 fn main() -> ExitCode {
     let user = user_name();
     let tag = std::env::var("IMAPLOGINTAG").ok().filter(|t| !t.is_empty());
@@ -99,6 +108,9 @@ fn main() -> ExitCode {
     let mut input = Input::new(input, IDLE_TIMEOUT);
     let output = BufWriter::with_capacity(OUTPUT_BUFFER, output);
     let mut session = Session::new(PathBuf::from("."), output);
+    if let Some(quota) = maildir_quota() {
+        session.set_quota(quota);
+    }
     if let Err(e) = session.greet(tag) {
         rqmail_log::line(&format!("rqmail-imapd: user {user}: dropped: {e}"));
         return ExitCode::SUCCESS;

@@ -7,12 +7,21 @@
 //! `$DTLINE`) to every forward address, with `$NEWSENDER` as sender. Exit codes are those
 //! of a .qmail program: 0 delivered, 100 no such box (#5.1.1), 111 try again later (a full
 //! mailbox is #4.2.2); the text on stdout goes into the delivery report.
+//!
+//! The message is copied through a fixed buffer, never held whole: read again from stdin
+//! for each copy when stdin is a file (as rqmail-local gives it), else, when a pipe must be
+//! read more than once, from a scratch copy in the first Maildir's `tmp/`. A copy is held
+//! to its quota as it is written, since a pipe's size is known only at its end.
 #![forbid(unsafe_code)]
 
+use rqmail_mailbox::WithinError;
 use rqmail_mailbox::quota::Quota;
+use rqmail_qfiles::client::Submission;
 use rqmail_virtual::Target;
-use std::io::{Cursor, Read, Write};
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn env(name: &str) -> String {
@@ -69,15 +78,8 @@ fn run() -> (u8, String) {
             ));
         }
     };
-    let mut message = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut message) {
-        return temporary(format!("Unable to read the message: {e}. (#4.3.0)"));
-    }
     let mut prefix = env("RPLINE").into_bytes();
     prefix.extend_from_slice(env("DTLINE").as_bytes());
-    let size = (prefix.len() + message.len()) as u64;
-    // Check every quota before writing anything, so a full mailbox defers the whole
-    // delivery without leaving copies in the others.
     let mailboxes: Vec<(String, u64)> = targets
         .iter()
         .filter_map(|t| match t {
@@ -85,31 +87,6 @@ fn run() -> (u8, String) {
             Target::Forward(_) => None,
         })
         .collect();
-    for (name, quota) in &mailboxes {
-        let maildir = rqmail_virtual::user_dir(&dir, name).join("Maildir");
-        match rqmail_mailbox::quota::fits(&maildir, &quota_of(&maildir, *quota), size) {
-            Ok(true) => {}
-            Ok(false) => {
-                return temporary(format!(
-                    "The mailbox of {name}@{host} is full: mailbox full (quota {quota} bytes). (#4.2.2)"
-                ));
-            }
-            Err(e) => {
-                return temporary(format!(
-                    "Unable to check the quota of {name}@{host}: {e}. (#4.3.0)"
-                ));
-            }
-        }
-    }
-    for (name, quota) in &mailboxes {
-        let maildir = rqmail_virtual::user_dir(&dir, name).join("Maildir");
-        let mut cursor = Cursor::new(&message[..]);
-        if let Err(e) = rqmail_mailbox::deliver_maildir(&maildir, &prefix, &mut cursor) {
-            return temporary(e.text);
-        }
-        // The message is delivered; a stale maildirsize is recounted later.
-        let _ = rqmail_mailbox::quota::add(&maildir, &quota_of(&maildir, *quota), size);
-    }
     let forwards: Vec<&[u8]> = targets
         .iter()
         .filter_map(|t| match t {
@@ -117,19 +94,148 @@ fn run() -> (u8, String) {
             Target::Mailbox { .. } => None,
         })
         .collect();
+    let maildir_of = |name: &str| rqmail_virtual::user_dir(&dir, name).join("Maildir");
+    // Every copy is written through a fixed buffer, never from memory: messages may be
+    // as large as databytes allows (or larger, when it is 0).
+    let readings = mailboxes.len() + usize::from(!forwards.is_empty());
+    let mut message = match Message::from_stdin() {
+        Ok(m) => m,
+        Err(e) => return temporary(format!("Unable to read the message: {e}. (#4.3.0)")),
+    };
+    if readings > 1
+        && let Message::Stream(stdin) = &mut message
+    {
+        // A pipe read once: the copies come from a scratch file in the first Maildir.
+        match rqmail_mailbox::spool(&maildir_of(&mailboxes[0].0), stdin) {
+            Ok((file, size)) => {
+                message = Message::File {
+                    file,
+                    start: 0,
+                    size,
+                }
+            }
+            Err(e) => return temporary(e.text),
+        }
+    }
+    // With the size known, check every quota before writing anything, so a full mailbox
+    // defers the whole delivery without leaving copies in the others.
+    if let Message::File { size, .. } = &message {
+        let size = prefix.len() as u64 + size;
+        for (name, quota) in &mailboxes {
+            let maildir = maildir_of(name);
+            match rqmail_mailbox::quota::fits(&maildir, &quota_of(&maildir, *quota), size) {
+                Ok(true) => {}
+                Ok(false) => return full(name, &host, *quota),
+                Err(e) => return quota_error(name, &host, e),
+            }
+        }
+    }
+    for (name, quota) in &mailboxes {
+        let maildir = maildir_of(name);
+        let q = quota_of(&maildir, *quota);
+        // Held to the quota as the copy is written, too: a message read from a pipe has
+        // no size until its end, and another delivery may have used the room meanwhile.
+        let mut room = match rqmail_mailbox::quota::Room::new(&maildir, &q) {
+            Ok(r) => r,
+            Err(e) => return quota_error(name, &host, e),
+        };
+        if let Err(e) = message.rewind() {
+            return temporary(format!("Unable to rewind the message: {e}. (#4.3.0)"));
+        }
+        let size = match rqmail_mailbox::deliver_maildir_within(
+            &maildir,
+            &prefix,
+            &mut message,
+            &mut |n| room.allows(n),
+        ) {
+            Ok((_, size)) => size,
+            Err(WithinError::TooLarge) => return full(name, &host, *quota),
+            Err(WithinError::Failed(e)) => return temporary(e.text),
+        };
+        // The message is delivered; a stale maildirsize is recounted later.
+        let _ = rqmail_mailbox::quota::add(&maildir, &q, size);
+    }
     if !forwards.is_empty() {
         let rqmail_home = match rqmail_control::home() {
             Ok(h) => h,
             Err(e) => return temporary(format!("Unable to find the rqmail home: {e}. (#4.3.0)")),
         };
-        let mut copy = env("DTLINE").into_bytes();
-        copy.extend_from_slice(&message);
+        if let Err(e) = message.rewind() {
+            return temporary(format!("Unable to rewind the message: {e}. (#4.3.0)"));
+        }
         let sender = std::env::var("NEWSENDER").unwrap_or_else(|_| env("SENDER"));
-        if let Err(e) =
-            rqmail_qfiles::client::queue_message(&rqmail_home, &copy, sender.as_bytes(), &forwards)
-        {
+        if let Err(e) = forward(&rqmail_home, &mut message, sender.as_bytes(), &forwards) {
             return temporary(format!("Unable to forward the message: {e}"));
         }
     }
     (0, String::new())
+}
+
+fn full(name: &str, host: &str, quota: u64) -> (u8, String) {
+    temporary(format!(
+        "The mailbox of {name}@{host} is full: mailbox full (quota {quota} bytes). (#4.2.2)"
+    ))
+}
+
+fn quota_error(name: &str, host: &str, e: std::io::Error) -> (u8, String) {
+    temporary(format!(
+        "Unable to check the quota of {name}@{host}: {e}. (#4.3.0)"
+    ))
+}
+
+/// Queues `$DTLINE` and the message to the forward addresses, copied through a fixed
+/// buffer into rqmail-queue.
+fn forward(
+    home: &Path,
+    message: &mut Message,
+    sender: &[u8],
+    recipients: &[&[u8]],
+) -> Result<u32, String> {
+    let mut sub = Submission::start(home)
+        .map_err(|_| "unable to run the queue program (#4.3.0)".to_string())?;
+    sub.write_body(env("DTLINE").as_bytes());
+    // Writes to a submission do not fail (finish reports them), so an error is a read's.
+    std::io::copy(message, &mut sub)
+        .map_err(|e| format!("unable to read the message: {e} (#4.3.0)"))?;
+    sub.finish(sender, recipients).map_err(|e| e.text)
+}
+
+/// The message on stdin.
+enum Message {
+    /// A regular file (what rqmail-local gives, the queue's copy) or a scratch copy of a
+    /// pipe: read again from `start`, `size` bytes, for each copy.
+    File { file: File, start: u64, size: u64 },
+    /// A pipe, read once.
+    Stream(std::io::Stdin),
+}
+
+impl Message {
+    fn from_stdin() -> std::io::Result<Message> {
+        let stdin = std::io::stdin();
+        let mut file = File::from(stdin.as_fd().try_clone_to_owned()?);
+        if file.metadata()?.is_file()
+            && let Ok(start) = file.stream_position()
+        {
+            let size = file.metadata()?.len().saturating_sub(start);
+            return Ok(Message::File { file, start, size });
+        }
+        Ok(Message::Stream(stdin))
+    }
+
+    /// Back to the start of the message, for the next copy (a pipe is read once anyway).
+    fn rewind(&mut self) -> std::io::Result<()> {
+        match self {
+            Message::File { file, start, .. } => file.seek(SeekFrom::Start(*start)).map(|_| ()),
+            Message::Stream(_) => Ok(()),
+        }
+    }
+}
+
+impl Read for Message {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Message::File { file, .. } => file.read(buf),
+            Message::Stream(stdin) => stdin.read(buf),
+        }
+    }
 }

@@ -57,6 +57,16 @@ fn no<T>(text: impl Into<String>) -> Result<T, Failure> {
     Err(Failure::No(text.into()))
 }
 
+/// The answer to a quota check for APPEND or COPY: a quota that cannot be checked refuses
+/// too, since nothing else would hold the user to it.
+fn room(fits: io::Result<bool>) -> Result<(), Failure> {
+    match fits {
+        Ok(true) => Ok(()),
+        Ok(false) => no("[OVERQUOTA] not enough room in the mailbox"),
+        Err(e) => no(format!("[SERVERBUG] unable to check the quota: {e}")),
+    }
+}
+
 /// The selected state: the mailbox and the messages as this session last told the client.
 struct Selected {
     name: String,
@@ -80,6 +90,8 @@ pub struct Session<W: Write> {
     selected: Option<Selected>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ goes with every flag update.
     condstore: bool,
+    /// The user's quota as the login passed it on ([`Session::set_quota`]), if it did.
+    quota: Option<quota::Quota>,
 }
 
 /// Command arguments as a cursor over tokens.
@@ -497,6 +509,29 @@ impl<W: Write> Session<W> {
             out,
             selected: None,
             condstore: false,
+            quota: None,
+        }
+    }
+
+    /// Holds APPEND and COPY to `quota` (what `MAILDIRQUOTA` says: rqmail-checkpassword
+    /// sets it from a virtual user's boxes.cdb entry), whether or not `maildirsize` exists
+    /// yet; the first check that needs it makes it by counting the Maildir. Without it, the
+    /// quota is the one `maildirsize` names, if any.
+    pub fn set_quota(&mut self, quota: quota::Quota) {
+        self.quota = Some(quota).filter(|q| !q.is_none());
+    }
+
+    /// The quota in force: the one given, with a message limit (`C`) that the admin put
+    /// in `maildirsize` kept as rqmail-vdeliver keeps it; else `maildirsize`'s.
+    fn quota(&self) -> Option<quota::Quota> {
+        let written = quota::limit(&self.root);
+        match self.quota {
+            Some(q) if q.count == 0 => Some(quota::Quota {
+                bytes: q.bytes,
+                count: written.map_or(0, |w| w.count),
+            }),
+            Some(q) => Some(q),
+            None => written,
         }
     }
 
@@ -2044,12 +2079,11 @@ impl<W: Write> Session<W> {
         }
         // Maildir++ quota: a COPY must fit; a MOVE within the Maildir changes nothing in all.
         let total: u64 = news.iter().map(|n| n.bytes.len() as u64).sum();
-        let limit = quota::limit(&self.root);
+        let limit = self.quota();
         if let Some(q) = limit
             && !moving
-            && !quota::fits_many(&self.root, &q, total, news.len() as u64).unwrap_or(true)
         {
-            return no("[OVERQUOTA] not enough room in the mailbox");
+            room(quota::fits_many(&self.root, &q, total, news.len() as u64))?;
         }
         let (validity, uids) = dest
             .add(&news)
@@ -2117,7 +2151,7 @@ impl<W: Write> Session<W> {
             }
         }
         if count > 0
-            && let Some(q) = quota::limit(&self.root)
+            && let Some(q) = self.quota()
         {
             let _ = quota::remove(&self.root, &q, freed, count);
         }
@@ -2180,12 +2214,10 @@ impl<W: Write> Session<W> {
             return no("[TRYCREATE] no such mailbox");
         }
         let _ = name;
-        let limit = quota::limit(&self.root);
+        let limit = self.quota();
         let size = bytes.len() as u64;
-        if let Some(q) = limit
-            && !quota::fits(&self.root, &q, size).unwrap_or(true)
-        {
-            return no("[OVERQUOTA] not enough room in the mailbox");
+        if let Some(q) = limit {
+            room(quota::fits(&self.root, &q, size))?;
         }
         let (validity, uids) = folder
             .add(&[NewMessage {

@@ -9,7 +9,9 @@ mod mbox;
 pub mod quota;
 mod replace;
 
-pub use maildir::{deliver_maildir, make_folder, make_maildir, unique_name};
+pub use maildir::{
+    deliver_maildir, deliver_maildir_within, make_folder, make_maildir, spool, unique_name,
+};
 pub use mbox::deliver_mbox;
 pub use replace::replace_file;
 
@@ -42,6 +44,21 @@ impl fmt::Display for DeliveryError {
 }
 
 impl std::error::Error for DeliveryError {}
+
+/// Why [`deliver_maildir_within`] delivered nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WithinError {
+    /// The message grew past the size the caller allows (a quota).
+    TooLarge,
+    /// Anything else, as from [`deliver_maildir`].
+    Failed(DeliveryError),
+}
+
+impl From<DeliveryError> for WithinError {
+    fn from(e: DeliveryError) -> WithinError {
+        WithinError::Failed(e)
+    }
+}
 
 /// Size of the buffer the message is copied through.
 const COPY_BUFFER: usize = 64 * 1024;

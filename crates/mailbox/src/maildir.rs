@@ -1,7 +1,7 @@
 //! Maildir delivery (tmp/, then a link into new/) and the creation of Maildirs and
 //! Maildir++ folders.
 
-use crate::{COPY_BUFFER, DeliveryError};
+use crate::{COPY_BUFFER, DeliveryError, WithinError};
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -71,6 +71,26 @@ pub fn deliver_maildir(
     message
         .seek(SeekFrom::Start(0))
         .map_err(|e| temporary(format!("Unable to rewind message: {e}. (#4.3.0)")))?;
+    match deliver_maildir_within(dir, prefix, message, &mut |_| true) {
+        Ok((path, _)) => Ok(path),
+        Err(WithinError::Failed(e)) => Err(e),
+        // Unreachable: every size is allowed.
+        Err(WithinError::TooLarge) => Err(temporary("Message too large. (#4.3.0)".into())),
+    }
+}
+
+/// Delivers `prefix` followed by the rest of `message`, read once from where it is, into
+/// the Maildir `dir`, while `allows(bytes)` says the file may grow to that many bytes:
+/// the message is copied through a fixed buffer, never held whole, so its size need not
+/// be known in advance. Returns the new file's path in `new/` and its size. A message
+/// that grows past what `allows` accepts gets [`WithinError::TooLarge`]; then, as after
+/// every failure, nothing is delivered and nothing is left in `tmp/`.
+pub fn deliver_maildir_within(
+    dir: &Path,
+    prefix: &[u8],
+    message: &mut impl Read,
+    allows: &mut dyn FnMut(u64) -> bool,
+) -> Result<(PathBuf, u64), WithinError> {
     // qmail-local's chdir into the maildir: a missing maildir is the user's to fix (#4.2.1).
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
@@ -78,30 +98,34 @@ pub fn deliver_maildir(
             return Err(temporary(format!(
                 "Unable to chdir to maildir {}: not a directory. (#4.2.1)",
                 dir.display()
-            )));
+            ))
+            .into());
         }
         Err(e) => {
             return Err(temporary(format!(
                 "Unable to chdir to maildir {}: {e}. (#4.2.1)",
                 dir.display()
-            )));
+            ))
+            .into());
         }
     }
-    let (name, file) = create_tmp(&dir.join("tmp"))?;
+    let (name, file) = create_tmp(&dir.join("tmp"), false)?;
     let tmp = dir.join("tmp").join(&name);
     let mut new = dir.join("new").join(&name);
-    let written = write_synced(file, &tmp, prefix, message).and_then(|sizes| {
+    let mut stored = 0;
+    let written = write_synced(file, &tmp, prefix, message, allows).and_then(|sizes| {
         // Dovecot's convention: S= the size on disk, W= the size with CRLF line ends, so a
         // POP3 or IMAP server can report sizes without reading every message.
+        stored = sizes.stored;
         new = dir
             .join("new")
             .join(format!("{name},S={},W={}", sizes.stored, sizes.wire));
         // At this instant the message is delivered.
         std::fs::hard_link(&tmp, &new).map_err(|e| {
-            temporary(format!(
+            WithinError::Failed(temporary(format!(
                 "Unable to link {} into new/: {e}. (#4.3.0)",
                 tmp.display()
-            ))
+            )))
         })
     });
     let _ = std::fs::remove_file(&tmp);
@@ -116,15 +140,47 @@ pub fn deliver_maildir(
                 dir.display()
             ))
         })?;
-    Ok(new)
+    Ok((new, stored))
 }
 
-/// Creates `tmp/NAME` exclusively, mode 0600, under a fresh name each try.
-fn create_tmp(tmp_dir: &Path) -> Result<(String, File), DeliveryError> {
+/// A scratch copy of the rest of `message` in the Maildir `dir`'s `tmp/`, for a program
+/// that reads a message it cannot rewind more than once: the file is unlinked as soon as
+/// it is made, so nothing is left behind however the program ends. Returns the open
+/// file, rewound, and its size.
+pub fn spool(dir: &Path, message: &mut impl Read) -> Result<(File, u64), DeliveryError> {
+    let (name, file) = create_tmp(&dir.join("tmp"), true)?;
+    let path = dir.join("tmp").join(&name);
+    let _ = std::fs::remove_file(&path);
+    let write_error =
+        |e: io::Error| temporary(format!("Unable to write {}: {e}. (#4.3.0)", path.display()));
+    let mut out = io::BufWriter::with_capacity(COPY_BUFFER, file);
+    let mut buffer = vec![0u8; COPY_BUFFER];
+    let mut size = 0;
+    loop {
+        let n = match message.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(temporary(format!("Unable to read message: {e}. (#4.3.0)")));
+            }
+        };
+        out.write_all(&buffer[..n]).map_err(write_error)?;
+        size += n as u64;
+    }
+    let mut file = out.into_inner().map_err(|e| write_error(e.into_error()))?;
+    file.seek(SeekFrom::Start(0)).map_err(write_error)?;
+    Ok((file, size))
+}
+
+/// Creates `tmp/NAME` exclusively, mode 0600, under a fresh name each try; open for
+/// reading too when `read`.
+fn create_tmp(tmp_dir: &Path, read: bool) -> Result<(String, File), DeliveryError> {
     let mut last_error = None;
     for _ in 0..NAME_TRIES {
         let name = unique_name();
         match OpenOptions::new()
+            .read(read)
             .write(true)
             .create_new(true)
             .mode(0o600)
@@ -178,18 +234,26 @@ impl Sizes {
     }
 }
 
-/// Writes prefix and message to `file`, then fsync and a checked close: with NFS, a write
-/// error may only show up there.
+/// Writes prefix and message to `file`, as long as `allows` accepts the size so far, then
+/// fsync and a checked close: with NFS, a write error may only show up there.
 fn write_synced(
     file: File,
     path: &Path,
     prefix: &[u8],
     message: &mut impl Read,
-) -> Result<Sizes, DeliveryError> {
+    allows: &mut dyn FnMut(u64) -> bool,
+) -> Result<Sizes, WithinError> {
     let mut sizes = Sizes::default();
+    if !allows(prefix.len() as u64) {
+        return Err(WithinError::TooLarge);
+    }
     sizes.count(prefix);
-    let write_error =
-        |e: io::Error| temporary(format!("Unable to write {}: {e}. (#4.3.0)", path.display()));
+    let write_error = |e: io::Error| {
+        WithinError::Failed(temporary(format!(
+            "Unable to write {}: {e}. (#4.3.0)",
+            path.display()
+        )))
+    };
     let mut out = io::BufWriter::with_capacity(COPY_BUFFER, file);
     out.write_all(prefix).map_err(write_error)?;
     let mut buffer = vec![0u8; COPY_BUFFER];
@@ -199,9 +263,14 @@ fn write_synced(
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                return Err(temporary(format!("Unable to read message: {e}. (#4.3.0)")));
+                return Err(WithinError::Failed(temporary(format!(
+                    "Unable to read message: {e}. (#4.3.0)"
+                ))));
             }
         };
+        if !allows(sizes.stored + n as u64) {
+            return Err(WithinError::TooLarge);
+        }
         out.write_all(&buffer[..n]).map_err(write_error)?;
         sizes.count(&buffer[..n]);
     }

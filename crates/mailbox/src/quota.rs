@@ -100,8 +100,9 @@ impl Quota {
         parts.join(",")
     }
 
-    /// Parses a quota line (`10000S,100C`, either part alone, in either order).
-    fn parse(line: &str) -> Option<Quota> {
+    /// Parses a quota line (`10000S,100C`, either part alone, in either order), as
+    /// `maildirsize` and the `MAILDIRQUOTA` environment variable hold it.
+    pub fn parse(line: &str) -> Option<Quota> {
         let mut q = Quota::bytes(0);
         for part in line.trim_end().split(',') {
             if let Some(n) = part.strip_suffix('S') {
@@ -180,8 +181,69 @@ pub fn fits_many(maildir: &Path, quota: &Quota, bytes: u64, count: u64) -> io::R
     Ok(quota.allows(used, (bytes, count)))
 }
 
+/// The room one more message has under a quota, for a message whose size is known only
+/// once it has been written: ask [`Room::allows`] as it grows. The first answer comes
+/// from `maildirsize` (recomputed when missing or stale, as [`fits`] does); a size it
+/// refuses is asked again after one recount, so a message is refused only by a count of
+/// the Maildir itself.
+pub struct Room<'a> {
+    maildir: &'a Path,
+    quota: Quota,
+    /// Bytes the message may have; `None` when no message may come (`C` reached).
+    bytes: Option<u64>,
+    recounted: bool,
+}
+
+impl<'a> Room<'a> {
+    /// The room in `maildir` under `quota`.
+    pub fn new(maildir: &'a Path, quota: &Quota) -> io::Result<Room<'a>> {
+        let mut room = Room {
+            maildir,
+            quota: *quota,
+            bytes: Some(u64::MAX),
+            recounted: false,
+        };
+        if !quota.is_none() {
+            let used = match read(maildir, quota)? {
+                Some((b, c, len)) if len <= MAX_SIZE => (b, c),
+                _ => {
+                    room.recounted = true;
+                    recalculate(maildir, quota)?
+                }
+            };
+            room.bytes = room.left(used);
+        }
+        Ok(room)
+    }
+
+    /// What is left after `used` (bytes, messages).
+    fn left(&self, used: (u64, u64)) -> Option<u64> {
+        if !self.quota.allows(used, (0, 1)) {
+            return None;
+        }
+        Some(match self.quota.bytes {
+            0 => u64::MAX,
+            limit => limit - used.0,
+        })
+    }
+
+    /// True if the message may have `size` bytes. A recount that fails refuses.
+    pub fn allows(&mut self, size: u64) -> bool {
+        if self.bytes.is_some_and(|b| size <= b) {
+            return true;
+        }
+        if !self.recounted {
+            self.recounted = true;
+            self.bytes = recalculate(self.maildir, &self.quota)
+                .ok()
+                .and_then(|used| self.left(used));
+        }
+        self.bytes.is_some_and(|b| size <= b)
+    }
+}
+
 /// The quota that the Maildir's `maildirsize` names, if it has one: what programs that do
-/// not know the user's quota themselves (rqmail-imapd) go by.
+/// not know the user's quota themselves (rqmail-imapd without `MAILDIRQUOTA`) go by.
 pub fn limit(maildir: &Path) -> Option<Quota> {
     let mut first = String::new();
     let file = File::open(maildir.join(FILE)).ok()?;
@@ -268,6 +330,38 @@ mod tests {
         );
         assert!(fits(&dir, &Quota::bytes(1000), 100).unwrap());
         assert!(fits(&dir, &Quota::bytes(0), u64::MAX / 2).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn room_is_exact_and_recounts_once_before_refusing() {
+        let dir = scratch("room");
+        let q = Quota::bytes(1000);
+        std::fs::write(dir.join("new/1.a.host,S=400"), "").unwrap();
+        let mut room = Room::new(&dir, &q).unwrap();
+        assert!(room.allows(600));
+        assert!(!room.allows(601));
+        assert_eq!(
+            std::fs::read_to_string(dir.join(FILE)).unwrap(),
+            "1000S\n400 1\n",
+            "a missing maildirsize is made"
+        );
+        // maildirsize counts a message removed by hand; the recount before refusing
+        // finds the room.
+        std::fs::remove_file(dir.join("new/1.a.host,S=400")).unwrap();
+        let mut room = Room::new(&dir, &q).unwrap();
+        assert!(room.allows(1000));
+        assert!(!room.allows(1001));
+        std::fs::write(dir.join(FILE), "1000S,1C\n0 0\n").unwrap();
+        std::fs::write(dir.join("new/2.b.host,S=1"), "").unwrap();
+        let one = Quota {
+            bytes: 1000,
+            count: 1,
+        };
+        add(&dir, &one, 1).unwrap();
+        let mut room = Room::new(&dir, &one).unwrap();
+        assert!(!room.allows(0), "no room for another message under 1C");
+        assert!(Room::new(&dir, &Quota::bytes(0)).unwrap().allows(u64::MAX));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

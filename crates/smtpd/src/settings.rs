@@ -27,7 +27,7 @@ pub struct Settings {
     pub relayclient: Option<String>,
     /// Read timeout.
     pub timeout: Duration,
-    /// Most bytes a message may have as stored (0: no limit).
+    /// Most bytes a message may have as stored (0: no limit, only when an admin says so).
     pub databytes: u64,
     /// Most recipients per message.
     pub maxrcpt: usize,
@@ -51,6 +51,24 @@ pub struct Settings {
     pub auth_plaintext: bool,
 }
 
+/// `databytes` when neither control/databytes nor `DATABYTES` says otherwise: 35 MiB.
+/// Postfix ships about 10 MB; mail clients and providers allow 25 MB attachments, which
+/// base64 makes about 37% larger (4/3, plus a CRLF every 76 characters), so 25 MiB
+/// becomes 35.9 MB: 36700160 bytes still takes it with its headers. A fresh install is
+/// never unlimited; `0` in the file (or `DATABYTES=0`) still means no limit.
+pub const DEFAULT_DATABYTES: u64 = 35 * 1024 * 1024;
+
+/// `databytes` from the environment, read as control files' integers are: the digits at
+/// the start, and the default when there are none (so a mistyped value is not "no limit").
+fn databytes_from(value: &str) -> u64 {
+    let digits: String = value
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().unwrap_or(DEFAULT_DATABYTES)
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
 }
@@ -64,8 +82,8 @@ impl Settings {
         let greeting = control.line("smtpgreeting")?.unwrap_or_else(|| me.clone());
         let timeout = control.int("timeoutsmtpd", 1200)?.max(1);
         let databytes = match env("DATABYTES") {
-            Some(v) => v.trim().parse().unwrap_or(0),
-            None => control.int("databytes", 0)?,
+            Some(v) => databytes_from(&v),
+            None => control.int("databytes", DEFAULT_DATABYTES)?,
         };
         let routing = Routing::load(&control)?;
         // A missing rcpthosts would make qmail an open relay; here it means "the domains
@@ -119,5 +137,20 @@ impl Settings {
             home,
             control,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn databytes_from_the_environment_reads_digits_and_never_turns_junk_into_no_limit() {
+        assert_eq!(databytes_from("1000"), 1000);
+        assert_eq!(databytes_from(" 2000 \n"), 2000);
+        assert_eq!(databytes_from("0"), 0, "0 written on purpose is no limit");
+        assert_eq!(databytes_from("10MB"), 10);
+        assert_eq!(databytes_from(""), DEFAULT_DATABYTES);
+        assert_eq!(databytes_from("lots"), DEFAULT_DATABYTES);
     }
 }
