@@ -438,6 +438,7 @@ fn a_table_of_the_old_layout_moves_out_of_the_accounts_directory() {
     assert!(!a.join("passwd").exists() && !a.join("passwd.cdb").exists());
     let (ok, list, _) = vusers(&inst, &["a.test", "list"], b"");
     assert!(ok && list.contains("user alice quota 0"), "{list}");
+}
 
 /// `RPLINE` and `DTLINE` as rqmail-local sets them, for rqmail-vdeliver run by hand: 57
 /// bytes in all.
