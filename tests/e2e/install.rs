@@ -1433,7 +1433,10 @@ m.logout()
         assert_eq!(uid, uid_of("rqmailp").unwrap(), "owner of {name}");
         assert_eq!(gid, gid_of("shadow").unwrap(), "group of {name}");
         assert_eq!(mode & 0o007, 0, "{name} is not world-readable");
-        assert!(!domain.join(name).exists(), "{name} in the account's directory");
+        assert!(
+            !domain.join(name).exists(),
+            "{name} in the account's directory"
+        );
     }
     assert!(text(&std::fs::read(hashes.join("passwd")).unwrap()).contains("vic:$y$"));
     let cat = run_as_user(
@@ -1449,18 +1452,45 @@ m.logout()
     assert!(!cat.status.success(), "the account read the hashes");
     assert!(!text(&cat.stdout).contains("$y$"));
     let vusers_bin = prefix.join("bin/rqmail-vusers");
-    let out = run_as_user(&vusers_bin, &["v.test", "add", "val"], &home, ids, b"val's pw\n");
-    assert!(out.status.success(), "the account's own rqmail-vusers: {}", text(&out.stderr));
+    let out = run_as_user(
+        &vusers_bin,
+        &["v.test", "add", "val"],
+        &home,
+        ids,
+        b"val's pw\n",
+    );
+    assert!(
+        out.status.success(),
+        "the account's own rqmail-vusers: {}",
+        text(&out.stderr)
+    );
     let out = run_as_user(&vusers_bin, &["v.test", "list"], &home, ids, b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("user val quota 0"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("user val quota 0"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(!text(&out.stdout).contains('$'), "list printed a hash");
     assert_eq!(owner_mode(&domain.join("val/Maildir/new")).0, ids.0);
-    assert_eq!(owner_mode(&hashes.join("passwd")).0, uid_of("rqmailp").unwrap());
+    assert_eq!(
+        owner_mode(&hashes.join("passwd")).0,
+        uid_of("rqmailp").unwrap()
+    );
     let nobody = (65534, 65534);
-    let out = run_as_user(&vusers_bin, &["v.test", "passwd", "vic"], &home, nobody, b"taken\n");
+    let out = run_as_user(
+        &vusers_bin,
+        &["v.test", "passwd", "vic"],
+        &home,
+        nobody,
+        b"taken\n",
+    );
     assert_eq!(out.status.code(), Some(100), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("only root and the account"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("only root and the account"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // 9d. Root following the account's links (issue 12, item 1): the account plants a
     //     Maildir link to a root-owned directory and links where temporary files might
@@ -1473,7 +1503,13 @@ m.logout()
     std::fs::create_dir(domain.join("mallory")).unwrap();
     std::os::unix::fs::chown(domain.join("mallory"), Some(ids.0), Some(ids.1)).unwrap();
     std::os::unix::fs::symlink(&victim_dir, domain.join("mallory/Maildir")).unwrap();
-    for name in ["passwd", "passwd.tmp", "boxes.cdb.tmp", "passwd.cdb.tmp", "passwd.cdb"] {
+    for name in [
+        "passwd",
+        "passwd.tmp",
+        "boxes.cdb.tmp",
+        "passwd.cdb.tmp",
+        "passwd.cdb",
+    ] {
         std::os::unix::fs::symlink(&victim_file, domain.join(name)).unwrap();
     }
     let out = Command::new(&vusers_bin)
@@ -1489,8 +1525,16 @@ m.logout()
             c.wait_with_output()
         })
         .unwrap();
-    eprintln!("rqmail-vusers add mallory: {:?} {}", out.status, text(&out.stderr));
-    assert_eq!(owner_mode(&victim_dir).0, 0, "root chowned the link's target");
+    eprintln!(
+        "rqmail-vusers add mallory: {:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert_eq!(
+        owner_mode(&victim_dir).0,
+        0,
+        "root chowned the link's target"
+    );
     assert_eq!(
         std::fs::read_dir(&victim_dir).unwrap().count(),
         0,
@@ -1498,7 +1542,14 @@ m.logout()
     );
     assert_eq!(owner_mode(&victim_file).0, 0);
     assert_eq!(std::fs::read(&victim_file).unwrap(), b"root's own\n");
-    for name in ["passwd", "passwd.tmp", "boxes.cdb.tmp", "passwd.cdb.tmp", "passwd.cdb", "mallory"] {
+    for name in [
+        "passwd",
+        "passwd.tmp",
+        "boxes.cdb.tmp",
+        "passwd.cdb.tmp",
+        "passwd.cdb",
+        "mallory",
+    ] {
         let _ = std::fs::remove_file(domain.join(name));
     }
     let _ = std::fs::remove_file(domain.join("mallory/Maildir"));
@@ -1513,9 +1564,21 @@ m.logout()
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    eprintln!("rqmail-vusers compile: {:?} {}", out.status, text(&out.stderr));
-    assert_eq!(owner_mode(&victim_dir).0, 0, "root chowned the link's target");
-    assert_eq!(std::fs::read_dir(&victim_dir).unwrap().count(), 0, "root wrote into the link's target");
+    eprintln!(
+        "rqmail-vusers compile: {:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert_eq!(
+        owner_mode(&victim_dir).0,
+        0,
+        "root chowned the link's target"
+    );
+    assert_eq!(
+        std::fs::read_dir(&victim_dir).unwrap().count(),
+        0,
+        "root wrote into the link's target"
+    );
     std::fs::remove_file(&domain).unwrap();
     std::fs::rename(home.join("v.test.real"), &domain).unwrap();
 

@@ -574,7 +574,7 @@ fn a_setgid_checkpassword_checks_no_password_for_an_smtpd_that_is_not_rqmaild() 
         );
         return;
     }
-    let (inst, homes) = setup("smtp-realauth");
+    let (inst, _homes) = setup("smtp-realauth");
     let user = "rqsmtpauth1";
     let _ = std::process::Command::new("userdel")
         .args(["-r", user])

@@ -75,7 +75,10 @@ fn exit_code(failure: &Failure) -> u8 {
 fn log(failure: &Failure, reasons: bool) {
     let line = match failure {
         Failure::Refused { user, reason } if reasons => {
-            format!("rqmail-checkpassword: login failed for {}: {reason}", escape(user))
+            format!(
+                "rqmail-checkpassword: login failed for {}: {reason}",
+                escape(user)
+            )
         }
         Failure::Refused { user, .. } => {
             format!("rqmail-checkpassword: login failed for {}", escape(user))

@@ -99,7 +99,10 @@ impl Table {
         let mut b = [0u8; SLOT];
         let mut got = 0;
         while got < SLOT {
-            match self.file.read_at(&mut b[got..], index * SLOT as u64 + got as u64)? {
+            match self
+                .file
+                .read_at(&mut b[got..], index * SLOT as u64 + got as u64)?
+            {
                 0 => break, // past the end of a new, short file: a free slot
                 n => got += n,
             }
@@ -240,12 +243,23 @@ mod tests {
             .unwrap();
         let table = Table::new(file);
         for _ in 0..FREE + 1 {
-            assert_eq!(table.admit(b"alice").unwrap(), Admission::After(Duration::ZERO));
+            assert_eq!(
+                table.admit(b"alice").unwrap(),
+                Admission::After(Duration::ZERO)
+            );
         }
-        assert!(matches!(table.admit(b"alice").unwrap(), Admission::After(d) if d > Duration::from_millis(500)));
-        assert_eq!(table.admit(b"bob").unwrap(), Admission::After(Duration::ZERO));
+        assert!(
+            matches!(table.admit(b"alice").unwrap(), Admission::After(d) if d > Duration::from_millis(500))
+        );
+        assert_eq!(
+            table.admit(b"bob").unwrap(),
+            Admission::After(Duration::ZERO)
+        );
         table.succeeded(b"ALICE").unwrap();
-        assert_eq!(table.admit(b"alice").unwrap(), Admission::After(Duration::ZERO));
+        assert_eq!(
+            table.admit(b"alice").unwrap(),
+            Admission::After(Duration::ZERO)
+        );
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         args.remove(0);
     }
     if args.len() != 8 {
-        rqmail_log::line(&format!("{USAGE}"));
+        rqmail_log::line(USAGE);
         return ExitCode::from(EXIT_PERMANENT);
     }
     let mut it = args.into_iter().map(OsString::into_vec);

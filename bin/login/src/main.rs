@@ -91,7 +91,9 @@ fn root_half(ends: handoff::RootEnds, args: &Args, front: nix::unistd::Pid) -> u
     let code = match detached {
         Err(e) => {
             // The root half must not go on holding the client socket.
-            rqmail_log::line(&format!("rqmail-login: fatal: unable to close fds 0 and 1: {e}"));
+            rqmail_log::line(&format!(
+                "rqmail-login: fatal: unable to close fds 0 and 1: {e}"
+            ));
             drop(ends);
             EXIT_TEMPORARY
         }
@@ -113,11 +115,13 @@ fn main() -> ExitCode {
     // its starter left open must reach neither the front nor checkpassword and the user's
     // post-login program.
     if let Err(e) = rqmail_privs::cloexec_from(3) {
-        rqmail_log::line(&format!("rqmail-login: fatal: unable to set close-on-exec on inherited descriptors: {e}"));
+        rqmail_log::line(&format!(
+            "rqmail-login: fatal: unable to set close-on-exec on inherited descriptors: {e}"
+        ));
         return ExitCode::from(EXIT_TEMPORARY);
     }
     let Some(args) = parse(std::env::args_os().skip(1).collect()) else {
-        rqmail_log::line(&format!("{USAGE}"));
+        rqmail_log::line(USAGE);
         return ExitCode::from(EXIT_USAGE);
     };
     let fail = |why: String| {

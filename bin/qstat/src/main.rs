@@ -11,7 +11,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            rqmail_log::line(&format!("rqmail-qstat: fatal: unable to read the queue: {e}"));
+            rqmail_log::line(&format!(
+                "rqmail-qstat: fatal: unable to read the queue: {e}"
+            ));
             ExitCode::from(111)
         }
     }

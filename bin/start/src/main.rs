@@ -135,7 +135,9 @@ fn run() -> anyhow::Result<std::io::Error> {
 
 fn main() -> ExitCode {
     match run() {
-        Ok(exec_error) => rqmail_log::line(&format!("alert: cannot start: unable to run rqmail-send: {exec_error}")),
+        Ok(exec_error) => rqmail_log::line(&format!(
+            "alert: cannot start: unable to run rqmail-send: {exec_error}"
+        )),
         Err(e) => rqmail_log::line(&format!("alert: cannot start: {e}")),
     }
     ExitCode::from(111)

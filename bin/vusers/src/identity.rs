@@ -72,10 +72,7 @@ impl Caller {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if !matches!(self, Caller::Plain) {
                     return Err(Fail(
-                        format!(
-                            "{} is missing: run install.sh again",
-                            hash_root.display()
-                        ),
+                        format!("{} is missing: run install.sh again", hash_root.display()),
                         111,
                     ));
                 }
@@ -84,7 +81,10 @@ impl Caller {
                     .create(hash_root)
                     .and_then(|()| std::fs::symlink_metadata(hash_root))
                     .map_err(|e| {
-                        Fail(format!("unable to create {}: {e}", hash_root.display()), 111)
+                        Fail(
+                            format!("unable to create {}: {e}", hash_root.display()),
+                            111,
+                        )
                     })?
             }
             Err(e) => {

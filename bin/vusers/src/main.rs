@@ -187,7 +187,10 @@ fn run(args: &[String]) -> Result<(), Fail> {
         let old = dir.join(rqmail_virtual::TEXT).exists();
         caller.act_as(keeper)?;
         if !old {
-            return Err(Fail(format!("{} has no table to compile", domain.name), 100));
+            return Err(Fail(
+                format!("{} has no table to compile", domain.name),
+                100,
+            ));
         }
     }
     make_dir(&hash_dir, 0o750)?;
@@ -358,8 +361,12 @@ fn run(args: &[String]) -> Result<(), Fail> {
     if let Some(name) = &new_user {
         let user_dir = rqmail_virtual::user_dir(&dir, name);
         make_dir(&user_dir, 0o700)?;
-        rqmail_mailbox::make_maildir(&user_dir.join("Maildir"))
-            .map_err(|e| Fail(format!("unable to make {}/Maildir: {e}", user_dir.display()), 111))?;
+        rqmail_mailbox::make_maildir(&user_dir.join("Maildir")).map_err(|e| {
+            Fail(
+                format!("unable to make {}/Maildir: {e}", user_dir.display()),
+                111,
+            )
+        })?;
     }
     caller.act_as(keeper)?;
     let tables = save(&table, &text_path, &hash_dir, migrated)?;
@@ -376,7 +383,10 @@ fn run(args: &[String]) -> Result<(), Fail> {
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
-                return Err(Fail(format!("unable to remove {}: {e}", path.display()), 111));
+                return Err(Fail(
+                    format!("unable to remove {}: {e}", path.display()),
+                    111,
+                ));
             }
         }
         println!(
@@ -400,7 +410,10 @@ fn make_dir(path: &Path, mode: u32) -> Result<(), Fail> {
                 _ => Err(Fail(format!("{} is not a directory", path.display()), 111)),
             }
         }
-        Err(e) => Err(Fail(format!("unable to create {}: {e}", path.display()), 111)),
+        Err(e) => Err(Fail(
+            format!("unable to create {}: {e}", path.display()),
+            111,
+        )),
     }
 }
 
@@ -444,7 +457,10 @@ fn save(
     }
     rqmail_virtual::compile_passwd(hash_dir, &tables).map_err(|e| {
         Fail(
-            format!("{}: {e}; the old passwd.cdb stays in use", hash_dir.display()),
+            format!(
+                "{}: {e}; the old passwd.cdb stays in use",
+                hash_dir.display()
+            ),
             111,
         )
     })?;

@@ -83,7 +83,10 @@ fn compile_writes_both_cdbs_and_a_mistake_changes_nothing() {
         Some("$y$j9T$salt$hash")
     );
     assert_eq!(lookup_hash(&hashes, "dave").unwrap(), None);
-    assert!(!dir.join(PASSWD_CDB).exists(), "no hashes beside the mailboxes");
+    assert!(
+        !dir.join(PASSWD_CDB).exists(),
+        "no hashes beside the mailboxes"
+    );
     assert!(lookup_box(&dir, "team").unwrap().is_some());
     assert!(lookup_box(&dir, "nobody").unwrap().is_none());
     assert!(lookup_box(&dir, "../etc").unwrap().is_none());
