@@ -210,7 +210,7 @@ dir() {
         mkdir "$1"
         [ $# -gt 4 ] || say "created $1"
     fi
-    chown "$2:$3" "$1"
+    chown -h "$2:$3" "$1"
     chmod "0$4" "$1"
 }
 

@@ -281,10 +281,18 @@ fn write_synced(
 }
 
 /// Creates one directory with mode 0700; an existing directory is fine.
+/// Makes one directory, or accepts one that is there. A symbolic link is not accepted even
+/// if it leads to a directory: whoever runs this (root, for one) must not be led into
+/// filling a directory elsewhere that a link's owner chose.
 fn make_dir(path: &Path) -> io::Result<()> {
     match DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e)
+            if e.kind() == io::ErrorKind::AlreadyExists
+                && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(io::Error::new(
             e.kind(),
             format!("unable to create {}: {e}", path.display()),

@@ -260,6 +260,16 @@ fn make_maildir_creates_three_subdirs_mode_0700_and_may_run_twice() {
     let file = s.0.join("file");
     std::fs::write(&file, b"").unwrap();
     assert!(make_maildir(&file).is_err());
+    // A link to a directory is not taken for the Maildir, nor for one of its parts.
+    let elsewhere = s.0.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, s.0.join("linked")).unwrap();
+    assert!(make_maildir(&s.0.join("linked")).is_err());
+    let partly = s.0.join("partly");
+    std::fs::create_dir(&partly).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, partly.join("new")).unwrap();
+    assert!(make_maildir(&partly).is_err());
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
 
 #[test]
