@@ -5,7 +5,9 @@
 # base+587 (submission) and base+465 (implicit TLS), and POP3 on loopback
 # (rqmail-tcpserver + rqmail-login + rqmail-pop3d) at base+110 (STLS) and base+995
 # (implicit TLS), and IMAP on loopback (rqmail-tcpserver + rqmail-login imap +
-# rqmail-imapd) at base+143 (STARTTLS) and base+993 (implicit TLS), for the test user.
+# rqmail-imapd) at base+143 (STARTTLS) and base+993 (implicit TLS), for the test user: a
+# virtual user of the mail domain (rqmail-vusers), whose password rqmail-checkpassword
+# checks for POP3, IMAP and SMTP AUTH (required on the submission ports).
 #
 #   install/quickstart.sh [--dir DIR] [--base-port N] [--domain D] [--user NAME]
 #                         [--password PW] [--bindir DIR] [--setup-only]
@@ -25,9 +27,11 @@ usage: install/quickstart.sh [--dir DIR] [--base-port N] [--domain D] [--user NA
   --dir DIR        the instance directory (default ./run)
   --base-port N    services listen on N+25 (SMTP), N+587 and N+465 (submission),
                    N+110 and N+995 (POP3), N+143 and N+993 (IMAP); default 10000
-  --domain D       the mail domain (control/me, control/locals); default example.test
-  --user NAME      the test user, with a Maildir in DIR/home/NAME; default test
-  --password PW    the test user's password (for the login services); default test
+  --domain D       the mail domain (control/me, a virtual domain of the account vmail);
+                   default example.test
+  --user NAME      the test user, a virtual user NAME@D with a Maildir in
+                   DIR/vmail/D/NAME; default test
+  --password PW    the test user's password (POP3, IMAP, SMTP AUTH); default test
   --bindir DIR     take the binaries from DIR (e.g. target/debug) instead of building
                    the release binaries
   --setup-only     create or update the instance, print how to use it, do not start it
@@ -88,6 +92,7 @@ if [ ${#base_port} -gt 5 ] || [ $((10#$base_port + 995)) -gt 65535 ]; then
 	die "--base-port $base_port is too large: the highest port, base+995, must be below 65536"
 fi
 base_port=$((10#$base_port))
+domain=${domain,,}
 if ! [[ $domain =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] || [[ $domain == *..* ]]; then
 	die "--domain '$domain' is not a domain name"
 fi
@@ -197,22 +202,24 @@ mv -f "$dir/.quickstart.settings.new" "$dir/quickstart.settings"
 # Control files.
 mkdir -p "$dir/control"
 create_file "$dir/control/me" 644 "$domain"$'\n'
-create_file "$dir/control/locals" 644 "$domain"$'\n'localhost$'\n'
+# The mail domain is a virtual domain of the account vmail (users/assign below), so it is
+# not in locals; localhost is.
+create_file "$dir/control/locals" 644 localhost$'\n'
 create_file "$dir/control/rcpthosts" 644 "$domain"$'\n'localhost$'\n'
+create_file "$dir/control/virtualdomains" 644 "$domain:vmail"$'\n'
 create_file "$dir/control/defaultdelivery" 644 $'./Maildir/\n'
 me=$(head -n 1 "$dir/control/me")
 
-# The SMTP servers' rules, compiled into tcp.smtp.cdb whenever the text is newer. A real
-# install requires AUTH on the submission ports, and AUTH checks system passwords, which
-# a single-user instance cannot read (rqmail-checkpassword is not setgid shadow here): so
-# loopback clients may relay, and may submit without AUTH (SMTPAUTH="").
+# The SMTP servers' rules, compiled into tcp.smtp.cdb whenever the text is newer.
+# Loopback clients may relay on base+25; the submission ports require AUTH, as in a real
+# install, which checks the test user's password through rqmail-checkpassword.
 rules=$dir/control/tcp.smtp
 create_file "$rules" 644 '# tcp.smtp of the quick start: who may connect to the SMTP servers, in tcprules
-# format (see control/README). Loopback may relay, and may submit on the submission
-# ports without AUTH (SMTPAUTH=""): AUTH checks system passwords, which a single-user
-# instance cannot read. Compiled into tcp.smtp.cdb when the quick start runs.
-127.:allow,RELAYCLIENT="",SMTPAUTH=""
-::1:allow,RELAYCLIENT="",SMTPAUTH=""
+# format (see control/README). Loopback may relay; the submission ports (base+587,
+# base+465) require AUTH whatever these rules say. Compiled into tcp.smtp.cdb when the
+# quick start runs.
+127.:allow,RELAYCLIENT=""
+::1:allow,RELAYCLIENT=""
 :allow
 '
 # The POP3 servers' rules: the quick start listens on loopback only, and loopback may
@@ -283,175 +290,60 @@ done
 chmod 622 "$q/lock/trigger"
 [ -e "$q/lock/sendmutex" ] || : >"$q/lock/sendmutex"
 
-# The test user: a home with a Maildir, and an entry in users/assign.
-home=$dir/home/$user
-maildir=$home/Maildir
-mkdir -p "$dir/home"
-if [ ! -d "$home" ]; then
-	mkdir -m 755 "$home"
-	changed+=("home/$user/")
-fi
-if [ ! -d "$maildir" ]; then
-	"$dir/bin/rqmail-maildirmake" "$maildir"
-	changed+=("home/$user/Maildir/")
-fi
-
-# Mail for postmaster, root and MAILER-DAEMON (bounces, double bounces) goes to the test user.
-mkdir -p "$dir/alias"
-chmod 755 "$dir/alias"
-for a in postmaster root mailer-daemon; do
-	create_file "$dir/alias/.qmail-$a" 644 "&$user@$domain"$'\n'
-done
-
+# The account vmail, which the mail domain is handed to (control/virtualdomains): an entry
+# in users/assign for the instance's own uid, and a home whose .qmail-default hands every
+# address of the domain to rqmail-vdeliver.
+vmail=$dir/vmail
+mkdir -p "$vmail"
+chmod 711 "$vmail"
+create_file "$vmail/.qmail-default" 644 "|$dir/bin/rqmail-vdeliver"$'\n'
 mkdir -p "$dir/users"
 assign=$dir/users/assign
-entry="=$user:$user:$uid:$gid:$home:::"$'\n'"+$user-:$user:$uid:$gid:$home:-::"$'\n'
+entry="=vmail:vmail:$uid:$gid:$vmail:::"$'\n'"+vmail-:vmail:$uid:$gid:$vmail:-::"$'\n'
 if [ ! -e "$assign" ]; then
 	create_file "$assign" 644 "$entry."$'\n'
-elif ! grep -q "^=$user:" "$assign"; then
-	# Add the user's entries before the closing "." line, leaving the others as they are.
+elif ! grep -q "^=vmail:" "$assign"; then
+	# Add the account's entries before the closing "." line, leaving the others as they are.
 	awk -v entry="$entry" '!done && $0 == "." { printf "%s", entry; done = 1 } { print }
 		END { if (!done) printf "%s.\n", entry }' "$assign" >"$assign.quickstart-tmp"
 	mv -f "$assign.quickstart-tmp" "$assign"
-	changed+=("users/assign (+$user)")
+	changed+=("users/assign (+vmail)")
 fi
 if [ ! -e "$dir/users/cdb" ] || [ "$assign" -nt "$dir/users/cdb" ]; then
 	"$dir/bin/rqmail-newu"
 fi
 
-# The password, for the login services: a SHA-512 crypt hash, one "name:hash" line per
-# user, readable by the instance's user only.
-pw=$dir/users/password
-if command -v openssl >/dev/null 2>&1; then
-	if ! { [ -e "$pw" ] && grep -q "^$user:" "$pw"; }; then
-		hash=$(printf '%s\n' "$password" | openssl passwd -6 -stdin)
-		(umask 077 && printf '%s:%s\n' "$user" "$hash" >>"$pw")
-		changed+=("users/password (+$user)")
-	fi
+# The test user: a virtual user of the domain, with its password (hashed by rqmail-vusers
+# into users/virtual/DOMAIN, where the account cannot read it) and its Maildir in
+# vmail/DOMAIN/USER; postmaster@DOMAIN is an alias for it. An existing user keeps its
+# password: change it with rqmail-vusers DOMAIN passwd USER.
+if ! "$dir/bin/rqmail-vusers" "$domain" list 2>/dev/null | grep -qx "user $user quota [0-9]*"; then
+	printf '%s\n' "$password" | "$dir/bin/rqmail-vusers" "$domain" add "$user" ||
+		die "rqmail-vusers could not add $user@$domain (above)"
+	changed+=("virtual user $user@$domain")
+fi
+if ! "$dir/bin/rqmail-vusers" "$domain" list | grep -q "^alias postmaster "; then
+	"$dir/bin/rqmail-vusers" "$domain" alias postmaster "$user" ||
+		die "rqmail-vusers could not alias postmaster@$domain (above)"
+fi
+maildir=$vmail/$domain/$user/Maildir
+login=$user@$domain
+layout_note=''
+if grep -qxi "$domain" "$dir/control/locals"; then
+	layout_note="
+  note:              $domain is in control/locals (an instance made by an older quick
+                     start): mail for it goes to users/assign's users, not to $login;
+                     remove $domain from control/locals to use the virtual user"
 fi
 
-# The POP3 and IMAP logins' checkpassword. rqmail-checkpassword checks system accounts, and the
-# test user is not one; until rqmail has virtual users (a later issue), this stand-in
-# checks the users in users/password. It is one of the quick start's programs, like the
-# binaries: written again on every run. Its interpreter is an absolute path, since the
-# servers run with PATH=/usr/bin:/bin.
-python=''
-for candidate in /usr/bin/python3 /usr/local/bin/python3 "$(command -v python3 || :)"; do
-	if [ -n "$candidate" ] && [ -x "$candidate" ]; then
-		python=$candidate
-		break
-	fi
+# Mail for postmaster, root and MAILER-DAEMON at localhost (bounces, double bounces) goes
+# to the test user.
+mkdir -p "$dir/alias"
+chmod 755 "$dir/alias"
+for a in postmaster root mailer-daemon; do
+	create_file "$dir/alias/.qmail-$a" 644 "&$login"$'\n'
 done
-checkpassword=$dir/bin/quickstart-checkpassword
-if [ -n "$python" ]; then
-	[ -e "$checkpassword" ] || changed+=(bin/quickstart-checkpassword)
-	{
-		printf '#!%s\n' "$python"
-		cat <<'EOF'
-# quickstart-checkpassword PROG [ARG...]: the quick start's stand-in for
-# rqmail-checkpassword, until rqmail has virtual users (a later issue). The quick start's
-# test user is no system account, so rqmail-checkpassword cannot check its password.
-#
-# djb's checkpassword interface: reads "user\0password\0timestamp\0" (at most 512 bytes)
-# on fd 3, looks the user up in DIR/users/password ("name:crypt-hash" lines; DIR is the
-# parent of this script's directory), and on a match sets USER and HOME to
-# DIR/home/NAME, enters that directory and execs PROG ARG... (rqmail-pop3d Maildir or
-# rqmail-imapd Maildir).
-# Exit codes: 1 refused (unknown user, wrong password), 2 misuse, 111 a temporary
-# problem. It changes no uid: the whole instance runs as one user. Written by
-# install/quickstart.sh on every run, so edits here are lost.
-import hmac, os, re, subprocess, sys
-
-
-def fail(code, why):
-    print("quickstart-checkpassword: " + why, file=sys.stderr)
-    sys.exit(code)
-
-
-def crypt_hash(password, setting):
-    """password hashed with the salt of setting, as crypt(3) does: with Python's crypt
-    module where there still is one (it is gone in 3.13), else with openssl passwd
-    (which knows $1$, $5$ and $6$ without rounds=)."""
-    try:
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import crypt
-        return crypt.crypt(password.decode("utf-8", "surrogateescape"), setting) or ""
-    except ImportError:
-        pass
-    m = re.fullmatch(r"\$([156])\$([^$]{1,16})\$[./0-9A-Za-z]+", setting)
-    if m is None:
-        fail(111, "no crypt module, and openssl passwd cannot check this kind of hash")
-    if b"\n" in password:
-        return ""
-    try:
-        out = subprocess.run(
-            ["openssl", "passwd", "-" + m.group(1), "-salt", m.group(2), "-stdin"],
-            input=password + b"\n", capture_output=True, check=True)
-    except (OSError, subprocess.CalledProcessError) as e:
-        fail(111, "openssl passwd failed: %s" % e)
-    return out.stdout.decode("ascii", "replace").strip()
-
-
-if len(sys.argv) < 2:
-    fail(2, "usage: quickstart-checkpassword PROG [ARG...]")
-data = b""
-try:
-    while len(data) <= 512:
-        chunk = os.read(3, 513 - len(data))
-        if not chunk:
-            break
-        data += chunk
-    os.close(3)
-except OSError as e:
-    fail(2, "unable to read fd 3: %s" % e)
-fields = data.split(b"\0")
-if len(data) > 512 or len(fields) < 3:
-    fail(2, "fd 3 does not hold user\\0password\\0timestamp\\0 in 512 bytes")
-user, password = fields[0], fields[1]
-name = user.decode("ascii", "replace")
-# Only names the quick start can have made: no '/', no "..", so the home stays in DIR.
-if not re.fullmatch(r"[a-z_][a-z0-9_.]*", name):
-    fail(1, "login refused: no such user")
-top = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])))
-stored = None
-try:
-    with open(os.path.join(top, "users", "password"), "rb") as f:
-        for line in f:
-            n, _, h = line.rstrip(b"\r\n").partition(b":")
-            if n == user and h:
-                stored = h.decode("ascii", "replace")
-                break
-except OSError as e:
-    fail(111, "unable to read users/password: %s" % e)
-if stored is None:
-    fail(1, "login refused for %s: no such user" % name)
-if not hmac.compare_digest(crypt_hash(password, stored).encode(), stored.encode()):
-    fail(1, "login refused for %s: wrong password" % name)
-home = os.path.join(top, "home", name)
-try:
-    os.chdir(home)
-except OSError as e:
-    fail(111, "unable to enter %s: %s" % (home, e))
-os.environ["USER"] = name
-os.environ["HOME"] = home
-try:
-    os.execv(sys.argv[1], sys.argv[1:])
-except OSError as e:
-    fail(111, "unable to run %s: %s" % (sys.argv[1], e))
-EOF
-	} >"$checkpassword.quickstart-tmp"
-	chmod 755 "$checkpassword.quickstart-tmp"
-	mv -f "$checkpassword.quickstart-tmp" "$checkpassword"
-fi
-if [ ! -e "$pw" ]; then
-	password_note="no openssl, so no users/password: POP3 and IMAP logins fail"
-elif [ -z "$python" ]; then
-	password_note="no python3, so no POP3 or IMAP: bin/quickstart-checkpassword is a Python script"
-else
-	password_note="for POP3 and IMAP: its hash is in $pw, checked by bin/quickstart-checkpassword"
-fi
+checkpassword=$dir/bin/rqmail-checkpassword
 
 # ---------------------------------------------------------------------------- what to do now
 if [ "${_RQMAIL_QUICKSTART_ROOT:-}" = 1 ]; then
@@ -463,74 +355,69 @@ else
 	who="$(id -un 2>/dev/null || echo "uid $uid")"
 fi
 p=$base_port
-smtp_example="import smtplib; smtplib.SMTP(\"127.0.0.1\", $((p + 25))).sendmail(\"someone@$me\", [\"$user@$me\"], \"Subject: hello\\r\\n\\r\\nhi\\r\\n\")"
-# POP3 and IMAP are served when their checkpassword can work; the examples show the password where
-# it needs no quoting in a URL, a shell word and a Python string.
-pop3=0
-[ -z "$python" ] || [ ! -e "$pw" ] || pop3=1
-pop3_note='' shown_password=PASSWORD
-if [ -z "$python" ]; then
-	pop3_note='not served: no python3 for bin/quickstart-checkpassword'
-elif [ ! -e "$pw" ]; then
-	pop3_note='not served: no openssl, so no users/password'
-fi
-pop3_hint=''
+# The examples show the password where it needs no quoting in a URL, a shell word and a
+# Python string.
+shown_password=PASSWORD hint=''
 if [[ $password =~ ^[A-Za-z0-9._~-]+$ ]]; then
 	shown_password=$password
 else
-	pop3_hint=", with the password in place of PASSWORD"
+	hint=" (with the password in place of PASSWORD)"
 fi
-[ -z "$pop3_note" ] || pop3_hint="$pop3_hint, $pop3_note"
-imap_example="import imaplib, ssl; m = imaplib.IMAP4_SSL(\"127.0.0.1\", $((p + 993)), ssl_context=ssl._create_unverified_context()); m.login(\"$user\", \"$shown_password\"); m.select(\"INBOX\"); print(m.fetch(\"1\", \"(BODY[])\")[1][0][1].decode()); m.logout()"
-pop3_example="import poplib, ssl; p = poplib.POP3_SSL(\"127.0.0.1\", $((p + 995)), context=ssl._create_unverified_context()); p.user(\"$user\"); p.pass_(\"$shown_password\"); print(p.stat()); print(p.retr(1)[1])"
+smtp_example="import smtplib; smtplib.SMTP(\"127.0.0.1\", $((p + 25))).sendmail(\"someone@$me\", [\"$login\"], \"Subject: hello\\r\\n\\r\\nhi\\r\\n\")"
+submission_example="import smtplib, ssl; s = smtplib.SMTP(\"127.0.0.1\", $((p + 587))); s.starttls(context=ssl._create_unverified_context()); s.login(\"$login\", \"$shown_password\"); s.sendmail(\"$login\", [\"$login\"], \"Subject: hello\\r\\n\\r\\nhi\\r\\n\"); s.quit()"
+imap_example="import imaplib, ssl; m = imaplib.IMAP4_SSL(\"127.0.0.1\", $((p + 993)), ssl_context=ssl._create_unverified_context()); m.login(\"$login\", \"$shown_password\"); m.select(\"INBOX\"); print(m.fetch(\"1\", \"(BODY[])\")[1][0][1].decode()); m.logout()"
+pop3_example="import poplib, ssl; p = poplib.POP3_SSL(\"127.0.0.1\", $((p + 995)), context=ssl._create_unverified_context()); p.user(\"$login\"); p.pass_(\"$shown_password\"); print(p.stat()); print(p.retr(1)[1])"
 cat <<EOF
 
 rqmail instance in $dir, running as $who
   created this run:  ${changed[*]:-nothing (everything was already there; binaries updated)}
-  mail domain:       $me (control/me; locals: $(paste -sd ' ' "$dir/control/locals"))
-  test user:         $user, password '$password' ($password_note)
-  SMTP AUTH:         checks system accounts, whose passwords a single-user instance cannot
-                     read; loopback clients may relay and submit without it (control/tcp.smtp)
+  mail domain:       $me (control/me; a virtual domain of the account vmail in
+                     control/virtualdomains; locals: $(paste -sd ' ' "$dir/control/locals"))
+  test user:         $login, password '$password' (rqmail-vusers $domain ...);
+                     POP3, IMAP and SMTP AUTH check it through rqmail-checkpassword$layout_note
 
-Mail for $user@$me lands in
+Mail for $login lands in
   $maildir/new/
 
-Send a message over SMTP (loopback may relay):
-  swaks --server 127.0.0.1 --port $((p + 25)) --from someone@$me --to $user@$me
+Send a message over SMTP (loopback may relay on $((p + 25))):
+  swaks --server 127.0.0.1 --port $((p + 25)) --from someone@$me --to $login
   python3 -c '$smtp_example'
-  swaks --server 127.0.0.1 --port $((p + 587)) -tls --to $user@$me       (submission, STARTTLS)
-  swaks --server 127.0.0.1 --port $((p + 465)) --tls-on-connect --to $user@$me   (implicit TLS)
+or submit it with AUTH as $login$hint:
+  swaks --server 127.0.0.1 --port $((p + 587)) -tls --auth-user $login --auth-password $shown_password --from $login --to $login
+  swaks --server 127.0.0.1 --port $((p + 465)) --tls-on-connect --auth-user $login --auth-password $shown_password --from $login --to $login
+  python3 -c '$submission_example'
 or from the command line$send_note:
-  echo hi | ${as}$dir/bin/sendmail $user@$me
-  printf 'Subject: hello\n\nhi\n' | ${as}$dir/bin/sendmail -f someone@$me $user@$me
-  printf 'To: $user@$me\nSubject: hello\n\nhi\n' | ${as}$dir/bin/rqmail-inject
+  echo hi | ${as}$dir/bin/sendmail $login
+  printf 'Subject: hello\n\nhi\n' | ${as}$dir/bin/sendmail -f someone@$me $login
+  printf 'To: $login\nSubject: hello\n\nhi\n' | ${as}$dir/bin/rqmail-inject
 Read it:
   ls $maildir/new
   cat $maildir/new/*
-or over POP3, as $user$pop3_hint (a message shows there a second after
-its delivery; -k and the unverified context because the certificate is self-signed):
-  curl -k pop3s://$user:$shown_password@127.0.0.1:$((p + 995))/      (the list)
-  curl -k pop3s://$user:$shown_password@127.0.0.1:$((p + 995))/1     (message 1)
-  curl pop3://$user:$shown_password@127.0.0.1:$((p + 110))/1         (no TLS: loopback may)
+or over POP3, as $login$hint (-k and the unverified context because the
+certificate is self-signed):
+  curl -k --user $login:$shown_password pop3s://127.0.0.1:$((p + 995))/      (the list)
+  curl -k --user $login:$shown_password pop3s://127.0.0.1:$((p + 995))/1     (message 1)
+  curl --user $login:$shown_password pop3://127.0.0.1:$((p + 110))/1         (no TLS: loopback may)
   python3 -c '$pop3_example'
-or over IMAP, as $user$pop3_hint (-k and the unverified context for the same reason):
-  curl -k 'imaps://$user:$shown_password@127.0.0.1:$((p + 993))/INBOX;UID=1'      (message UID 1)
-  curl -k 'imaps://$user:$shown_password@127.0.0.1:$((p + 993))/INBOX/;MAILINDEX=1'  (message 1)
-  curl -k imaps://$user:$shown_password@127.0.0.1:$((p + 993))/INBOX -X 'UID SEARCH ALL'  (the UIDs)
-  curl -k imaps://$user:$shown_password@127.0.0.1:$((p + 993))/     (the folders)
-  curl 'imap://$user:$shown_password@127.0.0.1:$((p + 143))/INBOX;UID=1'        (no TLS: loopback may)
+or over IMAP, as $login$hint (-k and the unverified context for the same reason):
+  curl -k --user $login:$shown_password 'imaps://127.0.0.1:$((p + 993))/INBOX;UID=1'      (message UID 1)
+  curl -k --user $login:$shown_password 'imaps://127.0.0.1:$((p + 993))/INBOX/;MAILINDEX=1'  (message 1)
+  curl -k --user $login:$shown_password imaps://127.0.0.1:$((p + 993))/INBOX -X 'UID SEARCH ALL'  (the UIDs)
+  curl -k --user $login:$shown_password imaps://127.0.0.1:$((p + 993))/     (the folders)
+  curl --user $login:$shown_password 'imap://127.0.0.1:$((p + 143))/INBOX;UID=1'        (no TLS: loopback may)
   python3 -c '$imap_example'
 See the queue:
   ${as}$dir/bin/rqmail-qstat
   ${as}$dir/bin/rqmail-qread
-Configure: edit $dir/control/*, $dir/users/assign (then ${as}$dir/bin/rqmail-newu),
-  dot-qmail files in $home.
+Configure: edit $dir/control/*. Manage the domain's users (add, passwd, quota, alias,
+forward, remove, list; see README.md, "Virtual domains"):
+  ${as}$dir/bin/rqmail-vusers $domain list
 
 Ports (loopback, base $p)$tls_note:
   SMTP        $((p + 25)) (STARTTLS)
-  submission  $((p + 587)) (STARTTLS), $((p + 465)) (implicit TLS)
-  POP3        $((p + 110)) (STLS), $((p + 995)) (implicit TLS)      ${pop3_note:-for $user (control/tcp.pop3)}
-  IMAP        $((p + 143)) (STARTTLS), $((p + 993)) (implicit TLS)   ${pop3_note:-for $user (control/tcp.imap)}
+  submission  $((p + 587)) (STARTTLS), $((p + 465)) (implicit TLS)     AUTH required
+  POP3        $((p + 110)) (STLS), $((p + 995)) (implicit TLS)
+  IMAP        $((p + 143)) (STARTTLS), $((p + 993)) (implicit TLS)
 EOF
 
 if [ "$setup_only" = 1 ]; then
@@ -595,15 +482,15 @@ tcp_server() {
 	stop_all
 }
 # smtp_server NAME PORT [VAR=VALUE...]: rqmail-smtpd, with AUTH through
-# rqmail-checkpassword (system accounts).
+# rqmail-checkpassword (the virtual user's password).
 smtp_server() {
 	local name=$1 port=$2
 	shift 2
 	tcp_server "$name" "$port" tcp.smtp "$@" -- \
 		"$dir/bin/rqmail-smtpd" "$me" "$dir/bin/rqmail-checkpassword" /bin/true
 }
-# pop3_server NAME PORT [-s]: rqmail-login (not root here, so it changes no uid) with the
-# quick start's checkpassword, which runs rqmail-pop3d on the user's Maildir.
+# pop3_server NAME PORT [-s]: rqmail-login (not root here, so it changes no uid) with
+# rqmail-checkpassword, which runs rqmail-pop3d on the virtual user's Maildir.
 pop3_server() {
 	local name=$1 port=$2
 	shift 2
@@ -625,21 +512,17 @@ if [ -e "$cert" ]; then
 else
 	echo "quickstart: no $cert, so no server on $((p + 465))"
 fi
-if [ "$pop3" = 1 ]; then
-	pop3_server pop3 $((p + 110))
-	if [ -e "$cert" ]; then
-		pop3_server pop3s $((p + 995)) -s
-	else
-		echo "quickstart: no $cert, so no server on $((p + 995))"
-	fi
-	imap_server imap $((p + 143))
-	if [ -e "$cert" ]; then
-		imap_server imaps $((p + 993)) -s
-	else
-		echo "quickstart: no $cert, so no server on $((p + 993))"
-	fi
+pop3_server pop3 $((p + 110))
+if [ -e "$cert" ]; then
+	pop3_server pop3s $((p + 995)) -s
 else
-	echo "quickstart: POP3 and IMAP $pop3_note"
+	echo "quickstart: no $cert, so no server on $((p + 995))"
+fi
+imap_server imap $((p + 143))
+if [ -e "$cert" ]; then
+	imap_server imaps $((p + 993)) -s
+else
+	echo "quickstart: no $cert, so no server on $((p + 993))"
 fi
 
 set +e

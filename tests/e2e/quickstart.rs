@@ -215,12 +215,24 @@ fn quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits() {
         rules_for(&cdb, "127.0.0.1"),
         (
             Action::Allow,
-            vec![
-                ("RELAYCLIENT".to_string(), String::new()),
-                ("SMTPAUTH".to_string(), String::new())
-            ]
+            vec![("RELAYCLIENT".to_string(), String::new())]
         ),
-        "loopback may relay and submit without AUTH"
+        "loopback may relay (and must AUTH to submit)"
+    );
+    // The test user is a virtual user of rqmail's own: its hash is in users/virtual, out of
+    // the account's home, and the quick start runs no stand-in checkpassword.
+    let table = text(&std::fs::read(s.dir.join("users/virtual/example.test/passwd")).unwrap());
+    assert!(table.contains("test:$y$"), "{table}");
+    assert!(!s.dir.join("bin/quickstart-checkpassword").exists());
+    assert!(
+        said.contains("test user:         test@example.test, password 'test'"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "swaks --server 127.0.0.1 --port {submission} -tls --auth-user test@example.test --auth-password test"
+        )),
+        "how to submit with AUTH:\n{said}"
     );
     assert_eq!(
         rules_for(&s.control("tcp.pop3.cdb"), "127.0.0.1"),
@@ -231,7 +243,9 @@ fn quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits() {
         "loopback may log in to POP3 without TLS"
     );
     assert!(
-        said.contains(&format!("curl -k pop3s://test:test@127.0.0.1:{pop3s}/1")),
+        said.contains(&format!(
+            "curl -k --user test@example.test:test pop3s://127.0.0.1:{pop3s}/1"
+        )),
         "how to read mail over POP3:\n{said}"
     );
     assert_eq!(
@@ -244,10 +258,36 @@ fn quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits() {
     );
     assert!(
         said.contains(&format!(
-            "curl -k 'imaps://test:test@127.0.0.1:{imaps}/INBOX;UID=1'"
+            "curl -k --user test@example.test:test 'imaps://127.0.0.1:{imaps}/INBOX;UID=1'"
         )),
         "how to read mail over IMAP:\n{said}"
     );
+    // The README's quick reference is what the quick start prints (issue 13, item 9): each
+    // of its commands, for this instance's directory and ports (and, started as root,
+    // behind the setpriv that the quick start puts before the commands run as nobody).
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .nth(2)
+        .and_then(|b| b.split("```").next())
+        .expect("the README's second sh block: the quick reference");
+    let printed = said
+        .replace("setpriv --reuid=65534 --regid=65534 --clear-groups ", "")
+        .replace(&format!("{}/", s.dir.display()), "run/");
+    let mut checked = 0;
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let mut expected = line.to_string();
+        for n in [25, 587, 465, 110, 995, 143, 993] {
+            expected = expected.replace(&format!(":{}", 10000 + n), &format!(":{}", base + n));
+            expected = expected.replace(&format!(" {} ", 10000 + n), &format!(" {} ", base + n));
+        }
+        assert!(
+            printed.lines().any(|l| l.trim_start().starts_with(&expected)),
+            "the README's {expected:?} is not what the quick start prints:\n{said}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "{block}");
     let cert = std::fs::read(s.control("servercert.pem")).unwrap();
     assert!(text(&cert).contains("PRIVATE KEY-----"));
 
@@ -271,8 +311,9 @@ fn quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits() {
     });
     assert!(started, "the quick start did not start:\n{}", s.log_text());
 
-    // 3. One message on each port: plain SMTP, submission with STARTTLS, implicit TLS. The
-    //    quick start's rules let loopback clients submit without AUTH.
+    // 3. One message on each port: plain SMTP (loopback may relay), submission with
+    //    STARTTLS and implicit TLS, both with AUTH as the virtual user, through the real
+    //    rqmail-checkpassword; without AUTH, submission refuses.
     let script = r#"
 import os, smtplib, ssl
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
@@ -285,10 +326,24 @@ s.sendmail("someone@remote.example", ["test@example.test"], msg("smtp"))
 s.quit()
 s = smtplib.SMTP("127.0.0.1", submission)
 s.ehlo("client.example"); s.starttls(context=ctx); s.ehlo("client.example")
+try:
+    s.sendmail("test@example.test", ["test@example.test"], msg("unauthenticated"))
+    raise SystemExit("submission without AUTH accepted")
+except smtplib.SMTPSenderRefused as e:
+    assert e.smtp_code == 530, e
+try:
+    s.login("test@example.test", "wrong"); raise SystemExit("a wrong password accepted")
+except smtplib.SMTPAuthenticationError as e:
+    assert e.smtp_code == 535, e
+s.quit()
+s = smtplib.SMTP("127.0.0.1", submission)
+s.ehlo("client.example"); s.starttls(context=ctx); s.ehlo("client.example")
+s.login("test@example.test", "test")
 s.sendmail("test@example.test", ["test@example.test"], msg("submission"))
 s.quit()
 s = smtplib.SMTP_SSL("127.0.0.1", smtps, context=ctx)
 s.ehlo("client.example")
+s.login("test@example.test", "test")
 s.sendmail("test@example.test", ["test@example.test"], msg("smtps"))
 s.quit()
 "#;
@@ -322,9 +377,8 @@ s.quit()
         );
     }
 
-    // 4. The test user reads the messages over POP3 with curl: the quick start's
-    //    checkpassword knows its password. rqmail-pop3d shows a message from the second
-    //    after its delivery on.
+    // 4. The test user reads the messages over POP3 with curl, logging in as the virtual
+    //    user through rqmail-checkpassword.
     std::thread::sleep(Duration::from_millis(1100));
     let curl = |args: &[&str]| -> Output {
         Command::new("curl")
@@ -333,8 +387,9 @@ s.quit()
             .output()
             .expect("curl")
     };
-    let pop3s_url = format!("pop3s://test:test@127.0.0.1:{pop3s}/");
-    let out = curl(&["-k", &pop3s_url]);
+    const LOGIN: &str = "test@example.test:test";
+    let pop3s_url = format!("pop3s://127.0.0.1:{pop3s}/");
+    let out = curl(&["-k", "--user", LOGIN, &pop3s_url]);
     assert!(
         out.status.success(),
         "curl {pop3s_url}: {}\n{}",
@@ -346,13 +401,13 @@ s.quit()
     let mut markers = Vec::new();
     for n in 1..=3 {
         // One session at a time: the previous one's rqmail-pop3d may still hold the lock.
-        let mut out = curl(&["-k", &format!("{pop3s_url}{n}")]);
+        let mut out = curl(&["-k", "--user", LOGIN, &format!("{pop3s_url}{n}")]);
         for _ in 0..50 {
             if out.status.success() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
-            out = curl(&["-k", &format!("{pop3s_url}{n}")]);
+            out = curl(&["-k", "--user", LOGIN, &format!("{pop3s_url}{n}")]);
         }
         assert!(
             out.status.success(),
@@ -386,14 +441,14 @@ s.quit()
     );
     // base+110: loopback may log in without TLS (the quick start's tcp.pop3); a wrong
     // password is refused.
-    let pop3_url = format!("pop3://test:test@127.0.0.1:{pop3}/");
-    let mut out = curl(&[&pop3_url]);
+    let pop3_url = format!("pop3://127.0.0.1:{pop3}/");
+    let mut out = curl(&["--user", LOGIN, &pop3_url]);
     for _ in 0..50 {
         if out.status.success() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
-        out = curl(&[&pop3_url]);
+        out = curl(&["--user", LOGIN, &pop3_url]);
     }
     assert!(
         out.status.success(),
@@ -402,10 +457,15 @@ s.quit()
         s.log_text()
     );
     assert_eq!(text(&out.stdout).lines().count(), 3);
-    let out = curl(&["-k", &format!("pop3s://test:wrong@127.0.0.1:{pop3s}/")]);
+    let out = curl(&[
+        "-k",
+        "--user",
+        "test@example.test:wrong",
+        &format!("pop3s://127.0.0.1:{pop3s}/"),
+    ]);
     assert_eq!(out.status.code(), Some(67), "{}", text(&out.stderr));
     assert!(
-        s.log_text().contains("login failed for test (1 of 3)"),
+        s.log_text().contains("login failed for test@example.test (1 of 3)"),
         "{}",
         s.log_text()
     );
@@ -420,8 +480,8 @@ s.quit()
             .map(|f| text(&std::fs::read(f.path()).unwrap()).replace('\n', "\r\n"))
             .collect()
     };
-    let imaps_url = format!("imaps://test:test@127.0.0.1:{imaps}/INBOX;UID=1");
-    let out = curl(&["-k", &imaps_url]);
+    let imaps_url = format!("imaps://127.0.0.1:{imaps}/INBOX;UID=1");
+    let out = curl(&["-k", "--user", LOGIN, &imaps_url]);
     assert!(
         out.status.success(),
         "curl {imaps_url}: {}\n{}",
@@ -434,8 +494,8 @@ s.quit()
         maildir_files().contains(&message),
         "IMAP UID 1 is not a file of the Maildir byte for byte:\n{message}"
     );
-    let imap_url = format!("imap://test:test@127.0.0.1:{imap}/INBOX;UID=1");
-    let out = curl(&[&imap_url]);
+    let imap_url = format!("imap://127.0.0.1:{imap}/INBOX;UID=1");
+    let out = curl(&["--user", LOGIN, &imap_url]);
     assert!(
         out.status.success(),
         "curl {imap_url}: {}\n{}",
@@ -443,8 +503,48 @@ s.quit()
         s.log_text()
     );
     assert_eq!(text(&out.stdout), message);
-    let out = curl(&["-k", &format!("imaps://test:wrong@127.0.0.1:{imaps}/")]);
+    let out = curl(&[
+        "-k",
+        "--user",
+        "test@example.test:wrong",
+        &format!("imaps://127.0.0.1:{imaps}/"),
+    ]);
     assert_eq!(out.status.code(), Some(67), "{}", text(&out.stderr));
+
+    // 4c. The round trip the quick start promises: a message submitted with AUTH on
+    //     base+587 is read over IMAP with the same password.
+    let script = r#"
+import imaplib, os, smtplib, ssl, time
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+submission, imaps = (int(p) for p in os.environ["PORTS"].split())
+s = smtplib.SMTP("127.0.0.1", submission); s.starttls(context=ctx)
+s.login("test@example.test", "test")
+s.sendmail("test@example.test", ["test@example.test"], b"Subject: round trip\r\n\r\nmarker-round-trip\r\n")
+s.quit()
+for _ in range(100):
+    m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
+    m.login("test@example.test", "test")
+    m.select("INBOX")
+    typ, data = m.search(None, "BODY", "marker-round-trip")
+    m.logout()
+    if data[0]:
+        print("read over IMAP")
+        break
+    time.sleep(0.2)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("PORTS", format!("{submission} {imaps}"))
+        .output()
+        .expect("python3");
+    assert!(
+        text(&out.stdout).contains("read over IMAP"),
+        "{}{}\nquick start:\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        s.log_text()
+    );
 
     // 5. TERM to the script stops everything it started, and it says so.
     let mut child = s.running.take().unwrap();
