@@ -85,8 +85,10 @@ GROUP=rqmail     # rqmailq, rqmails, rqmailr
 NOFILES=rqnofiles # rqmaild, rqmaill, alias, rqmailp: accounts that own no queue files
 SHADOW=shadow    # may read /etc/shadow (Debian's group for unix_chkpwd)
 
-# name  owner[:group]  mode: the modes of qmail's hier.c; the group is rqmail unless
-# given. rqmail-queue is the only setuid program; the root-only programs are unreadable
+# Every program of the workspace is installed (install/programs.sh lists them from
+# bin/*/Cargo.toml, as the quick start does), as root:rqmail 0755 unless this table says
+# otherwise. name  owner[:group]  mode: the modes of qmail's hier.c; the group is rqmail
+# unless given. rqmail-queue is the only setuid program; the root-only programs are unreadable
 # by others; daemons are 0711. rqmail-checkpassword is setgid shadow, as Debian's
 # unix_chkpwd is, so that rqmail-smtpd (rqmaild) can have it check a system password;
 # it gives the group up as soon as it has read the hash. rqmail-login is started as
@@ -101,6 +103,7 @@ rqmail-newu        root    0700
 rqmail-send        root    0711
 rqmail-clean       root    0711
 rqmail-rspawn      root    0711
+rqmail-remote      root    0711
 rqmail-local       root    0711
 rqmail-inject      root    0755
 sendmail           root    0755
@@ -120,8 +123,21 @@ rqmail-checkpassword root:$SHADOW 2755
 
 # --- The binaries ---------------------------------------------------------------------
 
+PROGRAMS=$("$repo/install/programs.sh") || die "install/programs.sh failed"
+[ -n "$PROGRAMS" ] || die "install/programs.sh found no programs in $repo/bin"
+# A name in the table that no package builds is a mistake in this script.
+for name in $(echo "$BINARIES" | awk 'NF { print $1 }'); do
+    echo "$PROGRAMS" | grep -qx "$name" || die "BINARIES names $name, which bin/ does not build"
+done
+# Every program with its owner and mode: the table's, else root 0755.
+INSTALL_LIST=$(for name in $PROGRAMS; do
+    line=$(echo "$BINARIES" | awk -v n="$name" '$1 == n')
+    [ -n "$line" ] || line="$name root 0755"
+    echo "$line"
+done)
+
 missing_binaries() {
-    echo "$BINARIES" | while read -r name _ _; do
+    echo "$INSTALL_LIST" | while read -r name _ _; do
         [ -z "$name" ] || [ -x "$1/$name" ] || echo "$name"
     done
 }
@@ -307,7 +323,7 @@ done
 
 # Each binary is copied to a temporary name and renamed into place, so a running program
 # keeps its old file and a program started meanwhile sees either the old or the new one.
-echo "$BINARIES" | while read -r name owner mode; do
+echo "$INSTALL_LIST" | while read -r name owner mode; do
     [ -n "$name" ] || continue
     group=$GROUP
     case $owner in

@@ -171,21 +171,11 @@ create_file() { # path mode content
 	fi
 }
 
-# The binaries: every executable of the workspace's bin/ packages, copied (never symlinked:
+# The binaries: every program of the workspace (install/programs.sh), copied (never symlinked:
 # a program finds its home as the parent of the directory holding it) and renamed into
 # place, so a running instance keeps its old files and the next start uses the new ones.
-programs=()
-for manifest in "$repo"/bin/*/Cargo.toml; do
-	names=$(awk '
-		/^\[\[bin\]\]/ { inbin = 1; pkg = 0; next }
-		/^\[package\]/ { pkg = 1; inbin = 0; next }
-		/^\[/ { pkg = 0; inbin = 0; next }
-		(pkg || inbin) && /^name[ \t]*=/ {
-			gsub(/^name[ \t]*=[ \t]*"|".*$/, ""); if (inbin) bins = bins " " $0; else p = $0
-		}
-		END { print (bins != "" ? bins : p) }' "$manifest")
-	for name in $names; do programs+=("$name"); done
-done
+mapfile -t programs < <("$here/programs.sh")
+[ ${#programs[@]} -gt 0 ] || die "install/programs.sh found no programs"
 mkdir -p "$dir/bin"
 chmod 755 "$dir" "$dir/bin"
 for p in "${programs[@]}"; do

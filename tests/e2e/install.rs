@@ -353,6 +353,7 @@ fn check_modes(prefix: &Path) {
         ("bin/rqmail-send".into(), 0, 0o711),
         ("bin/rqmail-clean".into(), 0, 0o711),
         ("bin/rqmail-rspawn".into(), 0, 0o711),
+        ("bin/rqmail-remote".into(), 0, 0o711),
         ("bin/rqmail-local".into(), 0, 0o711),
         ("bin/rqmail-inject".into(), 0, 0o755),
         ("bin/sendmail".into(), 0, 0o755),
@@ -646,6 +647,13 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
     for account in ACCOUNTS {
         assert!(uid_of(account).is_some(), "install.sh created {account}");
     }
+    // Every program the workspace builds is installed (one list: install/programs.sh).
+    for program in rqmail_e2e::programs() {
+        assert!(
+            prefix.join("bin").join(&program).is_file(),
+            "install.sh did not install {program}"
+        );
+    }
     check_modes(&prefix);
     let control =
         |name: &str| std::fs::read_to_string(prefix.join("control").join(name)).unwrap_or_default();
@@ -912,6 +920,46 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
     let got = text(&std::fs::read(&file).unwrap());
     assert!(got.contains(&format!("invoked by uid {}", ids.0)), "{got}");
     assert!(got.contains(&format!("Delivered-To: {to}\n")), "{got}");
+
+    // 5b. Mail to another host leaves (issue 13, item 1): rqmail-remote is installed, and
+    //     a message for peer.test, routed by smtproutes to a real Postfix on loopback,
+    //     arrives there.
+    if let Some(daemons) =
+        rqmail_e2e::postfix::postfix_daemons("the install test's remote delivery")
+    {
+        let mut pf = rqmail_e2e::postfix::Postfix::new("install", daemons, &["bob"], None);
+        pf.start();
+        std::fs::write(
+            prefix.join("control/smtproutes"),
+            format!("peer.test:127.0.0.1:{}\n", pf.port),
+        )
+        .unwrap();
+        let out = run_as_user(
+            &sendmail,
+            &["bob@peer.test"],
+            &home,
+            ids,
+            b"Subject: out\n\nto another host, through rqmail-remote\n",
+        );
+        assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
+        let bob = pf.maildir("bob").join("new");
+        let arrived = wait_for(Duration::from_secs(30), || {
+            std::fs::read_dir(&bob).is_ok_and(|d| {
+                d.flatten().any(|f| {
+                    text(&std::fs::read(f.path()).unwrap_or_default())
+                        .contains("to another host, through rqmail-remote")
+                })
+            })
+        });
+        assert!(
+            arrived,
+            "nothing arrived at Postfix:\n{}\nPostfix:\n{}",
+            s.log_text(),
+            pf.log()
+        );
+        assert!(s.log_text().contains("delivery"), "{}", s.log_text());
+        std::fs::remove_file(prefix.join("control/smtproutes")).unwrap();
+    }
 
     // 6. rqmail-queue is set-uid: variables that would move its home change nothing.
     // Close-on-exec, so that rqmail-queue holds no write end and sees EOF on both.

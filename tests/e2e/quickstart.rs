@@ -282,7 +282,9 @@ fn quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits() {
             expected = expected.replace(&format!(" {} ", 10000 + n), &format!(" {} ", base + n));
         }
         assert!(
-            printed.lines().any(|l| l.trim_start().starts_with(&expected)),
+            printed
+                .lines()
+                .any(|l| l.trim_start().starts_with(&expected)),
             "the README's {expected:?} is not what the quick start prints:\n{said}"
         );
         checked += 1;
@@ -465,7 +467,8 @@ s.quit()
     ]);
     assert_eq!(out.status.code(), Some(67), "{}", text(&out.stderr));
     assert!(
-        s.log_text().contains("login failed for test@example.test (1 of 3)"),
+        s.log_text()
+            .contains("login failed for test@example.test (1 of 3)"),
         "{}",
         s.log_text()
     );

@@ -2,6 +2,8 @@
 //! workspace's binaries, starts it, injects mail and watches what lands on disk.
 #![forbid(unsafe_code)]
 
+pub mod postfix;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -11,32 +13,21 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// Every program an instance runs, copied into its `bin/`.
-pub const PROGRAMS: &[&str] = &[
-    "rqmail-queue",
-    "rqmail-send",
-    "rqmail-lspawn",
-    "rqmail-rspawn",
-    "rqmail-remote",
-    "rqmail-clean",
-    "rqmail-start",
-    "rqmail-local",
-    "rqmail-inject",
-    "sendmail",
-    "rqmail-newu",
-    "rqmail-maildirmake",
-    "rqmail-qread",
-    "rqmail-qstat",
-    "rqmail-smtpd",
-    "rqmail-checkpassword",
-    "rqmail-tcpserver",
-    "rqmail-tcprules",
-    "rqmail-login",
-    "rqmail-pop3d",
-    "rqmail-imapd",
-    "rqmail-vusers",
-    "rqmail-vdeliver",
-];
+/// Every program of the workspace (install/programs.sh, the installer's list too), as each
+/// instance gets it in its `bin/`.
+pub fn programs() -> Vec<String> {
+    static LIST: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../install/programs.sh");
+        let out = Command::new(&script).output().expect("install/programs.sh");
+        assert!(out.status.success(), "install/programs.sh failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    })
+    .clone()
+}
 
 /// The unprivileged account tests run instances as when the suite runs as root, so that
 /// the instance is a single-user one like a developer's.
@@ -96,7 +87,7 @@ impl Instance {
         std::fs::create_dir_all(home.join("bin")).unwrap();
         std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
         let target = target_dir();
-        for p in PROGRAMS {
+        for p in &programs() {
             let from = target.join(p);
             assert!(
                 from.exists(),
