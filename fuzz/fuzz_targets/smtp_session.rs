@@ -41,8 +41,9 @@ fn settings(home: &std::path::Path, bits: u8) -> Settings {
         remote_host: Some("client.example".into()),
         remote_info: None,
         relayclient: bit(4).then(String::new),
-        // Never reached: the input is a file.
-        timeout: Duration::from_secs(1),
+        // Never reached: the input is a file. A wait would last past libFuzzer's -timeout
+        // (run.sh: 10 s) and be reported.
+        timeout: Duration::from_secs(30),
         databytes: if bit(3) { 64 } else { 0 },
         maxrcpt: if bit(5) { 2 } else { 100 },
         rcpthosts: vec!["example.org".into(), ".example.net".into()],

@@ -62,8 +62,9 @@ pub fn run(protocol: Protocol, data: &[u8]) -> Option<Run> {
     let settings = Settings {
         hostname: "fuzz.example".into(),
         remote_ip: "192.0.2.1".into(),
-        // Never reached: the input is a file, and every attempt is answered in advance.
-        timeout: Duration::from_secs(1),
+        // Never reached: the input is a file, and every attempt is answered in advance. A
+        // wait would last past libFuzzer's -timeout (run.sh: 10 s) and be reported.
+        timeout: Duration::from_secs(30),
         fail_delay: Duration::ZERO,
         servercert: None,
         implicit_tls: false,
@@ -78,7 +79,6 @@ pub fn run(protocol: Protocol, data: &[u8]) -> Option<Run> {
         status: mut status_pipe,
         session: mut session_socket,
     } = ends;
-    let mut held = None;
     match root {
         RootHalf::Refuses => status_pipe.write_all(&[handoff::REFUSED; 3]).unwrap(),
         RootHalf::TemporaryThenRefuses => status_pipe
@@ -88,9 +88,13 @@ pub fn run(protocol: Protocol, data: &[u8]) -> Option<Run> {
         RootHalf::Gone => {}
     }
     assert_eq!(MAX_ATTEMPTS, 3, "the status bytes above answer three attempts");
-    if root != RootHalf::Gone {
-        held = Some((status_pipe, session_socket));
-    }
+    // The root half's ends stay open for the whole session, unless it is gone.
+    let held = if root == RootHalf::Gone {
+        drop((status_pipe, session_socket));
+        None
+    } else {
+        Some((status_pipe, session_socket))
+    };
     let logged_in = match protocol {
         Protocol::Pop3 => pop3::authorize(&settings, conn, handoff),
         Protocol::Imap => imap::authorize(&settings, conn, handoff),
