@@ -23,7 +23,11 @@ use rqmail_login_front::Protocol;
 use rqmail_login_front::handoff::valid_tag;
 
 fn check_capabilities(run: &login_front::Run, caps: &[u8]) {
-    assert!(caps.starts_with(b"IMAP4rev1 "), "capabilities {:?}", common::show(caps));
+    assert!(
+        caps.starts_with(b"IMAP4rev1 "),
+        "capabilities {:?}",
+        common::show(caps)
+    );
     let (want, refuse): (&[u8], &[u8]) = if run.plaintext {
         (b" AUTH=PLAIN", b" LOGINDISABLED")
     } else {
@@ -65,8 +69,16 @@ fn check_output(run: &login_front::Run) {
         let mut words = line.splitn(3, |&b| b == b' ');
         let tag = words.next().unwrap_or_default();
         let status = words.next().unwrap_or_default();
-        assert!(valid_tag(tag), "tag {:?} in {:?}", common::show(tag), common::show(line));
-        assert!(common::contains(&run.input, tag), "a tag not from the input");
+        assert!(
+            valid_tag(tag),
+            "tag {:?} in {:?}",
+            common::show(tag),
+            common::show(line)
+        );
+        assert!(
+            common::contains(&run.input, tag),
+            "a tag not from the input"
+        );
         assert!(
             matches!(status, b"OK" | b"NO" | b"BAD"),
             "tagged status in {:?}",

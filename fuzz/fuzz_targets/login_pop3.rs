@@ -31,7 +31,10 @@ fn check_output(run: &login_front::Run) {
     while i < rest.len() {
         let line = rest[i];
         i += 1;
-        assert_ne!(line, b"-ERR idle timeout, closing connection", "the front waited");
+        assert_ne!(
+            line, b"-ERR idle timeout, closing connection",
+            "the front waited"
+        );
         let closing = line == b"+OK bye" || common::contains(line, b"closing connection");
         if closing || line.starts_with(b"-ERR [SYS/TEMP] login unavailable") {
             assert_eq!(i, rest.len(), "a reply after {:?}", common::show(line));
@@ -49,9 +52,9 @@ fn check_output(run: &login_front::Run) {
                 }
                 assert!(
                     !item.is_empty()
-                        && item
-                            .iter()
-                            .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b" -".contains(&b)),
+                        && item.iter().all(|&b| b.is_ascii_uppercase()
+                            || b.is_ascii_digit()
+                            || b" -".contains(&b)),
                     "capability line {:?}",
                     common::show(item)
                 );

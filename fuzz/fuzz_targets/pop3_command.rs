@@ -129,9 +129,17 @@ fn predict(input: &[u8]) -> (Vec<Expect>, bool) {
 fn line<'a>(out: &'a [u8], pos: &mut usize) -> &'a [u8] {
     let rest = &out[*pos..];
     let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
-        panic!("output at {} not ended by LF: {:?}", *pos, common::show(rest));
+        panic!(
+            "output at {} not ended by LF: {:?}",
+            *pos,
+            common::show(rest)
+        );
     };
-    assert!(lf > 0 && rest[lf - 1] == b'\r', "LF without CR at {}", *pos + lf);
+    assert!(
+        lf > 0 && rest[lf - 1] == b'\r',
+        "LF without CR at {}",
+        *pos + lf
+    );
     *pos += lf + 1;
     &rest[..lf - 1]
 }
@@ -144,7 +152,11 @@ fn status<'a>(out: &'a [u8], pos: &mut usize) -> &'a [u8] {
         "not a status line: {:?}",
         common::show(text)
     );
-    assert!(!text.contains(&b'\r') && !text.contains(&0), "{:?}", common::show(text));
+    assert!(
+        !text.contains(&b'\r') && !text.contains(&0),
+        "{:?}",
+        common::show(text)
+    );
     text
 }
 
@@ -196,24 +208,38 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     maildir.changed |= quit;
 
     let (expected, predicted_quit) = predict(input);
-    assert_eq!(quit, predicted_quit, "QUIT seen {quit}, expected {predicted_quit}");
-    assert!(!matches!(summary.end, End::TimedOut | End::Failed(_)), "{:?}", summary.end);
+    assert_eq!(
+        quit, predicted_quit,
+        "QUIT seen {quit}, expected {predicted_quit}"
+    );
+    assert!(
+        !matches!(summary.end, End::TimedOut | End::Failed(_)),
+        "{:?}",
+        summary.end
+    );
     let mut pos = 0;
     let greeting = status(&out, &mut pos);
-    assert_eq!(greeting, format!("+OK maildrop has {} messages", MESSAGES.len()).as_bytes());
+    assert_eq!(
+        greeting,
+        format!("+OK maildrop has {} messages", MESSAGES.len()).as_bytes()
+    );
     for expect in &expected {
         let reply = status(&out, &mut pos);
         match expect {
             Expect::Single => {}
             Expect::TooLong => assert_eq!(reply, b"-ERR line too long"),
             Expect::Block => {
-                assert!(reply.starts_with(b"+OK"), "{expect:?}: {:?}", common::show(reply));
+                assert!(
+                    reply.starts_with(b"+OK"),
+                    "{expect:?}: {:?}",
+                    common::show(reply)
+                );
                 block(&out, &mut pos);
             }
             Expect::MaybeBlock(retr) => {
                 if reply.starts_with(b"+OK") {
-                    let octets = block(&out, &mut pos)
-                        - if options.extra_blank_line { 2 } else { 0 };
+                    let octets =
+                        block(&out, &mut pos) - if options.extra_blank_line { 2 } else { 0 };
                     if *retr {
                         let announced = format!("+OK {octets} octets");
                         assert_eq!(reply, announced.as_bytes(), "RETR's size");
@@ -226,5 +252,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let last = status(&out, &mut pos);
         assert!(last == b"+OK bye" || last.starts_with(b"-ERR [SYS/TEMP]"));
     }
-    assert_eq!(pos, out.len(), "output after the last reply: {:?}", common::show(&out[pos..]));
+    assert_eq!(
+        pos,
+        out.len(),
+        "output after the last reply: {:?}",
+        common::show(&out[pos..])
+    );
 });

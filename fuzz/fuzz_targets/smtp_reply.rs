@@ -32,16 +32,33 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                     let last = i + 1 == raw_lines.len();
                     assert_eq!(line.get(3) == Some(&b'-'), !last, "continuation marks");
                 }
-                let first: Vec<u8> = raw.iter().copied().filter(|&b| b != b'\r').take(3).collect();
+                let first: Vec<u8> = raw
+                    .iter()
+                    .copied()
+                    .filter(|&b| b != b'\r')
+                    .take(3)
+                    .collect();
                 let code = std::str::from_utf8(&first).unwrap().parse::<u16>().unwrap();
                 assert_eq!(reply.code, code);
-                assert!(reply.text.len() <= MAX_TEXT, "text of {} bytes", reply.text.len());
+                assert!(
+                    reply.text.len() <= MAX_TEXT,
+                    "text of {} bytes",
+                    reply.text.len()
+                );
                 assert!(reply.text.bytes().all(|b| b == b'\n' || printable(b)));
                 for line in &reply.lines {
                     assert!(line.bytes().all(printable), "line {line:?}");
                 }
-                assert_eq!(parse(raw), Parsed::Complete(reply.clone(), used), "cut after");
-                assert_eq!(parse(&raw[..used - 1]), Parsed::Incomplete, "cut before the LF");
+                assert_eq!(
+                    parse(raw),
+                    Parsed::Complete(reply.clone(), used),
+                    "cut after"
+                );
+                assert_eq!(
+                    parse(&raw[..used - 1]),
+                    Parsed::Incomplete,
+                    "cut before the LF"
+                );
                 let ext = Extensions::from_ehlo(&reply);
                 if ext.size.is_some() {
                     assert!(reply.lines.iter().skip(1).any(|l| {

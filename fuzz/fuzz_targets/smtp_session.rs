@@ -75,7 +75,11 @@ fn check_output(out: &[u8], auth_offered: bool) {
         "the password is in the output"
     );
     let lines = common::crlf_lines(out);
-    assert_eq!(lines.first().copied(), Some(&b"220 fuzz.example ESMTP"[..]), "greeting");
+    assert_eq!(
+        lines.first().copied(),
+        Some(&b"220 fuzz.example ESMTP"[..]),
+        "greeting"
+    );
     let mut continued: Option<&[u8]> = None;
     for (i, line) in lines.iter().enumerate() {
         let code = &line[..line.len().min(3)];
@@ -88,20 +92,27 @@ fn check_output(out: &[u8], auth_offered: bool) {
             common::show(line)
         );
         if let Some(previous) = continued {
-            assert_eq!(previous, code, "continuation with another code: {:?}", common::show(line));
+            assert_eq!(
+                previous,
+                code,
+                "continuation with another code: {:?}",
+                common::show(line)
+            );
         }
         continued = (line[3] == b'-').then_some(code);
         let text = &line[4..];
-        assert_ne!(*line, b"421 4.4.2 timeout, closing connection", "the session waited");
+        assert_ne!(
+            *line, b"421 4.4.2 timeout, closing connection",
+            "the session waited"
+        );
         if code == b"250" && text.starts_with(b"AUTH") {
             assert!(auth_offered, "AUTH offered without TLS or checkpassword");
         }
         if code == b"235" {
             assert!(auth_offered, "AUTH succeeded where it is not offered");
         }
-        let last = code == b"221"
-            || code == b"421"
-            || (code == b"451" && text.starts_with(b"4.5.0 bare"));
+        let last =
+            code == b"221" || code == b"421" || (code == b"451" && text.starts_with(b"4.5.0 bare"));
         if last {
             assert_eq!(i + 1, lines.len(), "a reply after {:?}", common::show(line));
         }

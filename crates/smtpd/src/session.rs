@@ -923,7 +923,10 @@ mod tests {
         assert_eq!(end, End::Quit);
         assert!(out.contains("250 AUTH PLAIN LOGIN\r\n"), "{out}");
         assert!(out.contains("535 5.7.8 authentication failed\r\n"), "{out}");
-        assert!(out.contains("235 2.7.0 authentication successful\r\n"), "{out}");
+        assert!(
+            out.contains("235 2.7.0 authentication successful\r\n"),
+            "{out}"
+        );
         // Relaying is allowed once authenticated, and the message "queued" as qp 0.
         assert!(out.contains("250 2.1.5 ok\r\n"), "{out}");
         assert!(out.contains(" qp 0\r\n221 "), "{out}");

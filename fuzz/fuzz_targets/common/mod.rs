@@ -27,8 +27,7 @@ pub fn scratch_dir(name: &str) -> PathBuf {
             let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
                 continue;
             };
-            if pid.bytes().all(|b| b.is_ascii_digit()) && !Path::new("/proc").join(pid).exists()
-            {
+            if pid.bytes().all(|b| b.is_ascii_digit()) && !Path::new("/proc").join(pid).exists() {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
@@ -68,7 +67,11 @@ pub fn crlf_lines(out: &[u8]) -> Vec<&[u8]> {
         let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
             panic!("output not ended by CRLF: {:?}", show(rest));
         };
-        assert!(lf > 0 && rest[lf - 1] == b'\r', "bare LF in {:?}", show(&rest[..=lf]));
+        assert!(
+            lf > 0 && rest[lf - 1] == b'\r',
+            "bare LF in {:?}",
+            show(&rest[..=lf])
+        );
         let line = &rest[..lf - 1];
         assert!(!line.contains(&b'\r'), "bare CR in {:?}", show(line));
         assert!(!line.contains(&0), "NUL in {:?}", show(line));

@@ -87,7 +87,10 @@ pub fn run(protocol: Protocol, data: &[u8]) -> Option<Run> {
         RootHalf::Accepts => session_socket.write_all(FIRST_OUTPUT).unwrap(),
         RootHalf::Gone => {}
     }
-    assert_eq!(MAX_ATTEMPTS, 3, "the status bytes above answer three attempts");
+    assert_eq!(
+        MAX_ATTEMPTS, 3,
+        "the status bytes above answer three attempts"
+    );
     // The root half's ends stay open for the whole session, unless it is gone.
     let held = if root == RootHalf::Gone {
         drop((status_pipe, session_socket));
@@ -152,18 +155,32 @@ pub fn check_common(run: &Run, fields: usize) {
             rest = &rest[nul + 1..];
         }
         let (user, password) = (message[0], message[1]);
-        assert!(!user.is_empty() && !password.is_empty(), "empty user or password");
-        assert!(user.len() + password.len() + 2 <= MAX_CREDENTIALS, "credentials too long");
+        assert!(
+            !user.is_empty() && !password.is_empty(),
+            "empty user or password"
+        );
+        assert!(
+            user.len() + password.len() + 2 <= MAX_CREDENTIALS,
+            "credentials too long"
+        );
         if fields == 3 {
             assert!(message[2].len() <= MAX_TAG && handoff::valid_tag(message[2]));
         }
         messages.push(message);
     }
-    let most = if run.root == RootHalf::Gone { 1 } else { MAX_ATTEMPTS as usize };
+    let most = if run.root == RootHalf::Gone {
+        1
+    } else {
+        MAX_ATTEMPTS as usize
+    };
     assert!(messages.len() <= most, "{} attempts", messages.len());
     match &run.logged_in {
         Some((first, user, pending)) => {
-            assert_eq!(run.root, RootHalf::Accepts, "logged in without the root half's yes");
+            assert_eq!(
+                run.root,
+                RootHalf::Accepts,
+                "logged in without the root half's yes"
+            );
             assert_eq!(first, FIRST_OUTPUT);
             let last = messages.last().expect("logged in without credentials");
             assert_eq!(user.as_slice(), last[0], "logged in as someone else");
