@@ -55,6 +55,18 @@ pub fn login(user: Vec<u8>, password: Vec<u8>) -> Option<Credentials> {
     })
 }
 
+/// A stand-in for checkpassword that runs nothing, for tests and fuzzing: accepts `user`
+/// with `password`, answers Temporary for the user `tempfail`, and refuses the rest.
+pub(crate) fn verify_fixed(creds: &Credentials, user: &str, password: &[u8]) -> Outcome {
+    if creds.user == user && creds.password == password {
+        Outcome::Accepted
+    } else if creds.user == "tempfail" {
+        Outcome::Temporary
+    } else {
+        Outcome::Refused
+    }
+}
+
 /// What checkpassword said.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -6,7 +6,7 @@ use crate::auth::{self, Outcome};
 use crate::conn::{Conn, Line};
 use crate::rcpt::{self, Verdict};
 use crate::settings::Settings;
-use rqmail_qfiles::client::Submission;
+use rqmail_qfiles::client::{QueueFailure, Submission};
 use rqmail_smtp::command::{self, AUTH_LINE_MAX, COMMAND_MAX, PathError};
 use rqmail_smtp::data::{Decoder, Event, MAX_HOPS};
 use rqmail_smtp::received::Trace;
@@ -38,6 +38,33 @@ struct Transaction {
     utf8: bool,
 }
 
+/// Where DATA's message goes: to rqmail-queue, or (in a session without programs) nowhere.
+enum Queue {
+    Program(Submission),
+    Discard,
+}
+
+impl Queue {
+    fn write_body(&mut self, data: &[u8]) {
+        if let Queue::Program(sub) = self {
+            sub.write_body(data);
+        }
+    }
+
+    fn finish(self, sender: &[u8], recipients: &[&[u8]]) -> Result<u32, QueueFailure> {
+        match self {
+            Queue::Program(sub) => sub.finish(sender, recipients),
+            Queue::Discard => Ok(0),
+        }
+    }
+}
+
+/// The one login a session without programs accepts (see [`Session::without_programs`]).
+struct FixedLogin {
+    user: String,
+    password: Vec<u8>,
+}
+
 /// One session's state.
 pub struct Session {
     settings: Settings,
@@ -49,6 +76,8 @@ pub struct Session {
     errors: u32,
     auth_failures: u32,
     messages: u32,
+    /// Set by [`Session::without_programs`].
+    fixed_login: Option<FixedLogin>,
 }
 
 fn log(settings: &Settings, text: &str) {
@@ -77,7 +106,23 @@ impl Session {
             errors: 0,
             auth_failures: 0,
             messages: 0,
+            fixed_login: None,
         }
+    }
+
+    /// The session without the programs it would run, so that tests and the fuzz target
+    /// can drive a whole dialogue in one process and without waiting: AUTH accepts `user`
+    /// with `password` and no one else (the user `tempfail` gets 454), a refused AUTH is
+    /// not delayed, and DATA reads and checks the message as usual, then throws it away
+    /// and answers 250 with qp 0 instead of running rqmail-queue. AUTH is still offered only
+    /// where `checkpassword` is set.
+    #[doc(hidden)]
+    pub fn without_programs(mut self, user: &str, password: &[u8]) -> Session {
+        self.fixed_login = Some(FixedLogin {
+            user: user.to_string(),
+            password: password.to_vec(),
+        });
+        self
     }
 
     fn reply(&mut self, r: Reply) {
@@ -397,8 +442,14 @@ impl Session {
             return Ok(());
         };
         let _ = self.conn.flush();
-        let command = self.settings.checkpassword.clone().unwrap_or_default();
-        match auth::verify(&command, &creds) {
+        let outcome = match &self.fixed_login {
+            Some(fixed) => auth::verify_fixed(&creds, &fixed.user, &fixed.password),
+            None => {
+                let command = self.settings.checkpassword.clone().unwrap_or_default();
+                auth::verify(&command, &creds)
+            }
+        };
+        match outcome {
             Outcome::Accepted => {
                 self.log(&format!(
                     "authenticated as {}",
@@ -421,7 +472,9 @@ impl Session {
                     self.auth_failures
                 ));
                 // Each failure costs the client more time; checkpassword adds its own delay.
-                std::thread::sleep(Duration::from_secs(u64::from(self.auth_failures)));
+                if self.fixed_login.is_none() {
+                    std::thread::sleep(Duration::from_secs(u64::from(self.auth_failures)));
+                }
                 self.reply(Reply::new(535, "5.7.8", "authentication failed"));
                 if self.auth_failures >= MAX_AUTH_FAILURES {
                     self.reply(Reply::new(421, "4.7.0", "too many authentication failures"));
@@ -653,7 +706,11 @@ impl Session {
             self.reply(Reply::new(501, "5.5.4", "syntax: DATA takes no argument"));
             return Ok(());
         }
-        let mut sub = match Submission::start(&self.settings.home) {
+        let started = match self.fixed_login {
+            Some(_) => Ok(Queue::Discard),
+            None => Submission::start(&self.settings.home).map(Queue::Program),
+        };
+        let mut sub = match started {
             Ok(s) => s,
             Err(e) => {
                 self.log(&format!("unable to start the queue: {e}"));
@@ -782,5 +839,109 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rqmail_control::Control;
+    use rqmail_route::Routing;
+    use std::fs::{self, File};
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A scratch directory, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new() -> Scratch {
+            static COUNT: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "rqmail-smtpd-session-{}-{}",
+                std::process::id(),
+                COUNT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// AUTH offered without TLS; example.org accepted; nothing local.
+    fn settings(home: &Path) -> Settings {
+        Settings {
+            home: home.to_path_buf(),
+            control: Control::new(home),
+            greeting: "mx.example".into(),
+            local_host: "mx.example".into(),
+            remote_ip: "192.0.2.1".into(),
+            remote_host: None,
+            remote_info: None,
+            relayclient: None,
+            timeout: Duration::from_secs(5),
+            databytes: 0,
+            maxrcpt: 100,
+            rcpthosts: vec!["example.org".into()],
+            morercpthosts: None,
+            badmailfrom: Vec::new(),
+            routing: Routing {
+                locals: Vec::new(),
+                virtualdomains: Vec::new(),
+                percenthack: Vec::new(),
+                envnoathost: "example.org".into(),
+            },
+            servercert: None,
+            smtps: false,
+            checkpassword: Some(Vec::new()),
+            auth_required: false,
+            auth_plaintext: true,
+        }
+    }
+
+    /// Runs a session without programs on `input`, with `change` applied to the settings;
+    /// returns how it ended and what it wrote.
+    fn dialogue(input: &[u8], change: impl FnOnce(&mut Settings)) -> (End, String) {
+        let scratch = Scratch::new();
+        let mut settings = settings(&scratch.0);
+        change(&mut settings);
+        fs::write(scratch.0.join("input"), input).unwrap();
+        let conn = Conn::new(
+            File::open(scratch.0.join("input")).unwrap(),
+            File::create(scratch.0.join("output")).unwrap(),
+            settings.timeout,
+        );
+        let end = Session::new(settings, conn)
+            .without_programs("joe", b"secret")
+            .run();
+        let output = fs::read(scratch.0.join("output")).unwrap();
+        (end, String::from_utf8(output).unwrap())
+    }
+
+    #[test]
+    fn without_programs_accepts_the_fixed_login_and_discards_the_message() {
+        // AUTH PLAIN \0joe\0wrong, then \0joe\0secret.
+        let (end, out) = dialogue(
+            b"EHLO c\r\nAUTH PLAIN AGpvZQB3cm9uZw==\r\nAUTH PLAIN AGpvZQBzZWNyZXQ=\r\n\
+              MAIL FROM:<joe@example.com>\r\nRCPT TO:<a@elsewhere.example>\r\n\
+              DATA\r\nhi\r\n.\r\nQUIT\r\n",
+            |_| {},
+        );
+        assert_eq!(end, End::Quit);
+        assert!(out.contains("250 AUTH PLAIN LOGIN\r\n"), "{out}");
+        assert!(out.contains("535 5.7.8 authentication failed\r\n"), "{out}");
+        assert!(
+            out.contains("235 2.7.0 authentication successful\r\n"),
+            "{out}"
+        );
+        // Relaying is allowed once authenticated, and the message "queued" as qp 0.
+        assert!(out.contains("250 2.1.5 ok\r\n"), "{out}");
+        assert!(out.contains(" qp 0\r\n221 "), "{out}");
     }
 }
