@@ -162,7 +162,10 @@ fn systemds_socket_still_serves_but_does_not_reach_the_program() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(got.starts_with("fds 0 1 2\n"), "the program did not run: {got:?}");
+    assert!(
+        got.starts_with("fds 0 1 2\n"),
+        "the program did not run: {got:?}"
+    );
     assert!(
         got.contains("fd3 closed") && !got.contains("socket:"),
         "the listening socket reached the program: {got:?}"
