@@ -437,7 +437,7 @@ trap 'rm -rf "$ready"' EXIT
 "$dir/bin/rqmail-start" &
 pids+=($!) names+=(rqmail-start)
 
-limit=$(sed -n '1s/[^0-9].*//p' "$dir/control/concurrencyincoming" 2>/dev/null || :)
+limit=$(sed 's/[^0-9].*//;q' "$dir/control/concurrencyincoming" 2>/dev/null || :)
 [ "${limit:-0}" -gt 0 ] 2>/dev/null || limit=40
 
 # tcp_server NAME PORT RULES [VAR=VALUE...] -- PROGRAM [ARG...]: rqmail-tcpserver on

@@ -11,7 +11,7 @@
 //! Accounts and groups the installer creates here are removed again at the end; ones that
 //! existed before the test (a real install) are left alone.
 
-use rqmail_e2e::{target_dir, wait_for};
+use rqmail_e2e::{target_dir, unit_command, wait_for};
 use rqmail_rules::{Action, Cdb, Client};
 use std::collections::HashMap;
 use std::io::Write;
@@ -490,75 +490,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The command line and environment systemd gives a unit's ExecStart, read from the unit
-/// as install.sh installs it (PREFIX substituted): continuation lines joined with a
-/// space, `$$` turned into `$`, `Environment=` assignments collected. The listening
-/// address `0 STANDARD_PORT` becomes `127.0.0.1 port`. The result is a shell command line
-/// (the units use no quoting that sh and systemd read differently).
-fn unit_command(
-    unit: &str,
-    prefix: &Path,
-    standard_port: u16,
-    port: u16,
-) -> (String, Vec<(String, String)>) {
-    let path = repo().join("install/systemd").join(unit);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("/var/rqmail", prefix.to_str().unwrap());
-    let mut lines: Vec<String> = Vec::new();
-    let mut continued = false;
-    for line in text.lines() {
-        if continued {
-            let last = lines.last_mut().unwrap();
-            last.push(' ');
-            last.push_str(line);
-        } else {
-            lines.push(line.to_string());
-        }
-        continued = lines.last().unwrap().ends_with('\\');
-        if continued {
-            lines.last_mut().unwrap().pop();
-        }
-    }
-    let mut exec = None;
-    let mut env = Vec::new();
-    for line in &lines {
-        if let Some(command) = line.strip_prefix("ExecStart=") {
-            assert!(exec.is_none(), "{unit}: one ExecStart");
-            exec = Some(command.to_string());
-        } else if let Some(assignments) = line.strip_prefix("Environment=") {
-            for assignment in assignments.split_whitespace() {
-                let (name, value) = assignment.split_once('=').unwrap();
-                env.push((name.to_string(), value.to_string()));
-            }
-        }
-    }
-    let exec = exec.unwrap_or_else(|| panic!("{unit}: no ExecStart"));
-    assert!(
-        !exec.contains('%'),
-        "{unit}: systemd would expand a % specifier: {exec}"
-    );
-    // Any "$" systemd itself would expand must be written "$$".
-    let unescaped = exec.replace("$$", "");
-    assert!(
-        !unescaped.contains('$'),
-        "{unit}: a single $ is a systemd variable: {exec}"
-    );
-    let exec = exec.replace("$$", "$");
-    let listen = format!(" 0 {standard_port} ");
-    assert!(
-        exec.contains(&listen),
-        "{unit}: listens on 0 {standard_port}: {exec}"
-    );
-    (exec.replace(&listen, &format!(" 127.0.0.1 {port} ")), env)
-}
-
 /// Runs a unit's ExecStart as systemd would (as root, in /, with only the unit's
 /// environment) on a high loopback port; returns the server once it has bound the port
 /// and changed its uid (its first "status:" line), with its log file.
 fn start_unit(s: &mut Scratch, unit: &str, name: &str, standard_port: u16) -> (u32, u16) {
     let port = free_port();
-    let (command, env) = unit_command(unit, &s.prefix, standard_port, port);
+    let unit_file = repo().join("install/systemd").join(unit);
+    let (command, env) = unit_command(&unit_file, &s.prefix, standard_port, port);
     let log = s.base.join(format!("{name}.log"));
     let file = std::fs::File::create(&log).unwrap();
     let child = Command::new("/bin/sh")

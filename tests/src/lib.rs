@@ -722,3 +722,66 @@ pub fn strip_delivery_lines(bytes: &[u8]) -> &[u8] {
     }
     rest
 }
+
+/// The command line and environment systemd gives a unit's ExecStart, read from the unit
+/// file as install.sh installs it (PREFIX substituted): continuation lines joined with a
+/// space, `$$` turned into `$`, `Environment=` assignments collected. The listening
+/// address `0 STANDARD_PORT` becomes `127.0.0.1 port`. The result is a shell command line
+/// (the units use no quoting that sh and systemd read differently).
+pub fn unit_command(
+    unit_file: &Path,
+    prefix: &Path,
+    standard_port: u16,
+    port: u16,
+) -> (String, Vec<(String, String)>) {
+    let unit = unit_file.display();
+    let text = std::fs::read_to_string(unit_file)
+        .unwrap_or_else(|e| panic!("{unit}: {e}"))
+        .replace("/var/rqmail", prefix.to_str().unwrap());
+    let mut lines: Vec<String> = Vec::new();
+    let mut continued = false;
+    for line in text.lines() {
+        if continued {
+            let last = lines.last_mut().unwrap();
+            last.push(' ');
+            last.push_str(line);
+        } else {
+            lines.push(line.to_string());
+        }
+        continued = lines.last().unwrap().ends_with('\\');
+        if continued {
+            lines.last_mut().unwrap().pop();
+        }
+    }
+    let mut exec = None;
+    let mut env = Vec::new();
+    for line in &lines {
+        if let Some(command) = line.strip_prefix("ExecStart=") {
+            assert!(exec.is_none(), "{unit}: one ExecStart");
+            exec = Some(command.to_string());
+        } else if let Some(assignments) = line.strip_prefix("Environment=") {
+            for assignment in assignments.split_whitespace() {
+                let (name, value) = assignment.split_once('=').unwrap();
+                env.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+    let exec = exec.unwrap_or_else(|| panic!("{unit}: no ExecStart"));
+    assert!(
+        !exec.contains('%'),
+        "{unit}: systemd would expand a % specifier: {exec}"
+    );
+    // Any "$" systemd itself would expand must be written "$$".
+    let unescaped = exec.replace("$$", "");
+    assert!(
+        !unescaped.contains('$'),
+        "{unit}: a single $ is a systemd variable: {exec}"
+    );
+    let exec = exec.replace("$$", "$");
+    let listen = format!(" 0 {standard_port} ");
+    assert!(
+        exec.contains(&listen),
+        "{unit}: listens on 0 {standard_port}: {exec}"
+    );
+    (exec.replace(&listen, &format!(" 127.0.0.1 {port} ")), env)
+}

@@ -87,6 +87,27 @@ pub fn address(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("no IP address for {host}"))
 }
 
+/// The kernel's cap on any listen backlog, `net.core.somaxconn`.
+const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
+
+/// Without /proc: Linux's default somaxconn since 5.4; a larger kernel limit is not
+/// needed, and a smaller one caps this anyway.
+const FALLBACK_BACKLOG: i32 = 4096;
+
+/// The backlog without `-b`: the most the kernel allows (it silently caps a larger value),
+/// so that a burst of connections waits to be accepted instead of being dropped.
+pub fn default_backlog() -> i32 {
+    backlog_from(std::fs::read_to_string(SOMAXCONN).ok().as_deref())
+}
+
+/// somaxconn's text as a backlog; the fallback when it is missing or not a positive number.
+fn backlog_from(somaxconn: Option<&str>) -> i32 {
+    somaxconn
+        .and_then(|text| text.trim().parse::<i32>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(FALLBACK_BACKLOG)
+}
+
 /// Binds and listens on `addr` with SO_REUSEADDR; an IPv6 socket takes IPv6 only, so `::`
 /// and `0` can be served by two servers side by side.
 pub fn bind(addr: SocketAddr, backlog: i32) -> Result<Socket, String> {
@@ -155,6 +176,18 @@ mod tests {
         assert_eq!(service_port(services, "smtps"), Some(465));
         assert_eq!(service_port(services, "domain"), Some(53));
         assert_eq!(service_port(services, "nosuch"), None);
+    }
+
+    #[test]
+    fn default_backlog_is_somaxconn_or_4096() {
+        assert_eq!(backlog_from(Some("4096\n")), 4096);
+        assert_eq!(backlog_from(Some("65535\n")), 65535);
+        assert_eq!(backlog_from(Some("128")), 128);
+        assert_eq!(backlog_from(None), FALLBACK_BACKLOG);
+        assert_eq!(backlog_from(Some("")), FALLBACK_BACKLOG);
+        assert_eq!(backlog_from(Some("0\n")), FALLBACK_BACKLOG);
+        assert_eq!(backlog_from(Some("-1\n")), FALLBACK_BACKLOG);
+        assert!(default_backlog() > 20);
     }
 
     #[test]

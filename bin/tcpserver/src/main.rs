@@ -8,7 +8,11 @@
 //! obsolete: `-r` is taken as `-R` and TCPREMOTEINFO is never set (`-t` is accepted and
 //! unused); `-o`/`-O` change nothing, since Linux drops source-routed packets itself.
 //! `-h` (the default) looks names up with getnameinfo, so /etc/hosts counts. Descriptors
-//! above 2 that it inherited (systemd's sockets too) are not passed on to PROG.
+//! above 2 that it inherited (systemd's sockets too) are not passed on to PROG. Without
+//! `-b` the listen backlog is the kernel's most, `net.core.somaxconn` (4096 if
+//! /proc/sys/net/core/somaxconn cannot be read), not tcpserver's 20: a burst of clients
+//! as large as `-c` waits in it to be accepted, where with 20 most of it was dropped by
+//! the kernel and retried seconds later (1, 3, 7... s). `-b n` still sets it.
 #![deny(unsafe_code)]
 
 mod child;
@@ -35,7 +39,8 @@ fn run(opts: &Options) -> Result<(), String> {
     } else {
         let port = listen::port(&opts.port)?;
         let addr = listen::address(&opts.host, port)?;
-        listen::bind(addr, opts.backlog)?
+        let backlog = opts.backlog.unwrap_or_else(listen::default_backlog);
+        listen::bind(addr, backlog)?
     };
     // Nothing is accepted before the uid is dropped.
     listen::drop_privileges(opts.uid, opts.gid)?;

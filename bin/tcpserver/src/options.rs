@@ -37,8 +37,9 @@ pub struct Options {
     pub gid: u32,
     /// `-1`: print the local port on stdout once listening.
     pub print_port: bool,
-    /// `-b n`: the listen backlog (default 20).
-    pub backlog: i32,
+    /// `-b n`: the listen backlog; `None` (no `-b`) is the kernel's most
+    /// ([`crate::listen::default_backlog`]), not tcpserver's 20.
+    pub backlog: Option<i32>,
     /// `-D`: set TCP_NODELAY (`-d`, the default, leaves Nagle on).
     pub nodelay: bool,
     /// `-h` (default): look up TCPREMOTEHOST; `-H`: do not.
@@ -96,7 +97,7 @@ pub fn parse(
         uid: 0,
         gid: 0,
         print_port: false,
-        backlog: 20,
+        backlog: None,
         nodelay: false,
         remote_host: true,
         paranoid: false,
@@ -149,7 +150,7 @@ pub fn parse(
                     b'x' => o.rules = Some(PathBuf::from(value)),
                     b'g' => o.gid = number(option, &value)?,
                     b'u' => o.uid = number(option, &value)?,
-                    b'b' => o.backlog = number(option, &value)?,
+                    b'b' => o.backlog = Some(number(option, &value)?),
                     b'l' => o.local_name = Some(value.as_bytes().to_vec()),
                     // The ident timeout: accepted and checked, unused (ident is never asked).
                     b't' => {
@@ -226,7 +227,8 @@ mod tests {
     fn defaults_are_tcpservers() {
         let o = ok("0 smtp prog");
         assert_eq!(o.limit, 40);
-        assert_eq!(o.backlog, 20);
+        // Not tcpserver's 20: without -b, main asks listen::default_backlog.
+        assert_eq!(o.backlog, None);
         assert_eq!(o.verbosity, Verbosity::Errors);
         assert!(o.remote_host);
         assert!(!o.nodelay);
@@ -254,7 +256,7 @@ mod tests {
     fn flags_group_and_arguments_attach() {
         let o = ok("-vDX1 -c5 -i2 -b100 -Bhello 127.0.0.1 0 prog");
         assert!(o.nodelay && o.allow_no_rules && o.print_port);
-        assert_eq!((o.limit, o.per_ip, o.backlog), (5, Some(2), 100));
+        assert_eq!((o.limit, o.per_ip, o.backlog), (5, Some(2), Some(100)));
         assert_eq!(o.banner, b"hello");
         let o = ok("-vc 7 :: 0 prog");
         assert_eq!(o.limit, 7);
