@@ -938,15 +938,32 @@ impl Scheduler {
                         if c == LOCAL { "l" } else { "r" }
                     ));
                     self.channels[c].alive = false;
-                    // Deliveries still out will never report: treat them as deferred.
+                    // Deliveries still out will never report. They were cut off, not tried
+                    // and refused: their messages go back to the front of the schedule, to
+                    // be tried again at once when rqmail-send runs again, not after the
+                    // next step of the retry schedule (as Postfix returns its active queue
+                    // to incoming at a restart).
                     let slots: Vec<usize> = (0..self.channels[c].slots.len())
                         .filter(|&s| self.channels[c].slots[s].is_some())
                         .collect();
+                    let t = now();
                     for s in slots {
-                        let n = self.channels[c].slots[s]
-                            .as_ref()
-                            .map_or(0, |j| j.items.len());
-                        let lost = vec![(b'Z', b"lost connection to the spawn".to_vec()); n];
+                        let Some(job) = self.channels[c].slots[s].as_ref() else {
+                            continue;
+                        };
+                        let n = job.items.len();
+                        if let Some(pass) = self.channels[c].passes.get_mut(&job.pass) {
+                            pass.retry = pass.retry.min(t);
+                            pass.dying = false;
+                        }
+                        let lost = vec![
+                            (
+                                b'Z',
+                                b"lost connection to the spawn; will be tried again at once"
+                                    .to_vec()
+                            );
+                            n
+                        ];
                         self.results(c, s, lost);
                     }
                     return;
@@ -1098,6 +1115,17 @@ impl Scheduler {
                 self.done.push_back((0, id));
             }
         } else {
+            // The next attempt's time goes on disk at once, as the channel file's mtime
+            // (qmail's way), so that a crash keeps this deferral's schedule; a delivery
+            // cut off by a crash before it reported leaves the mtime in the past, and is
+            // tried at once after the restart.
+            let when = SystemTime::UNIX_EPOCH + Duration::from_secs(pass.retry.max(0) as u64);
+            if let Err(e) = pass.file.set_modified(when) {
+                log(&format!(
+                    "warning: unable to utime {}/{id}: {e}",
+                    CHANNEL_NAMES[c]
+                ));
+            }
             ch.queue.push(Reverse((pass.retry, id)));
         }
     }
