@@ -323,9 +323,7 @@ s.quit()
     }
 
     // 4. The test user reads the messages over POP3 with curl: the quick start's
-    //    checkpassword knows its password. rqmail-pop3d shows a message from the second
-    //    after its delivery on.
-    std::thread::sleep(Duration::from_millis(1100));
+    //    checkpassword knows its password.
     let curl = |args: &[&str]| -> Output {
         Command::new("curl")
             .args(["-sS", "--max-time", "30"])
