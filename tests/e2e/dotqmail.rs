@@ -518,3 +518,80 @@ fn remote_recipients_stay_queued_and_show_in_qread_and_mailq() {
     );
     assert_eq!(inst.queued(), 1);
 }
+
+/// The programs's variables, one file each, byte for byte (`unset` when it is not set).
+const PRINT_ENV: &[u8] = b"|for v in EXT DEFAULT LOCAL RECIPIENT; do eval \"printf '%s' \\\"\\${$v-unset}\\\"\" > env-$v; done\n";
+
+/// Issue 13, item 6: a local part is bytes end to end, as in qmail. An extension holding a
+/// raw Latin-1 byte finds the `.qmail-EXT` named with that byte, and the program gets it
+/// in EXT and DEFAULT unchanged (it used to become U+FFFD, so the file was not found).
+#[test]
+fn an_extension_that_is_not_utf8_reaches_its_dot_qmail_and_the_environment_unchanged() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let mut inst = Instance::new("latin1");
+    let homes = inst.add_users(&["bob", "carol"]);
+    let (bob, carol) = (&homes[0], &homes[1]);
+    let write = |home: &Path, name: &[u8], text: &[u8]| {
+        let path = home.join(OsStr::from_bytes(name));
+        std::fs::write(&path, text).unwrap();
+        if rqmail_e2e::as_root() {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        }
+    };
+    write(
+        bob,
+        b".qmail-caf\xe9",
+        &[b"./Maildir/\n", PRINT_ENV].concat(),
+    );
+    write(
+        carol,
+        b".qmail-default",
+        &[b"./Maildir/\n", PRINT_ENV].concat(),
+    );
+    inst.start();
+    assert_eq!(
+        inst.queue_raw_bytes(b"alice@example.com", &[b"bob-caf\xe9@example.com"], MESSAGE),
+        0
+    );
+    assert_eq!(
+        inst.queue_raw_bytes(
+            b"alice@example.com",
+            &[b"carol-Th\xe9-x@example.com"],
+            MESSAGE
+        ),
+        0
+    );
+    let env = |home: &Path, name: &str| {
+        let path = home.join(format!("env-{name}"));
+        assert!(
+            wait_for(Duration::from_secs(20), || path.exists()),
+            "{} never appeared; log:\n{}",
+            path.display(),
+            inst.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::read(path).unwrap()
+    };
+    assert_eq!(env(bob, "EXT"), b"caf\xe9");
+    assert_eq!(env(bob, "DEFAULT"), b"unset");
+    assert_eq!(env(bob, "LOCAL"), b"bob-caf\xe9");
+    assert_eq!(env(bob, "RECIPIENT"), b"bob-caf\xe9@example.com");
+    assert_eq!(env(carol, "EXT"), b"Th\xe9-x");
+    assert_eq!(env(carol, "DEFAULT"), b"Th\xe9-x");
+    assert_eq!(env(carol, "RECIPIENT"), b"carol-Th\xe9-x@example.com");
+    for (home, to) in [
+        (bob, &b"bob-caf\xe9@example.com"[..]),
+        (carol, b"carol-Th\xe9-x@example.com"),
+    ] {
+        let files = inst.wait_for_mail(&home.join("Maildir"), 1);
+        let got = std::fs::read(&files[0]).unwrap();
+        let dtline = [b"\nDelivered-To: ", to, b"\n"].concat();
+        assert!(
+            got.windows(dtline.len()).any(|w| w == dtline),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        assert!(got.ends_with(MESSAGE));
+    }
+}
