@@ -518,3 +518,198 @@ fn remote_recipients_stay_queued_and_show_in_qread_and_mailq() {
     );
     assert_eq!(inst.queued(), 1);
 }
+
+/// The programs's variables, one file each, byte for byte (`unset` when it is not set).
+const PRINT_ENV: &[u8] = b"|for v in EXT DEFAULT LOCAL RECIPIENT; do eval \"printf '%s' \\\"\\${$v-unset}\\\"\" > env-$v; done\n";
+
+/// Issue 13, item 6: a local part is bytes end to end, as in qmail. An extension holding a
+/// raw Latin-1 byte finds the `.qmail-EXT` named with that byte, and the program gets it
+/// in EXT and DEFAULT unchanged (it used to become U+FFFD, so the file was not found).
+#[test]
+fn an_extension_that_is_not_utf8_reaches_its_dot_qmail_and_the_environment_unchanged() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let mut inst = Instance::new("latin1");
+    let homes = inst.add_users(&["bob", "carol"]);
+    let (bob, carol) = (&homes[0], &homes[1]);
+    let write = |home: &Path, name: &[u8], text: &[u8]| {
+        let path = home.join(OsStr::from_bytes(name));
+        std::fs::write(&path, text).unwrap();
+        if rqmail_e2e::as_root() {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        }
+    };
+    write(
+        bob,
+        b".qmail-caf\xe9",
+        &[b"./Maildir/\n", PRINT_ENV].concat(),
+    );
+    write(
+        carol,
+        b".qmail-default",
+        &[b"./Maildir/\n", PRINT_ENV].concat(),
+    );
+    inst.start();
+    assert_eq!(
+        inst.queue_raw_bytes(b"alice@example.com", &[b"bob-caf\xe9@example.com"], MESSAGE),
+        0
+    );
+    assert_eq!(
+        inst.queue_raw_bytes(
+            b"alice@example.com",
+            &[b"carol-Th\xe9-x@example.com"],
+            MESSAGE
+        ),
+        0
+    );
+    let env = |home: &Path, name: &str| {
+        let path = home.join(format!("env-{name}"));
+        assert!(
+            wait_for(Duration::from_secs(20), || path.exists()),
+            "{} never appeared; log:\n{}",
+            path.display(),
+            inst.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::read(path).unwrap()
+    };
+    assert_eq!(env(bob, "EXT"), b"caf\xe9");
+    assert_eq!(env(bob, "DEFAULT"), b"unset");
+    assert_eq!(env(bob, "LOCAL"), b"bob-caf\xe9");
+    assert_eq!(env(bob, "RECIPIENT"), b"bob-caf\xe9@example.com");
+    assert_eq!(env(carol, "EXT"), b"Th\xe9-x");
+    assert_eq!(env(carol, "DEFAULT"), b"Th\xe9-x");
+    assert_eq!(env(carol, "RECIPIENT"), b"carol-Th\xe9-x@example.com");
+    for (home, to) in [
+        (bob, &b"bob-caf\xe9@example.com"[..]),
+        (carol, b"carol-Th\xe9-x@example.com"),
+    ] {
+        let files = inst.wait_for_mail(&home.join("Maildir"), 1);
+        let got = std::fs::read(&files[0]).unwrap();
+        let dtline = [b"\nDelivered-To: ", to, b"\n"].concat();
+        assert!(
+            got.windows(dtline.len()).any(|w| w == dtline),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        assert!(got.ends_with(MESSAGE));
+    }
+}
+
+/// Parses the message in argv[1] with Python's email package (RFC 5322, `policy.default`)
+/// and checks address fields: each `FIELD USER DOMAIN` triple after it names a field
+/// that must parse without defects into one address with that username and domain. A
+/// field named `copy.NAME` is NAME in the copy of the message a bounce returns.
+const CHECK_ADDRESSES: &str = r#"
+import email, email.policy, sys
+path, want = sys.argv[1], sys.argv[2:]
+data = open(path, "rb").read()
+def parse(data):
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert not msg.defects, msg.defects
+    return msg
+msg = parse(data)
+below = b"\n--- Below this line is a copy of the message.\n\n"
+copy = parse(data.split(below, 1)[1]) if below in data else None
+for name, user, domain in zip(want[0::3], want[1::3], want[2::3]):
+    source = copy if name.startswith("copy.") else msg
+    name = name.removeprefix("copy.")
+    field = source[name]
+    assert field is not None, name
+    if name == "Return-Path":
+        # Not among the package's address fields: parse what is in the angle brackets.
+        value = str(field).strip()
+        assert value.startswith("<") and value.endswith(">"), value
+        field = email.policy.default.header_factory("To", value[1:-1])
+    assert not field.defects, (name, str(field), field.defects)
+    assert len(field.addresses) == 1, (name, str(field), field.addresses)
+    got = field.addresses[0]
+    assert (got.username, got.domain) == (user, domain), (name, str(field), got.username, got.domain)
+print("ok")
+"#;
+
+fn check_addresses(inst: &Instance, file: &Path, want: &[&str]) {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(CHECK_ADDRESSES)
+        .arg(file)
+        .args(want)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}{}\n{}\nlog:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        read(file),
+        inst.log_text()
+    );
+}
+
+/// Issue 13, item 7: every address written into a header is quoted where it is not a
+/// dot-atom. A bounce to `a b@example.com` (envelope form) used to say `To: a
+/// b@example.com`, and its From (with a `bouncefrom` holding a space) and the
+/// Return-Path of the delivery and of the returned copy were not quoted either.
+#[test]
+fn a_bounce_to_a_quoted_local_part_is_rfc5322_valid() {
+    let mut inst = Instance::new("quoted");
+    let homes = inst.add_users(&["bob"]);
+    let alias = inst.home.join("alias");
+    for sub in ["Maildir/tmp", "Maildir/new", "Maildir/cur"] {
+        std::fs::create_dir_all(alias.join(sub)).unwrap();
+    }
+    if rqmail_e2e::as_root() {
+        std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&alias)
+            .status()
+            .unwrap();
+    }
+    // "a b" is no user: the alias user's .qmail-a b takes its mail; nosuch has no file.
+    dot_qmail(&alias, ".qmail-a b", "./Maildir/\n");
+    inst.control("bouncefrom", "MAILER DAEMON\n");
+    inst.start();
+    assert_eq!(
+        inst.queue_raw(
+            "a b@example.com",
+            &["bob@example.com", "nosuch@example.com"],
+            MESSAGE
+        ),
+        0
+    );
+    // bob's copy: the Return-Path of a local delivery.
+    let bob = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
+    let text = read(&bob[0]);
+    assert!(
+        text.starts_with("Return-Path: <\"a b\"@example.com>\n"),
+        "{text}"
+    );
+    // The bounce for nosuch, to "a b".
+    let bounce = &inst.wait_for_mail(&alias.join("Maildir"), 1)[0];
+    let text = read(bounce);
+    let header = &text[..text.find("\n\n").unwrap() + 1];
+    assert!(
+        header.contains("\nFrom: \"MAILER DAEMON\"@example.com\nTo: \"a b\"@example.com\n"),
+        "{header}"
+    );
+    assert!(
+        text.contains("\nReturn-Path: <\"a b\"@example.com>\nReceived: (rqmail "),
+        "{text}"
+    );
+    check_addresses(
+        &inst,
+        bounce,
+        &[
+            "From",
+            "MAILER DAEMON",
+            "example.com",
+            "To",
+            "a b",
+            "example.com",
+            "copy.Return-Path",
+            "a b",
+            "example.com",
+        ],
+    );
+    check_addresses(&inst, &bob[0], &["Return-Path", "a b", "example.com"]);
+}

@@ -1109,9 +1109,7 @@ s.quit()
 
     // 9. The POP3 services, from their units' command lines: rqmail-tcpserver stays root
     //    (no -u), the front of rqmail-login becomes rqmaild, and rqmail-checkpassword runs
-    //    rqmail-pop3d as the user, who reads every message byte for byte. rqmail-pop3d
-    //    lists a message from the second after its delivery on.
-    std::thread::sleep(Duration::from_millis(1100));
+    //    rqmail-pop3d as the user, who reads every message byte for byte.
     let (pop3d_pid, pop3d_port) = start_unit(&mut s, "rqmail-pop3d.service", "pop3d", 110);
     let (pop3s_pid, pop3s_port) = start_unit(&mut s, "rqmail-pop3s.service", "pop3s", 995);
     for pid in [pop3d_pid, pop3s_pid] {

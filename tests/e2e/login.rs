@@ -576,7 +576,7 @@ fn the_real_rqmail_pop3d_serves_the_session_when_built() {
     let maildir = homes[0].join("Maildir");
     let message = maildir.join("new/1000000000.P1Q1.example.com");
     std::fs::write(&message, "Subject: hi\n\nhello from the Maildir\n").unwrap();
-    // Older than the current second, so that rqmail-pop3d lists it.
+    // Delivered a while ago.
     let old = std::time::SystemTime::now() - Duration::from_secs(10);
     std::fs::File::options()
         .write(true)

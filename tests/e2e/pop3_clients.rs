@@ -124,8 +124,7 @@ fn setup(name: &str, messages: &[Vec<u8>]) -> (Instance, PathBuf) {
     (inst, maildir)
 }
 
-/// Delivers each message through the instance, then waits out the second: rqmail-pop3d
-/// lists only messages whose mtime is before the current second.
+/// Delivers each message through the instance, one after the other.
 fn deliver(inst: &Instance, maildir: &Path, messages: &[Vec<u8>]) {
     for message in messages {
         let before = Instance::maildir_new(maildir).len();
@@ -135,7 +134,6 @@ fn deliver(inst: &Instance, maildir: &Path, messages: &[Vec<u8>]) {
         );
         inst.wait_for_mail(maildir, before + 1);
     }
-    std::thread::sleep(Duration::from_millis(1100));
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -500,4 +498,113 @@ fn curl_lists_and_retrieves_over_pop3s_and_stls() {
     );
     // Nothing was deleted; what was read moved to cur/.
     assert_eq!(maildir_messages(&maildir), files);
+}
+
+/// Sleeps until the start of the next second, so that what follows has most of a second
+/// to happen in.
+fn start_of_a_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    std::thread::sleep(Duration::from_nanos(
+        1_000_000_000 - u64::from(now.subsec_nanos()),
+    ));
+}
+
+/// Injects a message for joe through rqmail-inject (and so rqmail-queue, rqmail-send and
+/// rqmail-local) and waits for it to land in `maildir`.
+fn inject(inst: &Instance, maildir: &Path, subject: &str) {
+    let before = Instance::maildir_new(maildir).len();
+    let message = format!("Subject: {subject}\n\njust delivered\n");
+    let out = inst.run("rqmail-inject", &["joe@example.com"], message.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    inst.wait_for_mail(maildir, before + 1);
+}
+
+/// Issue 13, item 4: qmail-pop3d hides files whose mtime is the current second, so a
+/// client polling right after a delivery saw nothing. rqmail-pop3d lists them, and two
+/// sessions number the messages alike.
+#[test]
+fn a_message_delivered_and_fetched_within_the_same_second_by_pop3_is_there() {
+    let (inst, maildir) = setup("pop3c-now", &[]);
+    let stls = inst.login_server(
+        "pop3",
+        false,
+        "rqmail-pop3d",
+        maildir.to_str().unwrap(),
+        &[],
+    );
+    let pop3s = inst.login_server("pop3", true, "rqmail-pop3d", maildir.to_str().unwrap(), &[]);
+    // Three messages in quick succession, and poplib at once: mostly all in one second.
+    start_of_a_second();
+    for subject in ["first", "second", "third"] {
+        inject(&inst, &maildir, subject);
+    }
+    let script = r#"
+import os, poplib, ssl, time
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+MAILDIR = os.environ["MAILDIR"]
+started = time.time()
+
+def login():
+    for attempt in range(50):
+        p = poplib.POP3_SSL("127.0.0.1", int(os.environ["POP3S_PORT"]), context=ctx, timeout=30)
+        p.user("joe")
+        try:
+            p.pass_("secret")
+            return p
+        except poplib.error_proto:
+            p.close()
+            time.sleep(0.1)
+    raise SystemExit("no login")
+
+def session():
+    p = login()
+    count, _ = p.stat()
+    listed = time.time()
+    uids = [l.split()[1].decode() for l in p.uidl()[1]]
+    subjects = [[l for l in p.top(n, 0)[1] if l.startswith(b"Subject:")][0].decode()
+                for n in range(1, count + 1)]
+    assert p.quit().startswith(b"+OK")
+    return count, listed, uids, subjects
+
+count, listed, uids, subjects = session()
+assert count == 3, count
+newest = max(os.stat(os.path.join(MAILDIR, sub, n)).st_mtime
+             for sub in ("new", "cur") for n in os.listdir(os.path.join(MAILDIR, sub)))
+print("same second" if int(newest) == int(listed) else "next second")
+assert subjects == ["Subject: first", "Subject: second", "Subject: third"], subjects
+# QUIT moved them to cur/; the next session numbers them alike.
+again = session()
+assert again[0] == 3 and again[2] == uids and again[3] == subjects, (again, uids)
+print("ok")
+"#;
+    let out = python(&stls, &pop3s, &maildir, script);
+    assert!(out.contains("ok"), "{out}");
+    eprintln!(
+        "poplib listed the messages in the {}",
+        out.lines().next().unwrap_or("")
+    );
+    pop3s.wait_idle_and_clean();
+
+    // fetchmail, run as soon as the message is there, pulls it.
+    let Some(fetchmail) = fetchmail() else {
+        return;
+    };
+    let out_dir = inst.home.join("fetched-now");
+    std::fs::remove_dir_all(maildir.join("cur")).unwrap();
+    std::fs::create_dir(maildir.join("cur")).unwrap();
+    start_of_a_second();
+    inject(&inst, &maildir, "for fetchmail");
+    let out = run_fetchmail(&inst, &fetchmail, &stls, false, &out_dir);
+    check("fetchmail", &out, &[&stls]);
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(said.contains("1 message for joe at 127.0.0.1"), "{said}");
+    let got = saved(&out_dir);
+    assert_eq!(got.len(), 1, "{said}");
+    assert!(
+        text(&got[0]).contains("Subject: for fetchmail"),
+        "{}",
+        text(&got[0])
+    );
 }

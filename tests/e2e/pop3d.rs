@@ -93,8 +93,7 @@ fn setup(name: &str, messages: &[&[u8]]) -> (Instance, PathBuf, Listener) {
 }
 
 /// Delivers each message through the instance, one after the other so that their mtimes
-/// give their order, then waits out the second: rqmail-pop3d shows only messages whose
-/// mtime is before the current second.
+/// give their order.
 fn deliver(inst: &Instance, maildir: &Path, messages: &[&[u8]]) {
     for message in messages {
         let before = Instance::maildir_new(maildir).len();
@@ -104,7 +103,6 @@ fn deliver(inst: &Instance, maildir: &Path, messages: &[&[u8]]) {
         );
         inst.wait_for_mail(maildir, before + 1);
     }
-    std::thread::sleep(Duration::from_millis(1100));
 }
 
 fn script(body: &str) -> String {

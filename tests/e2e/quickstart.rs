@@ -381,7 +381,6 @@ s.quit()
 
     // 4. The test user reads the messages over POP3 with curl, logging in as the virtual
     //    user through rqmail-checkpassword.
-    std::thread::sleep(Duration::from_millis(1100));
     let curl = |args: &[&str]| -> Output {
         Command::new("curl")
             .args(["-sS", "--max-time", "30"])

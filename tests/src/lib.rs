@@ -211,6 +211,12 @@ impl Instance {
     /// Queues a message through rqmail-queue itself (message on fd 0, envelope on fd 1)
     /// and returns its exit code.
     pub fn queue_raw(&self, sender: &str, recipients: &[&str], message: &[u8]) -> i32 {
+        let recipients: Vec<&[u8]> = recipients.iter().map(|r| r.as_bytes()).collect();
+        self.queue_raw_bytes(sender.as_bytes(), &recipients, message)
+    }
+
+    /// [`Instance::queue_raw`] with addresses as bytes, which need not be UTF-8.
+    pub fn queue_raw_bytes(&self, sender: &[u8], recipients: &[&[u8]], message: &[u8]) -> i32 {
         let (env_read, env_write) = nix::unistd::pipe().unwrap();
         let mut child = command(self.bin("rqmail-queue"))
             .current_dir(&self.home)
@@ -221,9 +227,9 @@ impl Instance {
         let mut stdin = child.stdin.take().unwrap();
         let _ = stdin.write_all(message);
         drop(stdin);
-        let mut envelope = format!("F{sender}\0").into_bytes();
+        let mut envelope = [b"F", sender, b"\0"].concat();
         for r in recipients {
-            envelope.extend_from_slice(format!("T{r}\0").as_bytes());
+            envelope.extend_from_slice(&[b"T", *r, b"\0"].concat());
         }
         envelope.push(0);
         let mut env = std::fs::File::from(env_write);

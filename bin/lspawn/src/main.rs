@@ -36,7 +36,9 @@ impl Local {
     fn child(&self, mut message: File, request: &Request) -> i32 {
         let mut out = std::io::stdout();
         let (local, domain) = split_address(request.recipient());
-        let entry = match rqmail_users::resolve(&self.home, &String::from_utf8_lossy(local)) {
+        // The local part as it came, bytes that are not UTF-8 included: they are part of
+        // `.qmail-EXT` names and of the program environment.
+        let entry = match rqmail_users::resolve(&self.home, local) {
             Ok(e) => e,
             Err(e) => {
                 let _ = writeln!(out, "{}", e.message());
@@ -59,11 +61,11 @@ impl Local {
             return EXIT_SYSTEM;
         }
         let delivery = Delivery {
-            user: entry.user.into_bytes(),
+            user: entry.user,
             homedir: entry.home,
             local: local.to_vec(),
-            dash: entry.dash.into_bytes(),
-            ext: entry.ext.into_bytes(),
+            dash: entry.dash,
+            ext: entry.ext,
             domain: domain.to_vec(),
             sender: request.sender.clone(),
             default_delivery: self.default_delivery.clone(),

@@ -57,7 +57,8 @@ impl Caller {
             Caller::Setuid { caller, .. } if caller != domain.account.uid => Err(Fail(
                 format!(
                     "only root and the account {} may change {}",
-                    domain.account.user, domain.name
+                    String::from_utf8_lossy(&domain.account.user),
+                    domain.name
                 ),
                 100,
             )),

@@ -97,10 +97,10 @@ impl Delivery {
         line
     }
 
-    /// `Return-Path: <SENDER>` LF, the local part quoted where RFC 5321 needs it.
+    /// `Return-Path: <SENDER>` LF, the local part quoted where it is not a dot-atom.
     pub fn rpline(&self) -> Vec<u8> {
         let mut line = b"Return-Path: <".to_vec();
-        line.extend(no_newlines(&quote_address(&self.sender)));
+        line.extend(no_newlines(&rqmail_address::quote(&self.sender)));
         line.extend_from_slice(b">\n");
         line
     }
@@ -135,37 +135,6 @@ impl Delivery {
             })
             .collect()
     }
-}
-
-/// Quotes the local part of an address where it is not a dot-atom (qmail's quote.c).
-pub fn quote_address(address: &[u8]) -> Vec<u8> {
-    if address.is_empty() {
-        return Vec::new();
-    }
-    let at = address.iter().rposition(|&b| b == b'@');
-    let (local, rest) = match at {
-        Some(i) => (&address[..i], &address[i..]),
-        None => (address, &b""[..]),
-    };
-    let atom_ok = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b);
-    let needs_quotes = local.is_empty()
-        || local.first() == Some(&b'.')
-        || local.last() == Some(&b'.')
-        || local.windows(2).any(|w| w == b"..")
-        || local.iter().any(|&b| !atom_ok(b));
-    if !needs_quotes {
-        return address.to_vec();
-    }
-    let mut out = vec![b'"'];
-    for &b in local {
-        if matches!(b, b'"' | b'\\' | b'\r' | b'\n') {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out.push(b'"');
-    out.extend_from_slice(rest);
-    out
 }
 
 /// The `.qmail` file chosen for a delivery, and what `default` stood for.
@@ -648,13 +617,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quotes_local_parts_that_are_not_dot_atoms() {
-        assert_eq!(quote_address(b"joe@example.com"), b"joe@example.com");
-        assert_eq!(quote_address(b"joe smith@x"), b"\"joe smith\"@x");
-        assert_eq!(quote_address(b"a..b@x"), b"\"a..b\"@x");
-        assert_eq!(quote_address(b"a\"b@x"), b"\"a\\\"b\"@x");
-        assert_eq!(quote_address(b""), b"");
-        assert_eq!(quote_address(b"@x"), b"\"\"@x");
+    fn return_path_quotes_a_local_part_that_is_not_a_dot_atom() {
+        let mut d = Delivery {
+            user: b"joe".to_vec(),
+            homedir: PathBuf::from("/home/joe"),
+            local: b"joe".to_vec(),
+            dash: Vec::new(),
+            ext: Vec::new(),
+            domain: b"example.com".to_vec(),
+            sender: b"a b@remote.test".to_vec(),
+            default_delivery: b"./Maildir/\n".to_vec(),
+            rqmail_home: PathBuf::from("/var/rqmail"),
+        };
+        assert_eq!(d.rpline(), b"Return-Path: <\"a b\"@remote.test>\n");
+        d.sender = b"a\"b\nc@x".to_vec();
+        assert_eq!(d.rpline(), b"Return-Path: <\"a\\\"b_c\"@x>\n");
+        d.sender = Vec::new();
+        assert_eq!(d.rpline(), b"Return-Path: <>\n");
     }
 
     #[test]

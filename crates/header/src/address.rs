@@ -457,30 +457,13 @@ pub fn qualify_sender(arg: &[u8], settings: &Settings) -> Option<Vec<u8>> {
     qualify_argument(arg, settings)
 }
 
-/// RFC 5322 `atext`, plus the bytes of UTF-8 (RFC 6532).
-pub(crate) fn is_atext(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
-}
+pub(crate) use rqmail_address::is_atext;
 
-/// A box name as written in a header: as it is if it is a dot-atom, else quoted.
+/// A box name as written in a header: as it is if it is a dot-atom, else quoted
+/// ([`rqmail_address::quote_local`]).
 pub fn quote_local(local: &str) -> String {
-    let dot_atom = !local.is_empty()
-        && local
-            .split('.')
-            .all(|part| !part.is_empty() && part.bytes().all(is_atext));
-    if dot_atom {
-        return local.to_string();
-    }
-    let mut out = String::with_capacity(local.len() + 2);
-    out.push('"');
-    for c in local.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
+    // Lossless: quoting adds and replaces only ASCII bytes, so UTF-8 stays UTF-8.
+    String::from_utf8_lossy(&rqmail_address::quote_local(local.as_bytes())).into_owned()
 }
 
 #[cfg(test)]

@@ -52,13 +52,13 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// Opens the Maildir `root` for one session, in qmail-pop3d's order plus a lock: takes the
-/// maildrop lock, removes stale files from `tmp/`, and lists the messages as of `now`.
+/// maildrop lock, removes files of `tmp/` left stale as of `now`, and lists the messages.
 pub fn open_maildrop(root: &Path, now: SystemTime) -> Result<(MaildropLock, Maildrop), StartError> {
     let lock = maildrop::lock(root).map_err(|e| match e {
         maildrop::LockError::InUse => StartError::InUse,
         maildrop::LockError::Io(e) => StartError::Lock(e),
     })?;
     maildrop::clean_tmp(root, now);
-    let maildrop = Maildrop::scan(root, now).map_err(StartError::Scan)?;
+    let maildrop = Maildrop::scan(root).map_err(StartError::Scan)?;
     Ok((lock, maildrop))
 }

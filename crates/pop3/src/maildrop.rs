@@ -1,5 +1,5 @@
-//! The maildrop: the lock that gives one session the Maildir, the message list qmail-pop3d
-//! builds from `new/` and `cur/`, each message's UIDL and size, and the changes QUIT makes.
+//! The maildrop: the lock that gives one session the Maildir, the message list built from
+//! `new/` and `cur/`, each message's UIDL and size, and the changes QUIT makes.
 
 use crate::transmit;
 use nix::errno::Errno;
@@ -187,12 +187,17 @@ fn size_from_name(unique: &[u8]) -> Option<u64> {
 }
 
 impl Maildrop {
-    /// Lists the Maildir `root` as qmail-pop3d does: `new/`, then `cur/`, skipping names
-    /// that start with `.` and anything but regular files, keeping only files whose mtime
-    /// is before the current second of `now` (a message being delivered this second waits
-    /// for the next session); then sorted by mtime, and by name where mtimes are equal.
-    pub fn scan(root: &Path, now: SystemTime) -> io::Result<Maildrop> {
-        let now = seconds(now);
+    /// Lists the Maildir `root`: `new/`, then `cur/`, skipping names that start with `.`
+    /// and anything but regular files; then sorted by mtime, and by unique name where
+    /// mtimes are equal, so that two sessions number the same messages alike.
+    ///
+    /// Every message there is listed, however recent. qmail-pop3d leaves out files whose
+    /// mtime is not before the current second, so a client that polls right after a
+    /// delivery saw nothing, and two clients in the same second saw different counts; but
+    /// a Maildir delivery writes into `tmp/` and links into `new/` only once the file is
+    /// complete and synced, so whatever is in `new/` or `cur/` is whole (Dovecot lists it
+    /// all too).
+    pub fn scan(root: &Path) -> io::Result<Maildrop> {
         let mut messages = Vec::new();
         for folder in [Folder::New, Folder::Cur] {
             let dir = root.join(folder.dir());
@@ -210,7 +215,7 @@ impl Maildrop {
                 let Ok(meta) = fs::metadata(entry.path()) else {
                     continue;
                 };
-                if !meta.is_file() || meta.mtime() >= now {
+                if !meta.is_file() {
                     continue;
                 }
                 messages.push(Message {
@@ -222,7 +227,10 @@ impl Maildrop {
                 });
             }
         }
-        messages.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
+        // Unique name before the whole name: moving to `cur/` or changing flags, which
+        // another reader may do between two sessions, changes neither mtime nor order.
+        messages
+            .sort_by(|a, b| (a.mtime, a.unique(), &a.name).cmp(&(b.mtime, b.unique(), &b.name)));
         Ok(Maildrop {
             root: root.to_path_buf(),
             messages,
@@ -413,26 +421,48 @@ mod tests {
         s.put("new", ".hidden", b"x\n", 500);
         s.put("cur", ".also", b"x\n", 500);
         fs::create_dir(s.0.join("cur/dir")).unwrap();
-        let m = Maildrop::scan(&s.0, at(5000)).unwrap();
+        let m = Maildrop::scan(&s.0).unwrap();
         assert_eq!(names(&m), ["100.c", "300.b:2,S", "200.a"]);
         assert_eq!(m.folder(1), Folder::Cur);
     }
 
     #[test]
-    fn scan_leaves_out_messages_from_the_current_second() {
+    fn scan_lists_messages_from_the_current_second_and_later() {
         let s = Scratch::new("second");
+        let now = seconds(SystemTime::now()) as u64;
+        s.put("new", "3.future", b"x\n", now + 60);
+        s.put("new", "2.now", b"x\n", now);
         s.put("new", "1.old", b"x\n", 1000);
-        s.put("new", "2.now", b"x\n", 2000);
-        s.put("new", "3.future", b"x\n", 3000);
-        let m = Maildrop::scan(&s.0, at(2000) + Duration::from_millis(999)).unwrap();
-        assert_eq!(names(&m), ["1.old"]);
+        let m = Maildrop::scan(&s.0).unwrap();
+        assert_eq!(names(&m), ["1.old", "2.now", "3.future"]);
+    }
+
+    #[test]
+    fn scan_orders_messages_of_one_second_by_name_every_time() {
+        let s = Scratch::new("stable");
+        for name in ["5.e", "1.a", "4.d", "2.b", "3.c"] {
+            s.put("new", name, b"x\n", 2000);
+        }
+        s.put("new", "6.f", b"x\n", 2000);
+        s.put("cur", "6:2,S", b"x\n", 2000);
+        let first = names(&Maildrop::scan(&s.0).unwrap());
+        assert_eq!(first, ["1.a", "2.b", "3.c", "4.d", "5.e", "6:2,S", "6.f"]);
+        assert_eq!(names(&Maildrop::scan(&s.0).unwrap()), first);
+        // Another reader moves one to cur/ and flags it: the order stays.
+        fs::rename(s.0.join("new/6.f"), s.0.join("cur/6.f:2,RS")).unwrap();
+        fs::rename(s.0.join("new/2.b"), s.0.join("cur/2.b:2,")).unwrap();
+        let after = names(&Maildrop::scan(&s.0).unwrap());
+        assert_eq!(
+            after,
+            ["1.a", "2.b:2,", "3.c", "4.d", "5.e", "6:2,S", "6.f:2,RS"]
+        );
     }
 
     #[test]
     fn scan_fails_without_cur() {
         let s = Scratch::new("nocur");
         fs::remove_dir(s.0.join("cur")).unwrap();
-        assert!(Maildrop::scan(&s.0, at(5000)).is_err());
+        assert!(Maildrop::scan(&s.0).is_err());
     }
 
     #[test]
@@ -455,7 +485,7 @@ mod tests {
     fn uid_ignores_the_info_after_the_colon() {
         let s = Scratch::new("uid");
         s.put("cur", "77.x:2,S", b"x\n", 1000);
-        let m = Maildrop::scan(&s.0, at(5000)).unwrap();
+        let m = Maildrop::scan(&s.0).unwrap();
         assert_eq!(m.uid(0), "77.x");
     }
 
@@ -464,7 +494,7 @@ mod tests {
         let s = Scratch::new("size");
         s.put("new", "1.a", b"a\nb\n", 1000);
         s.put("new", "2.b,S=3,W=99", b"a\nb\n", 1001);
-        let mut m = Maildrop::scan(&s.0, at(5000)).unwrap();
+        let mut m = Maildrop::scan(&s.0).unwrap();
         assert_eq!(m.size(0), 6);
         assert_eq!(m.size(1), 99);
         // Cached: a later change to the file does not change the listing.
@@ -476,7 +506,7 @@ mod tests {
     fn a_message_moved_by_another_reader_is_found_in_cur() {
         let s = Scratch::new("moved");
         s.put("new", "1.a", b"hello\n", 1000);
-        let mut m = Maildrop::scan(&s.0, at(5000)).unwrap();
+        let mut m = Maildrop::scan(&s.0).unwrap();
         fs::rename(s.0.join("new/1.a"), s.0.join("cur/1.a:2,S")).unwrap();
         assert!(m.open(0).is_ok());
         assert_eq!(m.folder(0), Folder::Cur);
@@ -493,7 +523,7 @@ mod tests {
     fn move_to_cur_adds_the_info_and_keeps_the_uid() {
         let s = Scratch::new("move");
         s.put("new", "1.a", b"hello\n", 1000);
-        let mut m = Maildrop::scan(&s.0, at(5000)).unwrap();
+        let mut m = Maildrop::scan(&s.0).unwrap();
         m.move_to_cur(0).unwrap();
         assert!(s.0.join("cur/1.a:2,").exists());
         assert_eq!(m.uid(0), "1.a");

@@ -87,14 +87,17 @@ pub fn message(
     let mut m = Vec::with_capacity(failures.len() + 2048);
     let date = rqmail_date::Utc::from_unix(now).received();
     m.extend_from_slice(format!("Date: {date}\n").as_bytes());
-    m.extend_from_slice(format!("From: {}@{}\n", config.bouncefrom, config.bouncehost).as_bytes());
-    m.extend_from_slice(b"To: ");
+    // Every address in the header is quoted where it is not a dot-atom (`"a b"@x`), so
+    // that a reader parses it as the address it is.
+    let from = format!("{}@{}", config.bouncefrom, config.bouncehost);
+    m.extend_from_slice(b"From: ");
+    m.extend(rqmail_address::quote(from.as_bytes()));
+    m.extend_from_slice(b"\nTo: ");
     if double {
-        m.extend_from_slice(
-            format!("{}@{}", config.doublebounceto, config.doublebouncehost).as_bytes(),
-        );
+        let to = format!("{}@{}", config.doublebounceto, config.doublebouncehost);
+        m.extend(rqmail_address::quote(to.as_bytes()));
     } else {
-        m.extend_from_slice(&sender);
+        m.extend(rqmail_address::quote(&sender));
     }
     m.extend_from_slice(b"\nSubject: failure notice\n\n");
     m.extend_from_slice(
@@ -124,7 +127,7 @@ pub fn message(
         m.extend_from_slice(b"--- Below this line is the header of the message.\n\n");
     }
     m.extend_from_slice(b"Return-Path: <");
-    m.extend_from_slice(&sender);
+    m.extend(rqmail_address::quote(&sender));
     m.extend_from_slice(b">\n");
     if whole {
         original.read_to_end(&mut m)?;

@@ -37,37 +37,10 @@ pub fn check(address: &[u8], smtputf8: bool) -> Result<(), Unsendable> {
 }
 
 /// Quotes the local part (the text before the last `@`) with `"…"` where it is not a
-/// dot-atom. UTF-8 bytes count as atom text (RFC 6531 §3.3); they are only ever sent with
-/// SMTPUTF8. Callers refuse control bytes first (`check`).
+/// dot-atom ([`rqmail_address::quote`]). UTF-8 bytes count as atom text (RFC 6531 §3.3);
+/// they are only ever sent with SMTPUTF8. Callers refuse control bytes first (`check`).
 pub fn quote(address: &[u8]) -> Vec<u8> {
-    if address.is_empty() {
-        return Vec::new();
-    }
-    let at = address.iter().rposition(|&b| b == b'@');
-    let (local, rest) = match at {
-        Some(i) => (&address[..i], &address[i..]),
-        None => (address, &b""[..]),
-    };
-    let atom_ok =
-        |b: u8| b.is_ascii_alphanumeric() || b >= 0x80 || b"!#$%&'*+-/=?^_`{|}~.".contains(&b);
-    let needs_quotes = local.is_empty()
-        || local.first() == Some(&b'.')
-        || local.last() == Some(&b'.')
-        || local.windows(2).any(|w| w == b"..")
-        || local.iter().any(|&b| !atom_ok(b));
-    if !needs_quotes {
-        return address.to_vec();
-    }
-    let mut out = vec![b'"'];
-    for &b in local {
-        if matches!(b, b'"' | b'\\') {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out.push(b'"');
-    out.extend_from_slice(rest);
-    out
+    rqmail_address::quote(address)
 }
 
 #[cfg(test)]

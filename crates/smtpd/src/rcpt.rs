@@ -54,17 +54,19 @@ pub fn check(settings: &Settings, address: &[u8], may_relay: bool) -> Verdict {
         .iter()
         .rposition(|&b| b == b'@')
         .unwrap_or(rewritten.len());
-    let local = String::from_utf8_lossy(&rewritten[..at]).into_owned();
+    let local = &rewritten[..at];
     if local.is_empty() {
         return Verdict::Accept; // the trash address
     }
-    match rqmail_users::resolve(&settings.home, &local) {
+    match rqmail_users::resolve(&settings.home, local) {
         Ok(entry) => {
             // A virtual domain's box: its account's .qmail-default runs rqmail-vdeliver,
             // which knows the box from boxes.cdb (world-readable, no hashes).
             let host = String::from_utf8_lossy(rewritten.get(at + 1..).unwrap_or_default());
-            if entry.dash == "-"
-                && let Some(exists) = rqmail_virtual::box_exists(&entry.home, &host, &entry.ext)
+            // Box names are UTF-8; an extension that is not is left to the delivery.
+            if entry.dash == b"-"
+                && let Ok(ext) = std::str::from_utf8(&entry.ext)
+                && let Some(exists) = rqmail_virtual::box_exists(&entry.home, &host, ext)
             {
                 return if exists {
                     Verdict::Accept
@@ -72,11 +74,7 @@ pub fn check(settings: &Settings, address: &[u8], may_relay: bool) -> Verdict {
                     Verdict::NoMailbox
                 };
             }
-            match rqmail_dotqmail::mailbox_exists(
-                &entry.home,
-                entry.dash.as_bytes(),
-                entry.ext.as_bytes(),
-            ) {
+            match rqmail_dotqmail::mailbox_exists(&entry.home, &entry.dash, &entry.ext) {
                 Some(false) => Verdict::NoMailbox,
                 _ => Verdict::Accept,
             }

@@ -1,5 +1,6 @@
 //! Finds the user who controls a local part, as qmail-lspawn does: users/cdb (qmail-users),
-//! then the passwd database (qmail-getpw), then the alias user.
+//! then the passwd database (qmail-getpw), then the alias user. Local parts are bytes, as
+//! in qmail: an extension need not be UTF-8, and reaches `.qmail-EXT` unchanged.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -24,7 +25,7 @@ const USER_NAME_LIMIT: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEntry {
     /// The account name, handed to the delivery as `USER`.
-    pub user: String,
+    pub user: Vec<u8>,
     /// The uid the delivery runs as.
     pub uid: u32,
     /// The gid the delivery runs as (its only group).
@@ -32,10 +33,10 @@ pub struct UserEntry {
     /// The home directory, holding the `.qmail` files.
     pub home: PathBuf,
     /// `""` or `-`.
-    pub dash: String,
+    pub dash: Vec<u8>,
     /// The extension; for a wildcard assignment already completed with the rest of the
     /// local part in its original case.
-    pub ext: String,
+    pub ext: Vec<u8>,
 }
 
 /// Why the controlling user could not be found. qmail-lspawn treats every one of these as
@@ -93,7 +94,7 @@ impl std::error::Error for LookupError {}
 /// wildcard prefixes from the longest down to the catch-all. `Ok(None)` if there is no
 /// users/cdb or no assignment matches; an unreadable users/cdb is a temporary error, never
 /// "no such user".
-pub fn lookup(home: &Path, local: &str) -> Result<Option<UserEntry>, LookupError> {
+pub fn lookup(home: &Path, local: &[u8]) -> Result<Option<UserEntry>, LookupError> {
     let path = home.join("users").join("cdb");
     let db = match cdb::CDB::open(&path) {
         Ok(db) => db,
@@ -110,17 +111,14 @@ pub fn lookup(home: &Path, local: &str) -> Result<Option<UserEntry>, LookupError
 
     let mut key = Vec::with_capacity(local.len() + 2);
     key.push(b'!');
-    key.extend(local.bytes().map(|b| b.to_ascii_lowercase()));
+    key.extend(local.iter().map(u8::to_ascii_lowercase));
     key.push(0);
     if let Some(data) = get(&key)? {
-        return parse_record(&data, "").map(Some);
+        return parse_record(&data, b"").map(Some);
     }
     key.pop();
-    // Lowercasing is ASCII-only, so byte i of the key is byte i-1 of `local`.
+    // Byte i of the key is byte i-1 of `local`.
     for i in (0..=local.len()).rev() {
-        if !local.is_char_boundary(i) {
-            continue;
-        }
         if i > 0 && !wildchars.contains(&key[i]) {
             continue;
         }
@@ -132,26 +130,22 @@ pub fn lookup(home: &Path, local: &str) -> Result<Option<UserEntry>, LookupError
 }
 
 /// Splits `USER\0UID\0GID\0HOMEDIR\0DASH\0EXT` and appends `rest` to EXT.
-fn parse_record(data: &[u8], rest: &str) -> Result<UserEntry, LookupError> {
+fn parse_record(data: &[u8], rest: &[u8]) -> Result<UserEntry, LookupError> {
     let fields: Vec<&[u8]> = data.split(|&b| b == 0).collect();
     let [user, uid, gid, home, dash, ext] = fields[..] else {
         return Err(LookupError::Cdb("a record does not have six fields".into()));
-    };
-    let text = |field: &[u8]| {
-        String::from_utf8(field.to_vec())
-            .map_err(|_| LookupError::Cdb("a record is not UTF-8".into()))
     };
     let number = |field: &[u8]| {
         assign::parse_u32(field)
             .ok_or_else(|| LookupError::Cdb("a uid or gid is not a number".into()))
     };
     Ok(UserEntry {
-        user: text(user)?,
+        user: user.to_vec(),
         uid: number(uid)?,
         gid: number(gid)?,
         home: PathBuf::from(OsStr::from_bytes(home)),
-        dash: text(dash)?,
-        ext: text(ext)? + rest,
+        dash: dash.to_vec(),
+        ext: [ext, rest].concat(),
     })
 }
 
@@ -218,18 +212,22 @@ impl Passwd for System {
 /// qmail-getpw (local-delivery.md §3): the user whose name is `local`, or the part of it
 /// before a `-`, longest first. A match needs uid ≠ 0 and a home directory owned by that
 /// uid. `Ok(None)` if no candidate matches.
-pub fn getpw(local: &str) -> Result<Option<UserEntry>, LookupError> {
+pub fn getpw(local: &[u8]) -> Result<Option<UserEntry>, LookupError> {
     getpw_in(&System, local)
 }
 
-fn getpw_in(passwd: &impl Passwd, local: &str) -> Result<Option<UserEntry>, LookupError> {
-    let bytes = local.as_bytes();
-    for end in (1..=bytes.len()).rev() {
-        if end >= USER_NAME_LIMIT || (end < bytes.len() && bytes[end] != BREAK) {
+fn getpw_in(passwd: &impl Passwd, local: &[u8]) -> Result<Option<UserEntry>, LookupError> {
+    for end in (1..=local.len()).rev() {
+        if end >= USER_NAME_LIMIT || (end < local.len() && local[end] != BREAK) {
             continue;
         }
-        let name = local[..end].to_ascii_lowercase();
-        let Some(account) = passwd.account(&name)? else {
+        // Account names are portable file names (POSIX: letters, digits, `.`, `_`, `-`),
+        // so a candidate that is not UTF-8 names no account; the extension after it may
+        // hold any bytes.
+        let Ok(name) = std::str::from_utf8(&local[..end]) else {
+            continue;
+        };
+        let Some(account) = passwd.account(&name.to_ascii_lowercase())? else {
             continue;
         };
         if account.uid == 0 {
@@ -251,18 +249,18 @@ fn getpw_in(passwd: &impl Passwd, local: &str) -> Result<Option<UserEntry>, Look
             }
             Err(_) => continue,
         }
-        let (dash, ext) = if end == bytes.len() {
-            ("", "")
+        let (dash, ext): (&[u8], &[u8]) = if end == local.len() {
+            (b"", b"")
         } else {
-            ("-", &local[end + 1..])
+            (b"-", &local[end + 1..])
         };
         return Ok(Some(UserEntry {
-            user: account.name,
+            user: account.name.into_bytes(),
             uid: account.uid,
             gid: account.gid,
             home: account.home,
-            dash: dash.into(),
-            ext: ext.into(),
+            dash: dash.to_vec(),
+            ext: ext.to_vec(),
         }));
     }
     Ok(None)
@@ -272,11 +270,11 @@ fn getpw_in(passwd: &impl Passwd, local: &str) -> Result<Option<UserEntry>, Look
 /// and EXT = the whole local part (so `~alias/.qmail-LOCAL` decides). Without root and
 /// without an `alias` account (a test instance), the alias user is the current uid with
 /// home `home/alias`.
-pub fn resolve(home: &Path, local: &str) -> Result<UserEntry, LookupError> {
+pub fn resolve(home: &Path, local: &[u8]) -> Result<UserEntry, LookupError> {
     resolve_in(&System, home, local)
 }
 
-fn resolve_in(passwd: &impl Passwd, home: &Path, local: &str) -> Result<UserEntry, LookupError> {
+fn resolve_in(passwd: &impl Passwd, home: &Path, local: &[u8]) -> Result<UserEntry, LookupError> {
     if let Some(entry) = lookup(home, local)? {
         return Ok(entry);
     }
@@ -299,12 +297,12 @@ fn resolve_in(passwd: &impl Passwd, home: &Path, local: &str) -> Result<UserEntr
         }
     };
     Ok(UserEntry {
-        user: alias.name,
+        user: alias.name.into_bytes(),
         uid: alias.uid,
         gid: alias.gid,
         home: alias.home,
-        dash: "-".into(),
-        ext: local.into(),
+        dash: b"-".to_vec(),
+        ext: local.to_vec(),
     })
 }
 

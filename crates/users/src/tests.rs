@@ -43,6 +43,10 @@ fn compiled(name: &str, text: &str) -> Scratch {
     s
 }
 
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap()
+}
+
 fn entry(user: &str, uid: u32, gid: u32, home: &str, dash: &str, ext: &str) -> UserEntry {
     UserEntry {
         user: user.into(),
@@ -122,10 +126,10 @@ fn empty_key_record_holds_distinct_last_chars_as_written() {
 fn simple_assignment_matches_case_insensitively_with_empty_ext() {
     let s = compiled("simple", EXAMPLE);
     let want = entry("joe", 507, 100, "/home/joe", "", "");
-    assert_eq!(lookup(&s.0, "joe").unwrap(), Some(want.clone()));
-    assert_eq!(lookup(&s.0, "JOE").unwrap(), Some(want));
+    assert_eq!(lookup(&s.0, b"joe").unwrap(), Some(want.clone()));
+    assert_eq!(lookup(&s.0, b"JOE").unwrap(), Some(want));
     assert_eq!(
-        lookup(&s.0, "joe.shmoe").unwrap(),
+        lookup(&s.0, b"joe.shmoe").unwrap(),
         Some(entry("joe", 503, 78, "/home/joe", "", ""))
     );
 }
@@ -134,11 +138,11 @@ fn simple_assignment_matches_case_insensitively_with_empty_ext() {
 fn longer_wildcard_prefix_wins_and_ext_keeps_original_case() {
     let s = compiled("wild", EXAMPLE);
     assert_eq!(
-        lookup(&s.0, "Joe-Direct").unwrap(),
+        lookup(&s.0, b"Joe-Direct").unwrap(),
         Some(entry("joe", 507, 100, "/home/joe", "-", "Direct"))
     );
     assert_eq!(
-        lookup(&s.0, "joe-").unwrap(),
+        lookup(&s.0, b"joe-").unwrap(),
         Some(entry("joe", 507, 100, "/home/joe", "-", ""))
     );
 }
@@ -147,7 +151,7 @@ fn longer_wildcard_prefix_wins_and_ext_keeps_original_case() {
 fn wildcard_ext_is_its_prefix_plus_the_rest() {
     let s = compiled("pre", "+list-:lists:600:60:/home/lists:-:ml-:\n.\n");
     assert_eq!(
-        lookup(&s.0, "list-Announce").unwrap(),
+        lookup(&s.0, b"list-Announce").unwrap(),
         Some(entry("lists", 600, 60, "/home/lists", "-", "ml-Announce"))
     );
 }
@@ -156,11 +160,11 @@ fn wildcard_ext_is_its_prefix_plus_the_rest() {
 fn catch_all_takes_every_other_local_part() {
     let s = compiled("catchall", EXAMPLE);
     assert_eq!(
-        lookup(&s.0, "Bill").unwrap(),
+        lookup(&s.0, b"Bill").unwrap(),
         Some(entry("alias", 7790, 2108, "/var/qmail/alias", "-", "Bill"))
     );
     assert_eq!(
-        lookup(&s.0, "joex").unwrap(),
+        lookup(&s.0, b"joex").unwrap(),
         Some(entry("alias", 7790, 2108, "/var/qmail/alias", "-", "joex"))
     );
 }
@@ -171,30 +175,30 @@ fn simple_assignment_beats_a_wildcard_and_first_duplicate_wins() {
         "precedence",
         "+joe:w:1:1:/w:-::\n=joe:first:2:2:/f:::\n=JOE:second:3:3:/s:::\n.\n",
     );
-    assert_eq!(lookup(&s.0, "joe").unwrap().unwrap().user, "first");
-    assert_eq!(lookup(&s.0, "joeY").unwrap().unwrap().ext, "Y");
+    assert_eq!(lookup(&s.0, b"joe").unwrap().unwrap().user, b"first");
+    assert_eq!(lookup(&s.0, b"joeY").unwrap().unwrap().ext, b"Y");
 }
 
 #[test]
 fn wildcard_ending_in_uppercase_is_never_found() {
     // qmail's quirk: the "" record keeps "E" while probes are lowercase.
     let s = compiled("quirk", "+salE:s:1:1:/s:-::\n.\n");
-    assert_eq!(lookup(&s.0, "sale").unwrap(), None);
+    assert_eq!(lookup(&s.0, b"sale").unwrap(), None);
 }
 
 #[test]
 fn no_match_and_missing_cdb_are_not_errors() {
     let s = compiled("nomatch", "=joe:joe:1:1:/h:::\n.\n");
-    assert_eq!(lookup(&s.0, "bill").unwrap(), None);
+    assert_eq!(lookup(&s.0, b"bill").unwrap(), None);
     let empty = Scratch::new("nocdb");
-    assert_eq!(lookup(&empty.0, "joe").unwrap(), None);
+    assert_eq!(lookup(&empty.0, b"joe").unwrap(), None);
 }
 
 #[test]
 fn unreadable_cdb_is_a_temporary_error() {
     let s = Scratch::new("garbage");
     std::fs::write(s.0.join("users/cdb"), b"not a cdb").unwrap();
-    let err = lookup(&s.0, "joe").unwrap_err();
+    let err = lookup(&s.0, b"joe").unwrap_err();
     assert!(matches!(err, LookupError::Cdb(_)));
     assert!(!err.is_permanent());
     assert_eq!(err.qmail_code(), 117);
@@ -209,7 +213,7 @@ fn cdb_without_the_empty_key_record_is_an_error() {
     let mut cdb = cdb::CDBMake::new(file).unwrap();
     cdb.add(&a[0].key(), &a[0].data).unwrap();
     cdb.finish().unwrap();
-    assert!(matches!(lookup(&s.0, "joe"), Err(LookupError::Cdb(_))));
+    assert!(matches!(lookup(&s.0, b"joe"), Err(LookupError::Cdb(_))));
 }
 
 fn format_error(text: &[u8]) -> FormatError {
@@ -247,7 +251,7 @@ fn format_errors_name_the_line() {
 fn dot_line_may_lack_its_newline_and_empty_assign_compiles() {
     assert_eq!(parse_assign(b"=a:a:1:1:/a:::\n.").unwrap().len(), 1);
     let s = compiled("empty", ".\n");
-    assert_eq!(lookup(&s.0, "anyone").unwrap(), None);
+    assert_eq!(lookup(&s.0, b"anyone").unwrap(), None);
 }
 
 #[test]
@@ -325,19 +329,19 @@ fn getpw_tries_prefixes_before_each_dash_longest_first() {
     let s = Scratch::new("getpw");
     let (home, uid) = owned_home(&s, "joe");
     let t = table(&[("joe", uid, &home)]);
-    let got = getpw_in(&t, "Joe-a-B").unwrap().unwrap();
+    let got = getpw_in(&t, b"Joe-a-B").unwrap().unwrap();
     assert_eq!(
-        (got.user.as_str(), got.dash.as_str(), got.ext.as_str()),
+        (text(&got.user), text(&got.dash), text(&got.ext)),
         ("joe", "-", "a-B")
     );
     assert_eq!((got.uid, got.gid, got.home), (uid, 77, home.clone()));
-    let got = getpw_in(&t, "JOE").unwrap().unwrap();
-    assert_eq!((got.dash.as_str(), got.ext.as_str()), ("", ""));
-    assert_eq!(getpw_in(&t, "joey").unwrap(), None);
+    let got = getpw_in(&t, b"JOE").unwrap().unwrap();
+    assert_eq!((text(&got.dash), text(&got.ext)), ("", ""));
+    assert_eq!(getpw_in(&t, b"joey").unwrap(), None);
 
     let t = table(&[("joe", uid, &home), ("joe-a", uid, &home)]);
-    let got = getpw_in(&t, "joe-a-b").unwrap().unwrap();
-    assert_eq!((got.user.as_str(), got.ext.as_str()), ("joe-a", "b"));
+    let got = getpw_in(&t, b"joe-a-b").unwrap().unwrap();
+    assert_eq!((text(&got.user), text(&got.ext)), ("joe-a", "b"));
 }
 
 #[test]
@@ -353,23 +357,23 @@ fn getpw_skips_root_unowned_or_missing_homes_and_long_names() {
         (&long, uid, &home),
         ("x", uid, &home),
     ]);
-    assert_eq!(getpw_in(&t, "root").unwrap(), None);
-    assert_eq!(getpw_in(&t, "other").unwrap(), None);
-    assert_eq!(getpw_in(&t, "gone-ext").unwrap(), None);
-    assert_eq!(getpw_in(&t, &long).unwrap(), None);
+    assert_eq!(getpw_in(&t, b"root").unwrap(), None);
+    assert_eq!(getpw_in(&t, b"other").unwrap(), None);
+    assert_eq!(getpw_in(&t, b"gone-ext").unwrap(), None);
+    assert_eq!(getpw_in(&t, long.as_bytes()).unwrap(), None);
     // The 32-byte name is skipped, but the shorter candidate before a dash is still tried.
     assert_eq!(
-        getpw_in(&t, "x-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        getpw_in(&t, b"x-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
             .unwrap()
             .unwrap()
             .user,
-        "x"
+        b"x"
     );
 }
 
 #[test]
 fn real_passwd_has_no_mail_user_named_like_this() {
-    assert_eq!(getpw("no-such-rqmail-user").unwrap(), None);
+    assert_eq!(getpw(b"no-such-rqmail-user").unwrap(), None);
 }
 
 #[test]
@@ -382,9 +386,9 @@ fn resolve_prefers_users_cdb_then_passwd_then_alias() {
         ("bill", uid, &home),
         ("alias", alias_uid, &alias_home),
     ]);
-    assert_eq!(resolve_in(&t, &s.0, "joe").unwrap().user, "cdbjoe");
-    assert_eq!(resolve_in(&t, &s.0, "bill-x").unwrap().ext, "x");
-    let alias = resolve_in(&t, &s.0, "Postmaster").unwrap();
+    assert_eq!(resolve_in(&t, &s.0, b"joe").unwrap().user, b"cdbjoe");
+    assert_eq!(resolve_in(&t, &s.0, b"bill-x").unwrap().ext, b"x");
+    let alias = resolve_in(&t, &s.0, b"Postmaster").unwrap();
     assert_eq!(
         alias,
         UserEntry {
@@ -404,7 +408,7 @@ fn alias_without_root_or_account_is_the_current_user_in_home_alias() {
     let mut t = table(&[]);
     t.root = false;
     assert_eq!(
-        resolve_in(&t, &s.0, "root").unwrap(),
+        resolve_in(&t, &s.0, b"root").unwrap(),
         UserEntry {
             user: "alias".into(),
             uid: 1234,
@@ -419,8 +423,26 @@ fn alias_without_root_or_account_is_the_current_user_in_home_alias() {
 #[test]
 fn no_alias_user_as_root_is_a_temporary_error() {
     let s = Scratch::new("noalias");
-    let err = resolve_in(&table(&[]), &s.0, "nobody-here").unwrap_err();
+    let err = resolve_in(&table(&[]), &s.0, b"nobody-here").unwrap_err();
     assert_eq!(err, LookupError::NoAlias);
     assert_eq!(err.qmail_code(), 116);
     assert!(!err.is_permanent());
+}
+
+#[test]
+fn extensions_that_are_not_utf8_are_kept_byte_for_byte() {
+    let s = compiled("latin1", "+joe-:joe:1:1:/h:-::\n.\n");
+    let got = lookup(&s.0, b"joe-caf\xe9").unwrap().unwrap();
+    assert_eq!((got.dash, got.ext), (b"-".to_vec(), b"caf\xe9".to_vec()));
+
+    let (home, uid) = owned_home(&s, "bill");
+    let t = table(&[("bill", uid, &home), ("alias", uid, &home)]);
+    let got = getpw_in(&t, b"Bill-caf\xe9-x").unwrap().unwrap();
+    assert_eq!(got.ext, b"caf\xe9-x");
+    // A candidate name that is not UTF-8 is no account; the alias user gets it all.
+    let got = resolve_in(&t, &s.0, b"caf\xe9").unwrap();
+    assert_eq!(
+        (got.user, got.ext),
+        (b"alias".to_vec(), b"caf\xe9".to_vec())
+    );
 }

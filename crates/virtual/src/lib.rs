@@ -593,8 +593,8 @@ pub fn locate(home: &Path, domain: &str) -> Result<Option<Domain>, String> {
     }) else {
         return Ok(None);
     };
-    let account = rqmail_users::resolve(home, &prepend).map_err(|e| e.to_string())?;
-    if !account.dash.is_empty() || account.user == "alias" && account.ext == prepend {
+    let account = rqmail_users::resolve(home, prepend.as_bytes()).map_err(|e| e.to_string())?;
+    if !account.dash.is_empty() || account.user == b"alias" && account.ext == prepend.as_bytes() {
         return Err(format!(
             "no account for {prepend} (virtual domain {domain})"
         ));
