@@ -413,7 +413,9 @@ fn helpers_without_their_arguments_or_environment_exit_100_with_a_usage_line() {
         ("RPLINE", "Return-Path: <a@b>\n"),
         ("DTLINE", "Delivered-To: c@d\n"),
     ];
-    let cases: &[(&str, &[&str], &[(&str, &str)], &str)] = &[
+    // program, arguments, environment, what it says
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("preline", &[], &delivery_env, "preline: usage: preline cmd"),
         ("preline", &["-x", "cat"], &delivery_env, "preline: usage:"),
         ("preline", &["cat"], &[], "preline: usage:"),
