@@ -1,6 +1,7 @@
 // Shared by the build scripts of the programs started once per message (rqmail-inject,
-// rqmail-queue, sendmail): links their executables statically, which saves about a third
-// of the cost of each start on the machines measured in bench/README.md (no dynamic loader,
+// rqmail-queue, sendmail, and the .qmail helpers such as preline and forward): links their
+// executables statically, which saves about a third of the cost of each start on the
+// machines measured in bench/README.md (no dynamic loader,
 // no relocations, no libgcc_s constructor probing the CPU).
 //
 // rustc's own switch, `-C target-feature=+crt-static`, can only be given for the whole build

@@ -360,6 +360,12 @@ fn check_modes(prefix: &Path) {
         ("bin/rqmail-qread".into(), 0, 0o755),
         ("bin/rqmail-qstat".into(), 0, 0o755),
         ("bin/rqmail-maildirmake".into(), 0, 0o755),
+        ("bin/preline".into(), 0, 0o755),
+        ("bin/bouncesaying".into(), 0, 0o755),
+        ("bin/condredirect".into(), 0, 0o755),
+        ("bin/forward".into(), 0, 0o755),
+        ("bin/except".into(), 0, 0o755),
+        ("bin/datemail".into(), 0, 0o755),
         ("bin/rqmail-tcpserver".into(), 0, 0o755),
         ("bin/rqmail-tcprules".into(), 0, 0o755),
         ("bin/rqmail-smtpd".into(), 0, 0o755),
@@ -858,6 +864,39 @@ fn installs_with_real_accounts_and_delivers_as_each_uid() {
     let got = text(&std::fs::read(&file).unwrap());
     assert!(got.contains(&format!("invoked by uid {}", ids.0)), "{got}");
     assert!(got.contains(&format!("Delivered-To: {to}\n")), "{got}");
+
+    // 5a. qmail's helpers by their qmail names in the user's .qmail lines (issue 13,
+    //     item 5): program deliveries find PREFIX/bin first on their PATH although
+    //     rqmail-start was given only /usr/bin:/bin.
+    let helpers = home.join(".qmail-helpers");
+    std::fs::write(
+        &helpers,
+        format!("|preline -f cat > preline.out\n|forward {to}\n"),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&helpers, Some(ids.0), Some(ids.1)).unwrap();
+    let helper_to = format!("{USER}-helpers@{HOST}");
+    let out = run_as_user(
+        &sendmail,
+        &[&helper_to],
+        &home,
+        ids,
+        b"Subject: helpers\n\nthrough preline and forward\n",
+    );
+    assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
+    let file = wait_for_message(&s, &maildir, "through preline and forward");
+    let got = text(&std::fs::read(&file).unwrap());
+    assert!(
+        got.contains(&format!("\nDelivered-To: {helper_to}\n")),
+        "forward kept the first delivery's Delivered-To line: {got}"
+    );
+    let prelined = text(&std::fs::read(home.join("preline.out")).unwrap_or_default());
+    assert!(
+        prelined.starts_with(&format!("Return-Path: <{to}>\nDelivered-To: {helper_to}\n")),
+        "{prelined}\n{}",
+        s.log_text()
+    );
+    std::fs::remove_file(&helpers).unwrap();
 
     // 5b. Mail to another host leaves (issue 13, item 1): rqmail-remote is installed, and
     //     a message for peer.test, routed by smtproutes to a real Postfix on loopback,

@@ -561,6 +561,20 @@ fn host_prefix(host: &[u8], n: usize) -> &[u8] {
     &host[..end]
 }
 
+/// The PATH for programs in `.qmail` lines: the rqmail home's `bin/` first, so that
+/// qmail's lines (`|preline procmail`, `|forward addr`) find rqmail's helpers by their
+/// qmail names, as qmail's rc puts `/var/qmail/bin` first; then the PATH rqmail-start was
+/// given, or `/usr/local/bin:/usr/bin:/bin` if it had none.
+fn program_path(rqmail_home: &Path, inherited: Option<std::ffi::OsString>) -> std::ffi::OsString {
+    let mut path = rqmail_home.join("bin").into_os_string();
+    path.push(":");
+    match inherited {
+        Some(p) if !p.is_empty() => path.push(p),
+        _ => path.push("/usr/local/bin:/usr/bin:/bin"),
+    }
+    path
+}
+
 fn run_program(
     command: &[u8],
     env: &ProgramEnv,
@@ -593,7 +607,11 @@ fn run_program(
         .env("HOST4", os(host_prefix(&d.domain, 3)))
         .env("DTLINE", os(env.dtline))
         .env("RPLINE", os(env.rpline))
-        .env("UFLINE", os(&d.ufline(rqmail_date::now())));
+        .env("UFLINE", os(&d.ufline(rqmail_date::now())))
+        .env(
+            "PATH",
+            program_path(&d.rqmail_home, std::env::var_os("PATH")),
+        );
     match env.default {
         Some(v) => cmd.env("DEFAULT", os(v)),
         None => cmd.env_remove("DEFAULT"),
@@ -634,6 +652,23 @@ mod tests {
         assert_eq!(d.rpline(), b"Return-Path: <\"a\\\"b_c\"@x>\n");
         d.sender = Vec::new();
         assert_eq!(d.rpline(), b"Return-Path: <>\n");
+    }
+
+    #[test]
+    fn programs_find_the_rqmail_bin_first() {
+        let home = Path::new("/var/rqmail");
+        assert_eq!(
+            program_path(home, Some("/usr/bin:/bin".into())),
+            "/var/rqmail/bin:/usr/bin:/bin"
+        );
+        assert_eq!(
+            program_path(home, None),
+            "/var/rqmail/bin:/usr/local/bin:/usr/bin:/bin"
+        );
+        assert_eq!(
+            program_path(home, Some("".into())),
+            "/var/rqmail/bin:/usr/local/bin:/usr/bin:/bin"
+        );
     }
 
     #[test]

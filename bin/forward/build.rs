@@ -1,0 +1,1 @@
+include!("../../build/static-link.rs");
