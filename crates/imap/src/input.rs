@@ -114,6 +114,32 @@ impl Input {
         Ok(())
     }
 
+    /// Reads and throws away what the client is still sending, until it pauses for `quiet`,
+    /// closes, or `max` bytes have gone: a session that ends while input is unread would make
+    /// the kernel answer the close with a reset, and the client could lose the last
+    /// response (the BYE) before reading it.
+    pub fn drain(&mut self, max: usize, quiet: Duration) {
+        self.buf.clear();
+        self.pos = 0;
+        let ms = i32::try_from(quiet.as_millis()).unwrap_or(i32::MAX);
+        let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+        let mut chunk = [0u8; 16 * 1024];
+        let mut gone = 0;
+        while gone < max {
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            }
+            match self.fd.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => gone += n,
+            }
+        }
+    }
+
     /// One line without its CRLF (or LF); `Ok(None)` if it was longer than `max` (skipped:
     /// its last bytes are kept in `skipped_tail`, to tell whether a literal follows).
     pub fn line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {

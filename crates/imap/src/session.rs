@@ -586,6 +586,8 @@ impl<W: Write> Session<W> {
                     let _ = self.send(&format!("{tag} BAD [TOOBIG] literal too big"));
                     let _ = self.send("* BYE literal too big to skip");
                     let _ = self.out.flush();
+                    // What the client already sent of the literal goes unread otherwise.
+                    input.drain(4 << 20, Duration::from_millis(200));
                     return End::Dropped(io::Error::other("non-synchronizing literal too big"));
                 }
                 Err(ReadError::TooBig { tag }) => {
