@@ -140,11 +140,15 @@ fn remote_deliveries_cut_off_by_killing_rqmail_rspawn_are_retried_at_once() {
     for pid in pids_of(&inst, "rqmail-rspawn") {
         kill(pid);
     }
-    wait_for(Duration::from_secs(30), || pids_of(&inst, "rqmail-send").is_empty());
+    wait_for(Duration::from_secs(30), || {
+        pids_of(&inst, "rqmail-send").is_empty()
+    });
     inst.crash();
     let restarted = Instant::now();
     inst.start();
-    let all = wait_for(Duration::from_secs(30), || delivered(&maildir).len() == N as usize);
+    let all = wait_for(Duration::from_secs(30), || {
+        delivered(&maildir).len() == N as usize
+    });
     let seen = delivered(&maildir);
     let duplicates: u32 = seen.values().map(|c| c - 1).sum();
     assert!(
@@ -156,6 +160,63 @@ fn remote_deliveries_cut_off_by_killing_rqmail_rspawn_are_retried_at_once() {
     eprintln!(
         "restart-rspawn: {N} messages, all at Postfix {:.1} s after the restart, 0 lost, {duplicates} delivered twice",
         restarted.elapsed().as_secs_f64()
+    );
+    inst.stop();
+}
+
+fn parent_of(pid: i32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn deliveries_whose_own_process_is_killed_are_tried_again_soon_not_on_the_schedule() {
+    // The forked children of rqmail-lspawn that run single deliveries are killed, over and
+    // over for two seconds, while rqmail-send and lspawn go on: each killed delivery is
+    // reported as interrupted, and tried again within seconds, not 100 s after the
+    // message's birth as a deferral would be.
+    let mut inst = Instance::new("restart-children");
+    let homes = inst.add_users(&["bob"]);
+    let maildir = homes[0].join("Maildir");
+    std::fs::write(homes[0].join(".qmail"), "|sleep 0.2\n./Maildir/\n").unwrap();
+    for seq in 0..200 {
+        assert_eq!(
+            inst.queue_raw("alice@example.com", &["bob@example.com"], &message(seq)),
+            0
+        );
+    }
+    inst.start();
+    let send = inst.send_pid().unwrap();
+    assert!(wait_for(Duration::from_secs(60), || delivered(&maildir)
+        .len()
+        >= 20));
+    let mut killed = 0;
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        for pid in pids_of(&inst, "rqmail-lspawn") {
+            if parent_of(pid).is_some_and(|p| p != send) {
+                kill(pid);
+                killed += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(killed > 0, "no delivery was running to be killed");
+    let all = wait_for(Duration::from_secs(40), || delivered(&maildir).len() == 200);
+    assert!(
+        all,
+        "{} of 200 delivered after {killed} deliveries were killed\n{}",
+        delivered(&maildir).len(),
+        inst.log_text()
+    );
+    assert!(
+        inst.log_text()
+            .contains("local delivery was killed; trying again soon")
     );
     inst.stop();
 }

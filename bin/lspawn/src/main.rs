@@ -132,6 +132,11 @@ impl Spawner for Local {
             WaitStatus::Exited(_, 126) => b'D',
             WaitStatus::Exited(_, 112..=125) => b'Z',
             WaitStatus::Exited(_, _) => b'D',
+            s if Report::killed_from_outside(&s) => {
+                return vec![Report::interrupted(
+                    "Uh-oh: local delivery was killed; trying again soon. (#4.3.0)",
+                )];
+            }
             _ => {
                 return vec![Report::defer("Uh-oh: local delivery crashed. (#4.3.0)")];
             }

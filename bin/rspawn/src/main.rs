@@ -63,6 +63,12 @@ impl Spawner for Remote {
                 vec![Report::defer("Unable to run rqmail-remote. (#4.3.0)")]
             }
             WaitStatus::Exited(_, _) => vec![Report::fail("Unable to run rqmail-remote. (#5.3.0)")],
+            s if Report::killed_from_outside(&s) => vec![
+                Report::interrupted(
+                    "Uh-oh: rqmail-remote was killed; trying again soon. (#4.3.0)"
+                );
+                recipients
+            ],
             _ => vec![Report::defer("Uh-oh: rqmail-remote crashed. (#4.3.0)")],
         }
     }

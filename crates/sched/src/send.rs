@@ -96,6 +96,9 @@ struct Job {
     items: Vec<(u64, Vec<u8>)>,
 }
 
+/// Seconds before a delivery killed from outside (a spawn's `R` report) is tried again.
+const RETRY_INTERRUPTED: i64 = 10;
+
 /// Most recipients handed to one remote delivery (one SMTP transaction).
 const REMOTE_BATCH: usize = 100;
 
@@ -1032,7 +1035,7 @@ impl Scheduler {
         };
         pass.outstanding -= 1;
         for ((offset, recipient), (status, text)) in job.items.iter().zip(entries) {
-            let status = if status == b'Z' && pass.dying {
+            let status = if matches!(status, b'Z' | b'R') && pass.dying {
                 b'X'
             } else {
                 status
@@ -1072,6 +1075,12 @@ impl Scheduler {
                     }
                 }
                 b'Z' => log(&format!("delivery {d}: deferral: {}", escape(&text, true))),
+                b'R' => {
+                    // Killed from outside, not refused: soon again, not at the schedule's
+                    // next step (a floor, so that something killing every try is no loop).
+                    pass.retry = pass.retry.min(now() + RETRY_INTERRUPTED);
+                    log(&format!("delivery {d}: deferral: {}", escape(&text, true)));
+                }
                 _ => log(&format!("delivery {d}: report mangled, will defer")),
             }
         }

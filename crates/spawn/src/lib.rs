@@ -3,7 +3,9 @@
 //!
 //! Request: slot byte, `S/N\0`, `sender\0`, then `recipient\0` for each recipient and an
 //! empty `\0` to end the list. Report: the slot byte, then for each recipient in order a
-//! status letter (`K` success, `Z` temporary, `D` permanent), its text and `\0`.
+//! status letter (`K` success, `Z` temporary, `D` permanent, `R` interrupted: the delivery
+//! was killed from outside before it could finish, and is tried again soon instead of at
+//! the next step of the retry schedule), its text and `\0`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -38,7 +40,7 @@ pub struct Request {
 /// A delivery's result: `K` success, `Z` temporary failure, `D` permanent failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// `K`, `Z` or `D`.
+    /// `K`, `Z`, `D` or `R`.
     pub status: u8,
     /// Explanation (no NUL bytes).
     pub text: Vec<u8>,
@@ -52,6 +54,29 @@ impl Report {
             text: text.as_bytes().to_vec(),
         }
     }
+    /// A delivery killed from outside (SIGKILL, SIGTERM, SIGINT, SIGHUP) before it
+    /// finished: temporary, and tried again soon, since nothing was wrong with it.
+    pub fn interrupted(text: &str) -> Report {
+        Report {
+            status: b'R',
+            text: text.as_bytes().to_vec(),
+        }
+    }
+
+    /// Whether a child's end was a kill from outside rather than a crash of its own: those
+    /// signals are what an admin, a supervisor or the OOM killer send.
+    pub fn killed_from_outside(status: &WaitStatus) -> bool {
+        use nix::sys::signal::Signal;
+        matches!(
+            status,
+            WaitStatus::Signaled(
+                _,
+                Signal::SIGKILL | Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP,
+                _
+            )
+        )
+    }
+
     /// A permanent failure.
     pub fn fail(text: &str) -> Report {
         Report {
