@@ -218,5 +218,53 @@ fn deliveries_whose_own_process_is_killed_are_tried_again_soon_not_on_the_schedu
         inst.log_text()
             .contains("local delivery was killed; trying again soon")
     );
+
+    // The same for a `|program` of the user's .qmail killed while it runs (here the sleep:
+    // the shell that ran it then exits 137).
+    for seq in 200..300 {
+        assert_eq!(
+            inst.queue_raw("alice@example.com", &["bob@example.com"], &message(seq)),
+            0
+        );
+    }
+    assert!(wait_for(Duration::from_secs(60), || delivered(&maildir)
+        .len()
+        >= 220));
+    let mut killed = 0;
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        let spawns = pids_of(&inst, "rqmail-lspawn");
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if cmdline == b"sleep\x000.2\x00"
+                && parent_of(pid)
+                    .and_then(|sh| parent_of(sh as i32))
+                    .is_some_and(|child| spawns.contains(&(child as i32)))
+            {
+                kill(pid);
+                killed += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(killed > 0, "no program was running to be killed");
+    let all = wait_for(Duration::from_secs(40), || delivered(&maildir).len() == 300);
+    assert!(
+        all,
+        "{} of 300 delivered after {killed} programs were killed\n{}",
+        delivered(&maildir).len(),
+        inst.log_text()
+    );
+    assert!(
+        inst.log_text()
+            .contains("program was killed; trying again soon")
+    );
     inst.stop();
 }

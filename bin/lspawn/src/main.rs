@@ -71,7 +71,11 @@ impl Local {
             default_delivery: self.default_delivery.clone(),
             rqmail_home: self.home.clone(),
         };
-        i32::from(rqmail_dotqmail::deliver(&delivery, &mut message, &mut out))
+        i32::from(rqmail_dotqmail::deliver_for_spawn(
+            &delivery,
+            &mut message,
+            &mut out,
+        ))
     }
 }
 
@@ -128,6 +132,9 @@ impl Spawner for Local {
             .to_vec();
         let status = match status {
             WaitStatus::Exited(_, 0) => b'K',
+            WaitStatus::Exited(_, code) if code == i32::from(rqmail_dotqmail::EXIT_INTERRUPTED) => {
+                b'R'
+            }
             WaitStatus::Exited(_, 111 | 71 | 74 | 75) => b'Z',
             WaitStatus::Exited(_, 126) => b'D',
             WaitStatus::Exited(_, 112..=125) => b'Z',

@@ -321,6 +321,22 @@ struct Tally {
 /// report text to `out`, and returns qmail-local's exit code: 0, 100 or 111.
 /// The process must already run as the recipient; this changes its working directory.
 pub fn deliver(d: &Delivery, message: &mut File, out: &mut dyn Write) -> u8 {
+    match deliver_for_spawn(d, message, out) {
+        EXIT_INTERRUPTED => EXIT_TEMPORARY,
+        code => code,
+    }
+}
+
+/// A program of the delivery was killed from outside (SIGKILL, SIGTERM, SIGINT, SIGHUP):
+/// temporary, and nothing was wrong with the message, so rqmail-lspawn reports it as an
+/// interrupted delivery, tried again soon. Only [`deliver_for_spawn`] returns it.
+pub const EXIT_INTERRUPTED: u8 = 113;
+/// The text of that failure, which [`deliver_for_spawn`] recognises it by.
+const PROGRAM_KILLED: &str = "Uh-oh: program was killed; trying again soon. (#4.3.0)";
+
+/// [`deliver`] for rqmail-lspawn's forked child, whose exit code stays inside rqmail:
+/// [`EXIT_INTERRUPTED`] where a program was killed from outside, qmail's codes otherwise.
+pub fn deliver_for_spawn(d: &Delivery, message: &mut File, out: &mut dyn Write) -> u8 {
     match run(d, message, out) {
         Ok(()) => EXIT_OK,
         Err(failure) => {
@@ -331,6 +347,8 @@ pub fn deliver(d: &Delivery, message: &mut File, out: &mut dyn Write) -> u8 {
             let _ = out.flush();
             if failure.permanent {
                 EXIT_PERMANENT
+            } else if failure.text == PROGRAM_KILLED {
+                EXIT_INTERRUPTED
             } else {
                 EXIT_TEMPORARY
             }
@@ -619,13 +637,20 @@ fn run_program(
     let status = cmd
         .status()
         .map_err(|_| temporary("Unable to run /bin/sh. (#4.3.0)"))?;
-    if status.signal().is_some() {
-        return Err(temporary("Uh-oh: program crashed. (#4.3.0)"));
+    match status.signal() {
+        // SIGHUP, SIGINT, SIGKILL, SIGTERM: the same numbers on every Unix.
+        Some(1 | 2 | 9 | 15) => {
+            return Err(temporary(PROGRAM_KILLED));
+        }
+        Some(_) => return Err(temporary("Uh-oh: program crashed. (#4.3.0)")),
+        None => {}
     }
     match status.code() {
         Some(0) => Ok(ProgramResult::Continue),
         Some(99) => Ok(ProgramResult::Stop),
         Some(100 | 64 | 65 | 70 | 76 | 77 | 78 | 112) => Err(permanent("")),
+        // The shell's own report of a command it ran being killed (128 + the signal).
+        Some(129 | 130 | 137 | 143) => Err(temporary(PROGRAM_KILLED)),
         _ => Err(temporary("")),
     }
 }
