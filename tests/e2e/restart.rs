@@ -164,6 +164,20 @@ fn remote_deliveries_cut_off_by_killing_rqmail_rspawn_are_retried_at_once() {
     inst.stop();
 }
 
+/// For two seconds, kills whatever `victims` names every 100 ms; returns how many.
+fn keep_killing(victims: impl Fn() -> Vec<i32>) -> usize {
+    let mut killed = 0;
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        for pid in victims() {
+            kill(pid);
+            killed += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    killed
+}
+
 fn parent_of(pid: i32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit_once(')')?
@@ -195,17 +209,13 @@ fn deliveries_whose_own_process_is_killed_are_tried_again_soon_not_on_the_schedu
     assert!(wait_for(Duration::from_secs(60), || delivered(&maildir)
         .len()
         >= 20));
-    let mut killed = 0;
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        for pid in pids_of(&inst, "rqmail-lspawn") {
-            if parent_of(pid).is_some_and(|p| p != send) {
-                kill(pid);
-                killed += 1;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // lspawn's forked children: every rqmail-lspawn but the one rqmail-send started.
+    let killed = keep_killing(|| {
+        pids_of(&inst, "rqmail-lspawn")
+            .into_iter()
+            .filter(|&pid| parent_of(pid).is_some_and(|p| p != send))
+            .collect()
+    });
     assert!(killed > 0, "no delivery was running to be killed");
     let all = wait_for(Duration::from_secs(40), || delivered(&maildir).len() == 200);
     assert!(
@@ -230,30 +240,20 @@ fn deliveries_whose_own_process_is_killed_are_tried_again_soon_not_on_the_schedu
     assert!(wait_for(Duration::from_secs(60), || delivered(&maildir)
         .len()
         >= 220));
-    let mut killed = 0;
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
+    // The sleeps whose shell a forked rqmail-lspawn started.
+    let killed = keep_killing(|| {
         let spawns = pids_of(&inst, "rqmail-lspawn");
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|p| p.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if cmdline == b"sleep\x000.2\x00"
-                && parent_of(pid)
-                    .and_then(|sh| parent_of(sh as i32))
-                    .is_some_and(|child| spawns.contains(&(child as i32)))
-            {
-                kill(pid);
-                killed += 1;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| {
+                let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+                let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+                let child = parent_of(parent_of(pid)? as i32)? as i32;
+                (cmdline == b"sleep\x000.2\x00" && spawns.contains(&child)).then_some(pid)
+            })
+            .collect()
+    });
     assert!(killed > 0, "no program was running to be killed");
     let all = wait_for(Duration::from_secs(40), || delivered(&maildir).len() == 300);
     assert!(
