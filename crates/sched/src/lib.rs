@@ -5,5 +5,9 @@
 
 pub mod bounce;
 pub mod config;
+mod deliveries;
+mod finish;
+mod passes;
 pub mod schedule;
 pub mod send;
+mod todo;
