@@ -460,7 +460,7 @@ ok(m.append("Lists", "(\\Seen)", None, b"From: list@lists.example\r\nSubject: li
 m.logout()
 print("ok")
 "#;
-    let out = python_command(&script)
+    let out = python_command(script)
         .env("PORT", imaps.port.to_string())
         .output()
         .expect("python3");

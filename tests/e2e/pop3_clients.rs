@@ -155,7 +155,7 @@ fn check(what: &str, out: &Output, servers: &[&LoginServer]) {
 
 /// Runs a Python 3 script with `STLS_PORT`, `POP3S_PORT` and `MAILDIR` set.
 fn python(stls: &LoginServer, pop3s: &LoginServer, maildir: &Path, script: &str) -> String {
-    let out = python_command(&script)
+    let out = python_command(script)
         .env("STLS_PORT", stls.port.to_string())
         .env("POP3S_PORT", pop3s.port.to_string())
         .env("MAILDIR", maildir)

@@ -433,7 +433,7 @@ sys.stdin.read()
 impl BrokenPeer {
     fn new(script: &str) -> BrokenPeer {
         let (child, port) = rqmail_e2e::spawn_server(
-            python_command(&script).stdin(Stdio::piped()),
+            python_command(script).stdin(Stdio::piped()),
             "the broken peer",
         );
         // Let the filling connects settle in the queue.

@@ -319,7 +319,7 @@ fn quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits() {
     let script = include_str!(
         "../python/quickstart/quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits.py"
     );
-    let out = python_command(&script)
+    let out = python_command(script)
         .env("PORTS", format!("{smtp} {submission} {smtps}"))
         .output()
         .expect("python3");
@@ -502,7 +502,7 @@ for _ in range(100):
         break
     time.sleep(0.2)
 "#;
-    let out = python_command(&script)
+    let out = python_command(script)
         .env("PORTS", format!("{submission} {imaps}"))
         .output()
         .expect("python3");
