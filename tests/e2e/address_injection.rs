@@ -3,10 +3,10 @@
 //! refuse such an address, and rqmail-remote fails one found in the queue rather than
 //! write `RCPT TO:<a@x> NOTIFY=SUCCESS>`.
 
-use rqmail_e2e::{Instance, wait_for};
+use rqmail_e2e::{Instance, python_command, wait_for};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// Serves rqmail-smtpd with its log (stderr) kept in `smtpd.log`; the client may relay.
@@ -139,42 +139,7 @@ fn inject_and_sendmail_refuse_a_recipient_whose_domain_is_not_a_host_name() {
 
 /// An SMTP sink on loopback that takes every connection and appends every line it
 /// receives to the file in argv[1]; prints its port first.
-const SINK: &str = r#"
-import socket, sys, threading
-out = sys.argv[1]
-lock = threading.Lock()
-ls = socket.socket()
-ls.bind(("127.0.0.1", 0)); ls.listen(8)
-print(ls.getsockname()[1], flush=True)
-def serve(conn):
-    conn.settimeout(30)
-    f = conn.makefile("rb")
-    conn.sendall(b"220 sink.test ESMTP\r\n")
-    data = False
-    for line in f:
-        with lock:
-            open(out, "ab").write(line)
-        if data:
-            if line == b".\r\n":
-                data = False
-                conn.sendall(b"250 2.0.0 ok\r\n")
-            continue
-        cmd = line[:4].upper()
-        if cmd == b"EHLO":
-            conn.sendall(b"250-sink.test\r\n250-PIPELINING\r\n250 DSN\r\n")
-        elif cmd == b"DATA":
-            data = True
-            conn.sendall(b"354 go ahead\r\n")
-        elif cmd == b"QUIT":
-            conn.sendall(b"221 2.0.0 bye\r\n")
-            break
-        else:
-            conn.sendall(b"250 2.0.0 ok\r\n")
-    conn.close()
-while True:
-    conn, _ = ls.accept()
-    threading.Thread(target=serve, args=(conn,), daemon=True).start()
-"#;
+const SINK: &str = include_str!("../python/address_injection/sink.py");
 
 struct Sink(Child);
 
@@ -190,9 +155,7 @@ fn remote_fails_a_queued_recipient_with_an_unsafe_domain_and_delivers_the_other(
     let mut inst = Instance::new("inject-remote");
     let homes = inst.add_users(&["alice"]);
     let transcript = inst.home.join("sink.txt");
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(SINK)
+    let mut child = python_command(SINK)
         .arg(&transcript)
         .stdout(Stdio::piped())
         .spawn()

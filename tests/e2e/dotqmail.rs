@@ -1,7 +1,7 @@
 //! Every dot-qmail line type, extensions and `-default`, loops, program exit codes,
 //! bounces and double bounces, through the real queue, scheduler and lspawn.
 
-use rqmail_e2e::{Instance, wait_for};
+use rqmail_e2e::{Instance, python_command, wait_for};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -600,38 +600,10 @@ fn an_extension_that_is_not_utf8_reaches_its_dot_qmail_and_the_environment_uncha
 /// and checks address fields: each `FIELD USER DOMAIN` triple after it names a field
 /// that must parse without defects into one address with that username and domain. A
 /// field named `copy.NAME` is NAME in the copy of the message a bounce returns.
-const CHECK_ADDRESSES: &str = r#"
-import email, email.policy, sys
-path, want = sys.argv[1], sys.argv[2:]
-data = open(path, "rb").read()
-def parse(data):
-    msg = email.message_from_bytes(data, policy=email.policy.default)
-    assert not msg.defects, msg.defects
-    return msg
-msg = parse(data)
-below = b"\n--- Below this line is a copy of the message.\n\n"
-copy = parse(data.split(below, 1)[1]) if below in data else None
-for name, user, domain in zip(want[0::3], want[1::3], want[2::3]):
-    source = copy if name.startswith("copy.") else msg
-    name = name.removeprefix("copy.")
-    field = source[name]
-    assert field is not None, name
-    if name == "Return-Path":
-        # Not among the package's address fields: parse what is in the angle brackets.
-        value = str(field).strip()
-        assert value.startswith("<") and value.endswith(">"), value
-        field = email.policy.default.header_factory("To", value[1:-1])
-    assert not field.defects, (name, str(field), field.defects)
-    assert len(field.addresses) == 1, (name, str(field), field.addresses)
-    got = field.addresses[0]
-    assert (got.username, got.domain) == (user, domain), (name, str(field), got.username, got.domain)
-print("ok")
-"#;
+const CHECK_ADDRESSES: &str = include_str!("../python/dotqmail/check_addresses.py");
 
 fn check_addresses(inst: &Instance, file: &Path, want: &[&str]) {
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(CHECK_ADDRESSES)
+    let out = python_command(CHECK_ADDRESSES)
         .arg(file)
         .args(want)
         .output()

@@ -11,7 +11,7 @@
 //! `rqmail-imapd Maildir`. The servers give no IMAP_PLAINTEXT: passwords are taken only
 //! inside TLS.
 
-use rqmail_e2e::{Instance, LoginServer};
+use rqmail_e2e::{Instance, LoginServer, python_command};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -124,41 +124,11 @@ fn check(what: &str, out: &Output, servers: &[&LoginServer]) {
 }
 
 /// Python helpers every client script starts with.
-const PRELUDE: &str = r#"
-import imaplib, os, ssl, sys, time
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-MAILDIR = os.environ["MAILDIR"]
-STARTTLS_PORT = int(os.environ["STARTTLS_PORT"])
-IMAPS_PORT = int(os.environ["IMAPS_PORT"])
-
-def files():
-    """file name -> the message as IMAP carries it (CR LF line ends)."""
-    found = {}
-    for sub in ("new", "cur"):
-        for name in os.listdir(os.path.join(MAILDIR, sub)):
-            data = open(os.path.join(MAILDIR, sub, name), "rb").read()
-            found[sub + "/" + name] = data.replace(b"\n", b"\r\n")
-    return found
-
-def login(implicit):
-    if implicit:
-        m = imaplib.IMAP4_SSL("127.0.0.1", IMAPS_PORT, ssl_context=ctx, timeout=30)
-        assert "STARTTLS" not in m.capabilities, m.capabilities
-    else:
-        m = imaplib.IMAP4("127.0.0.1", STARTTLS_PORT, timeout=30)
-        # No IMAP_PLAINTEXT: no password before STARTTLS.
-        assert "STARTTLS" in m.capabilities and "LOGINDISABLED" in m.capabilities, m.capabilities
-        m.starttls(ssl_context=ctx)
-    typ, data = m.login("joe", "secret")
-    assert typ == "OK", (typ, data)
-    return m
-"#;
+const PRELUDE: &str = include_str!("../python/imap_clients/prelude.py");
 
 /// Runs a Python 3 script (after PRELUDE) with the ports and `MAILDIR` set.
 fn python(starttls: &LoginServer, imaps: &LoginServer, maildir: &Path, script: &str) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(format!("{PRELUDE}\n{script}"))
+    let out = python_command(&format!("{PRELUDE}\n{script}"))
         .env("STARTTLS_PORT", starttls.port.to_string())
         .env("IMAPS_PORT", imaps.port.to_string())
         .env("MAILDIR", maildir)
@@ -173,44 +143,9 @@ fn imaplib_over_starttls_and_imaps_fetches_byte_exact_and_sets_seen() {
     let (inst, maildir) = setup("imapc-imaplib", &messages());
     let starttls = inst.login_server("imap", false, "rqmail-imapd", "Maildir", &[]);
     let imaps = inst.login_server("imap", true, "rqmail-imapd", "Maildir", &[]);
-    let script = r#"
-want = sorted(files().values())
-assert len(want) == 4, len(want)
-def seen():
-    return [n for n in files() if n.startswith("cur/") and n.endswith(":2,S")]
-def fetch_all(m, item):
-    got = []
-    for n in range(1, len(want) + 1):
-        typ, data = m.fetch(str(n), "(%s)" % item)
-        assert typ == "OK", (typ, data)
-        got.append(data[0][1])
-    assert sorted(got) == want, [g[:60] for g in got]
-
-# STARTTLS: BODY.PEEK[] leaves the flags alone; STORE +FLAGS (\Seen) on message 1 gives
-# its file the info ":2,S" (in cur/).
-m = login(False)
-typ, data = m.select("INBOX")
-assert typ == "OK" and int(data[0]) == len(want), (typ, data)
-fetch_all(m, "BODY.PEEK[]")
-typ, data = m.store("1", "+FLAGS", "(\\Seen)")
-assert typ == "OK" and b"\\Seen" in data[0], (typ, data)
-typ, data = m.logout()
-assert typ == "BYE", (typ, data)
-assert len(seen()) == 1, sorted(files())
-print("ok starttls")
-
-# IMAPS: FETCH BODY[] sets \Seen on every message it reads.
-m = login(True)
-typ, data = m.select("INBOX")
-assert typ == "OK" and int(data[0]) == len(want), (typ, data)
-fetch_all(m, "BODY[]")
-typ, data = m.logout()
-assert typ == "BYE", (typ, data)
-assert len(seen()) == len(want), sorted(files())
-# Flags change names, never contents.
-assert sorted(files().values()) == want
-print("ok imaps")
-"#;
+    let script = include_str!(
+        "../python/imap_clients/imaplib_over_starttls_and_imaps_fetches_byte_exact_and_sets_seen.py"
+    );
     let out = python(&starttls, &imaps, &maildir, script);
     assert!(
         out.contains("ok starttls") && out.contains("ok imaps"),
@@ -338,9 +273,7 @@ assert typ == "OK" and b"idle test" in data[0][1], (typ, data)
 m.logout()
 print("done", flush=True)
 "#;
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(format!("{PRELUDE}\n{script}"))
+    let mut child = python_command(&format!("{PRELUDE}\n{script}"))
         .env("STARTTLS_PORT", starttls.port.to_string())
         .env("IMAPS_PORT", imaps.port.to_string())
         .env("MAILDIR", &maildir)

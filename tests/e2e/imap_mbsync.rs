@@ -9,7 +9,7 @@
 //! home and runs `rqmail-imapd Maildir`. mbsync trusts the instance's self-signed
 //! certificate through `CertificateFile` (a host certificate, matched as is).
 
-use rqmail_e2e::{Instance, LoginServer};
+use rqmail_e2e::{Instance, LoginServer, python_command};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -440,7 +440,7 @@ fn mbsync_syncs_a_folder_tree_both_ways_then_changes_then_nothing() {
     // appended; and one delivered through the queue.
     let script = r#"
 import imaplib, os, ssl
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+from rqtest import tls_context; ctx = tls_context()
 m = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["PORT"]), ssl_context=ctx, timeout=30)
 def ok(r):
     assert r[0] == "OK", r
@@ -460,9 +460,7 @@ ok(m.append("Lists", "(\\Seen)", None, b"From: list@lists.example\r\nSubject: li
 m.logout()
 print("ok")
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
+    let out = python_command(script)
         .env("PORT", imaps.port.to_string())
         .output()
         .expect("python3");

@@ -11,7 +11,7 @@
 //! Accounts and groups the installer creates here are removed again at the end; ones that
 //! existed before the test (a real install) are left alone.
 
-use rqmail_e2e::{target_dir, unit_command, wait_for};
+use rqmail_e2e::{python_command, target_dir, unit_command, wait_for};
 use rqmail_rules::{Action, Cdb, Client};
 use std::collections::HashMap;
 use std::io::Write;
@@ -530,9 +530,7 @@ fn start_unit(s: &mut Scratch, unit: &str, name: &str, standard_port: u16) -> (u
 
 /// Runs a Python 3 script with PORT set; asserts it succeeded.
 fn python(port: u16, script: &str) {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
+    let out = python_command(script)
         .env("PORT", port.to_string())
         .output()
         .expect("python3");
@@ -1103,7 +1101,7 @@ s.quit()
     assert!(chpasswd.wait().unwrap().success());
     let tls = r#"
 import os, smtplib, ssl
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+from rqtest import tls_context; ctx = tls_context()
 "#;
     python(
         submission_port,

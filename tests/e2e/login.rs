@@ -7,7 +7,7 @@
 //! test when it is built). As root, the real rqmail-checkpassword and a real account show
 //! that the front runs as rqmaild and the session as the user.
 
-use rqmail_e2e::{Instance, LoginServer, wait_for};
+use rqmail_e2e::{Instance, LoginServer, python_command, wait_for};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -65,8 +65,9 @@ for line in sys.stdin.buffer:
 /// Python helpers every client script starts with.
 const PRELUDE: &str = r#"
 import base64, os, poplib, re, socket, ssl, time
-PORT = int(os.environ["PORT"])
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+from rqtest import connect_line, env_port, tls_context
+PORT = env_port()
+ctx = tls_context()
 def b64(text):
     return base64.b64encode(text.encode()).decode()
 def expect_err(f, *args, code=None):
@@ -82,11 +83,7 @@ def expect_err(f, *args, code=None):
         return text
     raise SystemExit(f"expected -ERR from {f.__name__}{args}, got {r!r}")
 def connect():
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=20)
-    f = s.makefile("rb")
-    greeting = f.readline()
-    assert greeting.startswith(b"+OK <"), greeting
-    return s, f
+    return connect_line(PORT, b"+OK <")
 "#;
 
 fn install_script(inst: &Instance, name: &str, text: &str) -> PathBuf {
@@ -130,9 +127,7 @@ fn checkpassword_requests(inst: &Instance) -> Vec<String> {
 }
 
 fn python(inst: &Instance, server: &LoginServer, script: &str) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(format!("{PRELUDE}\n{script}"))
+    let out = python_command(&format!("{PRELUDE}\n{script}"))
         .env("PORT", server.port.to_string())
         .output()
         .expect("python3");
@@ -354,44 +349,9 @@ fn garbage_and_overlong_lines_get_err_and_never_reach_checkpassword() {
     python(
         &inst,
         &server,
-        r#"
-s, f = connect()
-probes = [
-    (b"A" * 300 + b"\r\n", b"-ERR line too long"),
-    (b"\x00\xff\xfe garbage\r\n", b"-ERR unknown command"),
-    (b"STAT\r\n", b"-ERR log in first"),
-    (b"RETR 1\r\n", b"-ERR log in first"),
-    (b"PASS secret\r\n", b"-ERR USER first"),
-    (b"USER\r\n", b"-ERR syntax"),
-    (b"USER jo\x00e\r\n", b"+OK"),
-    (b"PASS secret\r\n", b"-ERR [AUTH] authentication failed"),
-    (b"USER joe\r\n", b"+OK"),
-    (b"PASS\r\n", b"-ERR syntax"),
-    (b"USER joe\r\n", b"+OK"),
-    (b"PASS " + b"x" * 600 + b"\r\n", b"-ERR line too long"),
-    (b"AUTH PLAIN " + b"A" * 3000 + b"\r\n", b"-ERR line too long"),
-    (b"AUTH PLAIN " + base64.b64encode(b"\0joe\0" + b"p" * 600) + b"\r\n", b"-ERR [AUTH] authentication failed"),
-    (b"APOP joe 0123456789abcdef0123456789abcdef\r\n", b"-ERR APOP not supported"),
-    (b"STLS extra\r\n", b"-ERR syntax"),
-    (b"NOOP\r\n", b"+OK"),
-    (b"QUIT\r\n", b"+OK bye"),
-]
-# All at once: the front must answer each in turn (PIPELINING).
-s.sendall(b"".join(p for p, _ in probes))
-for probe, want in probes:
-    line = f.readline()
-    assert line.startswith(want), (probe[:40], line)
-assert f.readline() == b"", "connection not closed after QUIT"
-
-# A client that only sends garbage is cut off.
-s, f = connect()
-s.sendall(b"BOGUS\r\n" * 25)
-for _ in range(20):
-    line = f.readline()
-    assert line == b"-ERR unknown command\r\n", line
-assert f.readline().startswith(b"-ERR too many errors")
-assert f.readline() == b""
-"#,
+        include_str!(
+            "../python/login/garbage_and_overlong_lines_get_err_and_never_reach_checkpassword.py"
+        ),
     );
     assert!(
         checkpassword_requests(&inst).is_empty(),

@@ -9,10 +9,9 @@
 //! stands in for rqmail-imapd: it answers the login command with the tag it finds in
 //! `IMAPLOGINTAG`, then echoes commands.
 
-use rqmail_e2e::{Instance, LoginServer};
+use rqmail_e2e::{Instance, LoginServer, python_command};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Command;
 
 /// Accepts joe/secret and joe/`se "cr\et` (exits 111 for the user `temp`); logs each
 /// request, NULs as `|`, with the tag it was given for the post-login program.
@@ -56,8 +55,9 @@ for line in sys.stdin.buffer:
 /// Python helpers every client script starts with.
 const PRELUDE: &str = r#"
 import base64, imaplib, os, re, socket, ssl, time
-PORT = int(os.environ["PORT"])
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+from rqtest import connect_line, env_port, expect, tls_context
+PORT = env_port()
+ctx = tls_context()
 def b64(data):
     return base64.b64encode(data).decode()
 def expect_no(f, *args, code=None):
@@ -70,15 +70,7 @@ def expect_no(f, *args, code=None):
         return text
     raise SystemExit(f"expected an error from {f.__name__}{args}, got {r!r}")
 def connect():
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=20)
-    f = s.makefile("rb")
-    greeting = f.readline()
-    assert greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 "), greeting
-    return s, f
-def expect(f, *prefixes):
-    for want in prefixes:
-        line = f.readline()
-        assert line.startswith(want), (want, line)
+    return connect_line(PORT, b"* OK [CAPABILITY IMAP4rev1 ")
 "#;
 
 fn install_script(inst: &Instance, name: &str, text: &str) -> PathBuf {
@@ -124,9 +116,7 @@ fn checkpassword_requests(inst: &Instance) -> Vec<String> {
 }
 
 fn python(inst: &Instance, server: &LoginServer, script: &str) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(format!("{PRELUDE}\n{script}"))
+    let out = python_command(&format!("{PRELUDE}\n{script}"))
         .env("PORT", server.port.to_string())
         .output()
         .expect("python3");
@@ -260,34 +250,9 @@ fn authenticate_plain_with_initial_response_continuation_and_cancel() {
     python(
         &inst,
         &server,
-        r#"
-s, f = connect()
-s.sendall(b"a AUTHENTICATE PLAIN " + base64.b64encode(b"\0joe\0wrong") + b"\r\n")
-expect(f, b"a NO [AUTHENTICATIONFAILED]")
-s.sendall(b"b AUTHENTICATE PLAIN\r\n")
-expect(f, b"+ \r\n")
-s.sendall(b"*\r\n")
-expect(f, b"b BAD authentication cancelled")
-s.sendall(b"c authenticate plain\r\n")
-expect(f, b"+ \r\n")
-s.sendall(b"!!!notbase64\r\n")
-expect(f, b"c BAD invalid base64")
-s.sendall(b"d AUTHENTICATE PLAIN " + base64.b64encode(b"admin\0joe\0secret") + b"\r\n")
-expect(f, b"d NO [AUTHENTICATIONFAILED] authorization identity not supported")
-s.sendall(b"e AUTHENTICATE PLAIN =\r\n")
-expect(f, b"e NO [AUTHENTICATIONFAILED]")
-s.sendall(b"f AUTHENTICATE CRAM-MD5\r\n")
-expect(f, b"f NO unsupported mechanism")
-# Via the continuation, as imaplib does it.
-m = imaplib.IMAP4("127.0.0.1", PORT, timeout=20)
-typ, data = m.authenticate("PLAIN", lambda _: b"\0joe\0secret")
-assert typ == "OK" and data[0].startswith(b"logged in"), (typ, data)
-m.logout()
-# SASL-IR, with an authzid that is the user itself, and a command pipelined behind it.
-s, f = connect()
-s.sendall(b"x AUTHENTICATE PLAIN " + base64.b64encode(b"joe\0joe\0secret") + b"\r\ny NOOP\r\n")
-expect(f, b"x OK logged in", b"y OK echo y NOOP")
-"#,
+        include_str!(
+            "../python/login_imap/authenticate_plain_with_initial_response_continuation_and_cancel.py"
+        ),
     );
     let requests = checkpassword_requests(&inst);
     assert_eq!(requests.len(), 3, "{requests:?}");
@@ -302,39 +267,7 @@ fn passwords_as_literals_and_quoted_strings() {
     python(
         &inst,
         &server,
-        r#"
-PASSWORD = b'se "cr\\et'
-# imaplib quotes the password, escaping the quote and the backslash.
-m = imaplib.IMAP4("127.0.0.1", PORT, timeout=20)
-assert m.login("joe", PASSWORD.decode())[0] == "OK"
-m.logout()
-# imaplib's synchronizing literal.
-m = imaplib.IMAP4("127.0.0.1", PORT, timeout=20)
-m.literal = PASSWORD
-assert m._simple_command("LOGIN", "joe")[0] == "OK"
-m.logout()
-# Synchronizing literals for both, by hand.
-s, f = connect()
-s.sendall(b"a LOGIN {3}\r\n")
-expect(f, b"+ ")
-s.sendall(b"joe {%d}\r\n" % len(PASSWORD))
-expect(f, b"+ ")
-s.sendall(PASSWORD + b"\r\n")
-expect(f, b"a OK logged in")
-s.close()
-# LITERAL+: everything in one packet, no continuation.
-s, f = connect()
-s.sendall(b"b LOGIN {3+}\r\njoe {%d+}\r\n%s\r\nc NOOP\r\n" % (len(PASSWORD), PASSWORD))
-expect(f, b"b OK logged in", b"c OK echo c NOOP")
-s.close()
-# Too large: a synchronizing literal is refused, a non-synchronizing one ends the connection.
-s, f = connect()
-s.sendall(b"d LOGIN joe {5000}\r\n")
-expect(f, b"d NO [TOOBIG]")
-s.sendall(b"e LOGIN joe {5000+}\r\n" + b"x" * 5000 + b"\r\n")
-expect(f, b"* BYE [TOOBIG]")
-assert f.readline() == b""
-"#,
+        include_str!("../python/login_imap/passwords_as_literals_and_quoted_strings.py"),
     );
     let requests = checkpassword_requests(&inst);
     assert_eq!(requests.len(), 4, "{requests:?}");
@@ -381,58 +314,9 @@ fn garbage_and_overlong_lines_get_bad_and_never_reach_checkpassword() {
     python(
         &inst,
         &server,
-        r#"
-probes = [
-    (b"A" * 9000 + b"\r\n", [b"* BAD line too long"]),
-    (b"\x00\xff garbage\r\n", [b"* BAD missing or invalid tag"]),
-    (b"a+ NOOP\r\n", [b"* BAD missing or invalid tag"]),
-    (b"t" * 65 + b" NOOP\r\n", [b"* BAD tag too long"]),
-    (b"\r\n", [b"* BAD missing or invalid tag"]),
-    (b"a\r\n", [b"a BAD syntax error"]),
-    (b"a BOGUS\r\n", [b"a BAD unknown command"]),
-    (b"a SELECT INBOX\r\n", [b"a NO log in first"]),
-    (b"a ENABLE UTF8=ACCEPT\r\n", [b"a BAD ENABLE is valid only after login"]),
-    (b"a LOGIN joe\r\n", [b"a BAD syntax error"]),
-    (b'a LOGIN "joe secret\r\n', [b"a BAD syntax error: unterminated"]),
-    (b'a LOGIN joe "sec\\ret"\r\n', [b"a BAD syntax error: bad escape"]),
-    (b"a LOGIN (joe) secret\r\n", [b"a BAD syntax error"]),
-    (b"a LOGIN joe secret extra\r\n", [b"a BAD syntax error: unexpected arguments"]),
-    (b"a LOGIN joe  secret\r\n", [b"a BAD syntax error"]),
-    (b"a LOGIN j\x01oe secret\r\n", [b"a BAD syntax error"]),
-    (b"a LOGIN joe {3x}\r\n", [b"a BAD syntax error"]),
-    # A refused command's non-synchronizing literal is read and thrown away: the LOGIN
-    # inside it is never run.
-    (b"a BOGUS {18+}\r\nb LOGIN joe secret\r\n", [b"a BAD unknown command"]),
-    (b"a CAPABILITY extra\r\n", [b"a BAD syntax error"]),
-    (b"a AUTHENTICATE PLAIN !!!\r\n", [b"a BAD invalid base64"]),
-    (b"a AUTHENTICATE PLAIN " + b"A" * 9000 + b"\r\n", [b"* BAD line too long"]),
-    (b"a ID NIL\r\n", [b"* ID NIL\r\n", b"a OK ID completed"]),
-    (b'a ID ("name" "x" "version" {1+}\r\n1 "os" NIL)\r\n', [b"* ID NIL\r\n", b"a OK"]),
-    (b"a ID (\r\n", [b"a BAD syntax error"]),
-    (b"a NOOP\r\n", [b"a OK NOOP completed"]),
-]
-logout = (b"z LOGOUT\r\n", [b"* BYE", b"z OK LOGOUT completed"])
-# All at once, a dozen to a connection (20 errors close one): the front must answer
-# each in turn.
-for first in range(0, len(probes), 12):
-    chunk = probes[first:first + 12] + [logout]
-    s, f = connect()
-    s.sendall(b"".join(p for p, _ in chunk))
-    for probe, wants in chunk:
-        for want in wants:
-            line = f.readline()
-            assert line.startswith(want), (probe[:40], want, line)
-    assert f.readline() == b"", "connection not closed after LOGOUT"
-
-# A client that only sends garbage is cut off.
-s, f = connect()
-s.sendall(b"x BOGUS\r\n" * 25)
-for _ in range(20):
-    line = f.readline()
-    assert line == b"x BAD unknown command\r\n", line
-assert f.readline().startswith(b"* BYE too many errors")
-assert f.readline() == b""
-"#,
+        include_str!(
+            "../python/login_imap/garbage_and_overlong_lines_get_bad_and_never_reach_checkpassword.py"
+        ),
     );
     assert!(
         checkpassword_requests(&inst).is_empty(),

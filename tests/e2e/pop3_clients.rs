@@ -8,7 +8,7 @@
 //! nothing, and runs rqmail-pop3d on joe's Maildir (an absolute path in its arguments).
 //! The servers give no POP3_PLAINTEXT: passwords are taken only inside TLS.
 
-use rqmail_e2e::{Instance, LoginServer};
+use rqmail_e2e::{Instance, LoginServer, python_command};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -155,9 +155,7 @@ fn check(what: &str, out: &Output, servers: &[&LoginServer]) {
 
 /// Runs a Python 3 script with `STLS_PORT`, `POP3S_PORT` and `MAILDIR` set.
 fn python(stls: &LoginServer, pop3s: &LoginServer, maildir: &Path, script: &str) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
+    let out = python_command(script)
         .env("STLS_PORT", stls.port.to_string())
         .env("POP3S_PORT", pop3s.port.to_string())
         .env("MAILDIR", maildir)
@@ -178,72 +176,9 @@ fn poplib_over_stls_and_pop3s_lists_and_retrieves_byte_exact() {
         &[],
     );
     let pop3s = inst.login_server("pop3", true, "rqmail-pop3d", maildir.to_str().unwrap(), &[]);
-    let script = r#"
-import os, poplib, ssl, time
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-MAILDIR = os.environ["MAILDIR"]
-
-def files():
-    """unique name -> the message as RETR carries it, unstuffed."""
-    found = {}
-    for sub in ("new", "cur"):
-        for name in os.listdir(os.path.join(MAILDIR, sub)):
-            data = open(os.path.join(MAILDIR, sub, name), "rb").read()
-            wire = data.replace(b"\n", b"\r\n")
-            if not wire.endswith(b"\r\n"):
-                wire += b"\r\n"
-            found[name.split(":")[0]] = wire
-    return found
-
-def login(implicit):
-    # The previous session's rqmail-pop3d may still hold the maildrop's lock for a moment.
-    for attempt in range(50):
-        if implicit:
-            p = poplib.POP3_SSL("127.0.0.1", int(os.environ["POP3S_PORT"]), context=ctx, timeout=30)
-            assert "STLS" not in p.capa()
-        else:
-            p = poplib.POP3("127.0.0.1", int(os.environ["STLS_PORT"]), timeout=30)
-            caps = p.capa()
-            assert "STLS" in caps and "USER" not in caps, caps
-            p.stls(ctx)
-        p.user("joe")
-        try:
-            r = p.pass_("secret")
-            assert r.startswith(b"+OK"), r
-            return p
-        except poplib.error_proto:
-            p.close()
-            time.sleep(0.1)
-    raise SystemExit("no login")
-
-want = files()
-assert len(want) == 5, sorted(want)
-for implicit in (False, True):
-    p = login(implicit)
-    count, total = p.stat()
-    assert count == len(want) and total == sum(len(w) for w in want.values()), (count, total)
-    resp, listing, _ = p.list()
-    resp, uidls, _ = p.uidl()
-    sizes = dict(l.split() for l in listing)
-    uids = dict(l.split() for l in uidls)
-    assert sorted(u.decode() for u in uids.values()) == sorted(want), (uids, sorted(want))
-    for n, uid in uids.items():
-        expected = want[uid.decode()]
-        assert int(sizes[n]) == len(expected), (n, sizes[n], len(expected))
-        resp, lines, octets = p.retr(int(n))
-        assert resp.startswith(b"+OK"), resp
-        got = b"".join(l + b"\r\n" for l in lines)
-        assert got == expected, (n, got[:200], expected[:200])
-        # TOP n 0: the header and the empty line after it.
-        resp, lines, _ = p.top(int(n), 0)
-        head = expected.split(b"\r\n\r\n")[0] + b"\r\n\r\n"
-        assert b"".join(l + b"\r\n" for l in lines) == head, (n, lines)
-    assert p.quit().startswith(b"+OK")
-    # QUIT moved everything to cur/ and changed nothing else.
-    assert os.listdir(os.path.join(MAILDIR, "new")) == []
-    assert files() == want
-    print("ok", "pop3s" if implicit else "stls")
-"#;
+    let script = include_str!(
+        "../python/pop3_clients/poplib_over_stls_and_pop3s_lists_and_retrieves_byte_exact.py"
+    );
     let out = python(&stls, &pop3s, &maildir, script);
     assert!(out.contains("ok stls") && out.contains("ok pop3s"), "{out}");
     let log = stls.log_text() + &pop3s.log_text();
@@ -540,45 +475,9 @@ fn a_message_delivered_and_fetched_within_the_same_second_by_pop3_is_there() {
     for subject in ["first", "second", "third"] {
         inject(&inst, &maildir, subject);
     }
-    let script = r#"
-import os, poplib, ssl, time
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-MAILDIR = os.environ["MAILDIR"]
-started = time.time()
-
-def login():
-    for attempt in range(50):
-        p = poplib.POP3_SSL("127.0.0.1", int(os.environ["POP3S_PORT"]), context=ctx, timeout=30)
-        p.user("joe")
-        try:
-            p.pass_("secret")
-            return p
-        except poplib.error_proto:
-            p.close()
-            time.sleep(0.1)
-    raise SystemExit("no login")
-
-def session():
-    p = login()
-    count, _ = p.stat()
-    listed = time.time()
-    uids = [l.split()[1].decode() for l in p.uidl()[1]]
-    subjects = [[l for l in p.top(n, 0)[1] if l.startswith(b"Subject:")][0].decode()
-                for n in range(1, count + 1)]
-    assert p.quit().startswith(b"+OK")
-    return count, listed, uids, subjects
-
-count, listed, uids, subjects = session()
-assert count == 3, count
-newest = max(os.stat(os.path.join(MAILDIR, sub, n)).st_mtime
-             for sub in ("new", "cur") for n in os.listdir(os.path.join(MAILDIR, sub)))
-print("same second" if int(newest) == int(listed) else "next second")
-assert subjects == ["Subject: first", "Subject: second", "Subject: third"], subjects
-# QUIT moved them to cur/; the next session numbers them alike.
-again = session()
-assert again[0] == 3 and again[2] == uids and again[3] == subjects, (again, uids)
-print("ok")
-"#;
+    let script = include_str!(
+        "../python/pop3_clients/a_message_delivered_and_fetched_within_the_same_second_by_pop3_is_there.py"
+    );
     let out = python(&stls, &pop3s, &maildir, script);
     assert!(out.contains("ok"), "{out}");
     eprintln!(

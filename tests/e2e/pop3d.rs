@@ -2,7 +2,7 @@
 //! rqmail-tcpserver and read with Python's poplib and raw sockets: listings, byte-exact
 //! RETR and TOP, UIDL stability, DELE/RSET/QUIT, dropped sessions, the lock, limits.
 
-use rqmail_e2e::{Instance, Listener, command};
+use rqmail_e2e::{Instance, Listener, command, python_command};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -11,71 +11,7 @@ use std::time::{Duration, SystemTime};
 
 /// Helpers every script starts with. `connect()` retries while the previous session's
 /// process, which the client has just left, still holds the lock.
-const PRELUDE: &str = r#"
-import os, poplib, socket, time
-PORT = int(os.environ["PORT"])
-MAILDIR = os.path.join(os.environ["HOME_DIR"], "homes", "bob", "Maildir")
-
-def connect():
-    deadline = time.time() + 10
-    while True:
-        try:
-            return poplib.POP3("127.0.0.1", PORT, timeout=30)
-        except poplib.error_proto as e:
-            if b"[IN-USE]" in e.args[0] and time.time() < deadline:
-                time.sleep(0.05)
-                continue
-            raise
-
-class Raw:
-    """A session on a bare socket, for byte-exact replies."""
-    def __init__(self):
-        deadline = time.time() + 10
-        while True:
-            self.s = socket.create_connection(("127.0.0.1", PORT), timeout=30)
-            self.f = self.s.makefile("rb")
-            self.greeting = self.f.readline()
-            if b"[IN-USE]" in self.greeting and time.time() < deadline:
-                self.s.close()
-                time.sleep(0.05)
-                continue
-            break
-    def cmd(self, line):
-        self.s.sendall(line + b"\r\n")
-        return self.f.readline()
-    def multi(self, line):
-        self.s.sendall(line + b"\r\n")
-        data = self.f.readline()
-        while True:
-            l = self.f.readline()
-            assert l.endswith(b"\r\n"), (data, l)
-            data += l
-            if l == b".\r\n":
-                return data
-    def close(self):
-        # The socket closes only once its file object is closed too.
-        self.f.close()
-        self.s.close()
-
-def messages():
-    """(path, unique name) of each message, in the order the server numbers them."""
-    found = []
-    for sub in ("new", "cur"):
-        for name in os.listdir(os.path.join(MAILDIR, sub)):
-            if not name.startswith("."):
-                path = os.path.join(MAILDIR, sub, name)
-                found.append((os.stat(path).st_mtime_ns, name, path))
-    found.sort()
-    return [(path, name.split(":")[0]) for _, name, path in found]
-
-def wire(path, stuff=True):
-    """The message as RETR must send it: CR LF line ends, dot-stuffed."""
-    data = open(path, "rb").read()
-    lines = data.split(b"\n")
-    if data.endswith(b"\n"):
-        lines.pop()
-    return b"".join((b"." + l if stuff and l.startswith(b".") else l) + b"\r\n" for l in lines)
-"#;
+const PRELUDE: &str = include_str!("../python/pop3d/prelude.py");
 
 const ONE: &[u8] = b"Subject: one\n\nline one\n.leading dot\n..two dots\n\n.\nlast line\n";
 const TWO: &[u8] = b"Subject: two\n\nno newline at the end";
@@ -123,65 +59,9 @@ fn poplib_lists_and_retrieves_byte_exact() {
     let (inst, maildir, l) = setup("pop3-retr", &[ONE, TWO, THREE]);
     let out = inst.python(
         l.port,
-        &script(
-            r#"
-msgs = messages()
-assert len(msgs) == 3, msgs
-assert not open(msgs[1][0], "rb").read().endswith(b"\n"), "message two has no final newline"
-sizes = [len(wire(path, stuff=False)) for path, _ in msgs]
-
-p = connect()
-assert p.getwelcome() == b"+OK maildrop has 3 messages", p.getwelcome()
-assert p.stat() == (3, sum(sizes)), (p.stat(), sizes)
-resp, listing, _ = p.list()
-assert listing == [b"%d %d" % (i + 1, s) for i, s in enumerate(sizes)], listing
-assert p.list(2) == b"+OK 2 %d" % sizes[1]
-resp, uids, _ = p.uidl()
-assert uids == [b"%d %s" % (i + 1, u.encode()) for i, (_, u) in enumerate(msgs)], uids
-for i, (path, _) in enumerate(msgs):
-    resp, lines, octets = p.retr(i + 1)
-    assert octets == sizes[i], (octets, sizes[i])
-    assert b"".join(l + b"\r\n" for l in lines) == wire(path, stuff=False)
-caps = p.capa()
-for cap in ("TOP", "UIDL", "RESP-CODES", "PIPELINING"):
-    assert cap in caps, caps
-assert caps["IMPLEMENTATION"] == ["rqmail"], caps
-try:
-    p._shortcmd("XYZZY")
-    raise SystemExit("unknown command accepted")
-except poplib.error_proto as e:
-    assert e.args[0] == b"-ERR unknown command", e
-p.quit()
-
-# The same on the wire, byte for byte: the dot-stuffing, CR LF, the terminator.
-msgs = messages()
-r = Raw()
-for i, (path, _) in enumerate(msgs):
-    got = r.multi(b"RETR %d" % (i + 1))
-    want = b"+OK %d octets\r\n" % sizes[i] + wire(path) + b".\r\n"
-    assert got == want, (got, want)
-got = r.multi(b"TOP 1 0")
-assert got == b"+OK top of message follows\r\n" + wire(msgs[0][0]).split(b"\r\n\r\n")[0] + b"\r\n\r\n.\r\n", got
-got = r.multi(b"TOP 1 2")
-assert got.endswith(b"\r\n\r\nline one\r\n..leading dot\r\n.\r\n"), got
-assert r.cmd(b"NOOP " + b"x" * 300) == b"-ERR line too long\r\n"
-assert r.cmd(b"NOOP") == b"+OK\r\n"
-assert r.cmd(b"USER bob") == b"-ERR already authenticated\r\n"
-assert r.cmd(b"RETR 4") == b"-ERR no such message\r\n"
-# PIPELINING: three commands in one packet get three replies, in order.
-r.s.sendall(b"NOOP\r\nLAST\r\nLIST 2\r\n")
-assert [r.f.readline() for _ in range(3)] == [b"+OK\r\n", b"+OK 0\r\n", b"+OK 2 %d\r\n" % sizes[1]]
-assert r.cmd(b"QUIT") == b"+OK bye\r\n"
-r.close()
-
-# After the move to cur/, the UIDs are the same.
-p = connect()
-resp, again, _ = p.uidl()
-assert again == uids, (again, uids)
-p.quit()
-print("ok")
-"#,
-        ),
+        &script(include_str!(
+            "../python/pop3d/poplib_lists_and_retrieves_byte_exact.py"
+        )),
     );
     assert!(out.contains("ok"), "{out}");
     assert!(names(&maildir.join("new")).is_empty());
@@ -196,39 +76,7 @@ fn dele_takes_effect_at_quit_only_and_a_dropped_session_changes_nothing() {
     let out = inst.python(
         l.port,
         &script(
-            r#"
-msgs = messages()
-# Dropped: DELE, then the connection closes without QUIT.
-r = Raw()
-assert r.cmd(b"DELE 1") == b"+OK message 1 deleted\r\n"
-assert r.cmd(b"STAT").startswith(b"+OK 2 ")
-r.close()
-p = connect()
-assert p.stat()[0] == 3
-assert all(os.path.exists(path) for path, _ in msgs), "nothing removed or moved"
-# RSET unmarks.
-p.dele(1)
-p.dele(2)
-assert p.stat()[0] == 1
-assert p._shortcmd("LAST") == b"+OK 2"
-p.rset()
-assert p.stat()[0] == 3
-# DELE marks; the file goes at QUIT only.
-p.dele(2)
-assert os.path.exists(msgs[1][0])
-try:
-    p.retr(2)
-    raise SystemExit("deleted message retrieved")
-except poplib.error_proto as e:
-    assert e.args[0] == b"-ERR message 2 already deleted", e
-assert p.quit() == b"+OK bye"
-assert not os.path.exists(msgs[1][0])
-p = connect()
-resp, uids, _ = p.uidl()
-assert uids == [b"1 " + msgs[0][1].encode(), b"2 " + msgs[2][1].encode()], uids
-p.quit()
-print("ok")
-"#,
+            include_str!("../python/pop3d/dele_takes_effect_at_quit_only_and_a_dropped_session_changes_nothing.py"),
         ),
     );
     assert!(out.contains("ok"), "{out}");
@@ -263,10 +111,8 @@ print("ok")
 #[test]
 fn a_message_delivered_during_a_session_waits_for_the_next() {
     let (inst, maildir, l) = setup("pop3-snapshot", &[ONE, TWO]);
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script(
-            r#"
+    let mut child = python_command(&script(
+        r#"
 import sys
 p = connect()
 assert p.stat()[0] == 2
@@ -286,13 +132,13 @@ assert p.stat()[0] == 3, p.stat()
 p.quit()
 print("ok", flush=True)
 "#,
-        ))
-        .env("PORT", l.port.to_string())
-        .env("HOME_DIR", &inst.home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    ))
+    .env("PORT", l.port.to_string())
+    .env("HOME_DIR", &inst.home)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();

@@ -17,11 +17,11 @@
 //! in `tests/fixtures/postfix/`. Without root, or without Postfix, the tests print
 //! `SKIPPED` and pass.
 
-use rqmail_e2e::{Instance, wait_for};
+use rqmail_e2e::{Instance, python_command, wait_for};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rqmail_e2e::postfix::{PATIENCE, Postfix, postfix_daemons};
@@ -433,10 +433,7 @@ sys.stdin.read()
 impl BrokenPeer {
     fn new(script: &str) -> BrokenPeer {
         let (child, port) = rqmail_e2e::spawn_server(
-            Command::new("python3")
-                .arg("-c")
-                .arg(script)
-                .stdin(Stdio::piped()),
+            python_command(script).stdin(Stdio::piped()),
             "the broken peer",
         );
         // Let the filling connects settle in the queue.

@@ -5,7 +5,7 @@
 //! and over IMAP on base+993 (implicit TLS) and base+143, stops every program it started on TERM, and keeps an edited control file on a second
 //! run. Run as root, the instance runs as nobody, as the quick start does for root.
 
-use rqmail_e2e::{target_dir, wait_for};
+use rqmail_e2e::{python_command, target_dir, wait_for};
 use rqmail_rules::{Action, Cdb, Client};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -316,42 +316,10 @@ fn quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits() {
     // 3. One message on each port: plain SMTP (loopback may relay), submission with
     //    STARTTLS and implicit TLS, both with AUTH as the virtual user, through the real
     //    rqmail-checkpassword; without AUTH, submission refuses.
-    let script = r#"
-import os, smtplib, ssl
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-smtp, submission, smtps = (int(p) for p in os.environ["PORTS"].split())
-msg = lambda n: ("Subject: quick start\r\n\r\nmarker-%s\r\n" % n).encode()
-s = smtplib.SMTP("127.0.0.1", smtp)
-code, caps = s.ehlo("client.example")
-assert b"STARTTLS" in caps, caps
-s.sendmail("someone@remote.example", ["test@example.test"], msg("smtp"))
-s.quit()
-s = smtplib.SMTP("127.0.0.1", submission)
-s.ehlo("client.example"); s.starttls(context=ctx); s.ehlo("client.example")
-try:
-    s.sendmail("test@example.test", ["test@example.test"], msg("unauthenticated"))
-    raise SystemExit("submission without AUTH accepted")
-except smtplib.SMTPSenderRefused as e:
-    assert e.smtp_code == 530, e
-try:
-    s.login("test@example.test", "wrong"); raise SystemExit("a wrong password accepted")
-except smtplib.SMTPAuthenticationError as e:
-    assert e.smtp_code == 535, e
-s.quit()
-s = smtplib.SMTP("127.0.0.1", submission)
-s.ehlo("client.example"); s.starttls(context=ctx); s.ehlo("client.example")
-s.login("test@example.test", "test")
-s.sendmail("test@example.test", ["test@example.test"], msg("submission"))
-s.quit()
-s = smtplib.SMTP_SSL("127.0.0.1", smtps, context=ctx)
-s.ehlo("client.example")
-s.login("test@example.test", "test")
-s.sendmail("test@example.test", ["test@example.test"], msg("smtps"))
-s.quit()
-"#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
+    let script = include_str!(
+        "../python/quickstart/quickstart_serves_smtp_and_pop3_stops_on_term_and_keeps_edits.py"
+    );
+    let out = python_command(script)
         .env("PORTS", format!("{smtp} {submission} {smtps}"))
         .output()
         .expect("python3");
@@ -517,7 +485,7 @@ s.quit()
     //     base+587 is read over IMAP with the same password.
     let script = r#"
 import imaplib, os, smtplib, ssl, time
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+from rqtest import tls_context; ctx = tls_context()
 submission, imaps = (int(p) for p in os.environ["PORTS"].split())
 s = smtplib.SMTP("127.0.0.1", submission); s.starttls(context=ctx)
 s.login("test@example.test", "test")
@@ -534,9 +502,7 @@ for _ in range(100):
         break
     time.sleep(0.2)
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
+    let out = python_command(script)
         .env("PORTS", format!("{submission} {imaps}"))
         .output()
         .expect("python3");

@@ -3,7 +3,7 @@
 //! recipient) and against scripted Python servers that refuse, defer, drop the connection,
 //! lack 8BITMIME or inject plaintext after STARTTLS, checking reports and wire bytes exactly.
 
-use rqmail_e2e::{Instance, as_root, command, wait_for};
+use rqmail_e2e::{Instance, as_root, command, python_command, wait_for};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -390,90 +390,7 @@ fn install_other_name(inst: &Instance) -> PathBuf {
 
 /// A one-connection SMTP server in Python. It prints its port, answers by command (the
 /// scenario changes some answers), records every byte it receives in OUT, and exits.
-const SCRIPTED_SERVER: &str = r#"
-import socket, ssl, sys
-scenario, out, cert = sys.argv[1], sys.argv[2], sys.argv[3]
-ls = socket.socket()
-ls.bind(("127.0.0.1", 0)); ls.listen(1); ls.settimeout(30)
-print(ls.getsockname()[1], flush=True)
-conn, _ = ls.accept(); conn.settimeout(30)
-got = bytearray(); buf = bytearray()
-
-def say(text):
-    conn.sendall(text.encode("latin-1"))
-
-def line():
-    while b"\n" not in buf:
-        data = conn.recv(65536)
-        if not data:
-            return None
-        buf.extend(data)
-    i = buf.index(b"\n") + 1
-    l = bytes(buf[:i]); del buf[:i]; got.extend(l)
-    return l
-
-def finish(read_rest=True):
-    if read_rest:
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                got.extend(data)
-        except Exception:
-            pass
-    conn.close()
-    open(out, "wb").write(bytes(got))
-    sys.exit(0)
-
-if scenario == "greeting554":
-    say("554 5.7.1 no SMTP service here\r\n")
-    finish()
-say("220 mx.test ESMTP\r\n")
-ext = ["PIPELINING", "SIZE 100000"]
-if scenario != "7bit":
-    ext.append("8BITMIME")
-if scenario == "inject":
-    ext.append("STARTTLS")
-while True:
-    l = line()
-    if l is None:
-        finish(False)
-    cmd = l[:4].upper()
-    if cmd == b"EHLO":
-        say("250-mx.test\r\n" + "".join("250-%s\r\n" % e for e in ext[:-1]) + "250 %s\r\n" % ext[-1])
-    elif cmd == b"STAR":
-        # A man in the middle's plaintext right behind the 220: the client must drop it,
-        # not take it as the reply to its EHLO inside TLS.
-        say("220 2.0.0 ready\r\n550 5.7.0 injected before TLS\r\n")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert)
-        conn = ctx.wrap_socket(conn, server_side=True)
-        got.extend(b"<TLS>\r\n")
-        ext.remove("STARTTLS")
-    elif cmd == b"MAIL":
-        say("250 2.1.0 ok\r\n")
-    elif cmd == b"RCPT":
-        say("451 4.2.1 try later\r\n" if scenario == "rcpt451" else "250 2.1.5 ok\r\n")
-    elif cmd == b"DATA":
-        if scenario == "rcpt451":
-            say("554 5.5.1 no valid recipients\r\n")
-            continue
-        if scenario == "drop_at_data":
-            finish(False)
-        say("354 go ahead\r\n")
-        while not got.endswith(b"\r\n.\r\n"):
-            if line() is None:
-                finish(False)
-        if scenario == "drop_after_dot":
-            finish(False)
-        say("250 2.0.0 ok queued as 42\r\n")
-    elif cmd == b"QUIT":
-        say("221 2.0.0 bye\r\n")
-        finish()
-    else:
-        say("502 5.5.2 unknown command\r\n")
-"#;
+const SCRIPTED_SERVER: &str = include_str!("../python/remote_client/scripted_server.py");
 
 /// A running scripted server.
 struct Scripted {
@@ -488,9 +405,7 @@ impl Scripted {
             "transcript-{scenario}-{}",
             COUNTER.fetch_add(1, Ordering::SeqCst)
         ));
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(SCRIPTED_SERVER)
+        let mut child = python_command(SCRIPTED_SERVER)
             .arg(scenario)
             .arg(&out)
             .arg(inst.home.join("control/servercert.pem"))

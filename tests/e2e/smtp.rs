@@ -2,7 +2,7 @@
 //! and AUTH sessions, relay control, recipient checks, smuggling and injection probes,
 //! limits, and many connections at once. Messages are checked in the Maildir byte for byte.
 
-use rqmail_e2e::{Instance, wait_for};
+use rqmail_e2e::{Instance, python_command, wait_for};
 use std::time::Duration;
 
 /// A fake checkpassword for AUTH tests: accepts joe/secret (the real one is tested with
@@ -65,7 +65,7 @@ fn starttls_and_auth_allow_relaying_and_are_recorded() {
     );
     let out = inst.python(l.port, r#"
 import os, smtplib, ssl
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+from rqtest import tls_context; ctx = tls_context()
 s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
 s.ehlo("c")
 # Relaying is refused before authentication.
@@ -186,7 +186,7 @@ while not f.readline().startswith(b"250 "): pass
 # The classic injection: a command in the same packet as STARTTLS.
 s.sendall(b"STARTTLS\r\nRSET\r\n")
 line = f.readline(); assert line.startswith(b"220"), line
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+from rqtest import tls_context; ctx = tls_context()
 t = ctx.wrap_socket(s, server_hostname="mail.example.com")
 t.sendall(b"NOOP\r\n")
 reply = t.recv(1000)
@@ -209,45 +209,7 @@ fn limits_give_clear_errors() {
     let l = inst.listen("rqmail-smtpd", &[], &[]);
     inst.python(
         l.port,
-        r#"
-import os, smtplib, socket
-s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
-code, caps = s.ehlo("c"); assert b"SIZE 1000" in caps, caps
-code, msg = s.docmd("MAIL FROM:<a@b.example> SIZE=5000"); assert code == 552, (code, msg)
-code, msg = s.docmd("MAIL FROM:<a@b.example> FOO=bar"); assert code == 555, (code, msg)
-code, msg = s.docmd("MAIL FROM:<a@b.example>"); assert code == 250
-code, msg = s.docmd("MAIL FROM:<a@b.example>"); assert code == 503, "nested MAIL"
-s.rset()
-code, msg = s.docmd("RCPT TO:<bob@example.com>"); assert code == 503, "RCPT before MAIL"
-code, msg = s.docmd("DATA"); assert code == 503
-code, msg = s.docmd("X" * 600); assert code == 500 and msg.startswith(b"5.5.2"), (code, msg)
-code, msg = s.docmd("FROB"); assert code == 502
-# smtplib announces SIZE, so an oversize message is refused at MAIL...
-try:
-    s.sendmail("a@b.example", ["bob@example.com"], b"Subject: big\r\n\r\n" + b"x" * 2000 + b"\r\n")
-    raise SystemExit("oversize accepted")
-except smtplib.SMTPSenderRefused as e:
-    assert e.smtp_code == 552, e
-# ...and one that does not announce it is refused after its data.
-s.rset()
-s.docmd("MAIL FROM:<a@b.example>"); s.docmd("RCPT TO:<bob@example.com>")
-code, msg = s.data(b"Subject: big\r\n\r\n" + b"x" * 2000 + b"\r\n")
-assert code == 552 and msg.startswith(b"5.3.4"), (code, msg)
-for sender in ["spammer@bad.example", "anyone@worse.example"]:
-    s.mail(sender)
-    code, msg = s.rcpt("bob@example.com"); assert code == 553, (code, msg)
-    s.rset()
-s.mail("a@b.example")
-for i in range(3):
-    code, msg = s.rcpt("bob@example.com"); assert code == 250, (i, code, msg)
-code, msg = s.rcpt("bob@example.com"); assert code == 452 and msg.startswith(b"4.5.3"), (code, msg)
-s.rset()
-s.sendmail("a@b.example", ["bob@example.com"], b"Subject: small\r\n\r\nfits\r\n")
-s.quit()
-# A client without HELO cannot send mail.
-s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
-code, msg = s.docmd("MAIL FROM:<a@b.example>"); assert code == 503, (code, msg)
-"#,
+        include_str!("../python/smtp/limits_give_clear_errors.py"),
     );
     let files = inst.wait_for_mail(&homes[0].join("Maildir"), 1);
     std::thread::sleep(Duration::from_millis(300));
@@ -263,45 +225,7 @@ code, msg = s.docmd("MAIL FROM:<a@b.example>"); assert code == 503, (code, msg)
 /// `x` (999 bytes each as stored) in 1 MB writes, so Python never holds the message.
 /// Prints the EHLO SIZE line, the reply to `MAIL FROM SIZE=$OVER` and the reply to the
 /// final dot, then sends a small message in the same session.
-const STREAM_BIG_DATA: &str = r#"
-import os, socket
-s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
-f = s.makefile("rb")
-def replies():
-    out = []
-    while True:
-        line = f.readline()
-        assert line, "connection closed"
-        out.append(line)
-        if line[3:4] != b"-":
-            return out
-def cmd(text, want=b""):
-    s.sendall(text + b"\r\n")
-    lines = replies()
-    assert lines[-1].startswith(want), (text, lines)
-    return lines
-replies()
-size = [l for l in cmd(b"EHLO c", b"250 ") if l[4:8] == b"SIZE"]
-print("ehlo:", size[0].decode().strip())
-print("mail over:", cmd(b"MAIL FROM:<a@b.example> SIZE=" + os.environ["OVER"].encode())[-1].decode().strip())
-cmd(b"RSET", b"250")
-cmd(b"MAIL FROM:<a@b.example>", b"250")
-cmd(b"RCPT TO:<bob@example.com>", b"250")
-cmd(b"DATA", b"354")
-s.sendall(b"Subject: big\r\n\r\n")
-chunk = (b"x" * 998 + b"\r\n") * 1000
-lines = int(os.environ["LINES"])
-while lines >= 1000:
-    s.sendall(chunk)
-    lines -= 1000
-s.sendall((b"x" * 998 + b"\r\n") * lines)
-print("data:", cmd(b".")[-1].decode().strip())
-cmd(b"MAIL FROM:<a@b.example>", b"250")
-cmd(b"RCPT TO:<bob@example.com>", b"250")
-cmd(b"DATA", b"354")
-print("small:", cmd(b"Subject: small\r\n\r\nfits\r\n.")[-1].decode().strip())
-cmd(b"QUIT", b"221")
-"#;
+const STREAM_BIG_DATA: &str = include_str!("../python/smtp/stream_big_data.py");
 
 /// Issue 12, item 7: a fresh instance has no control/databytes, and rqmail-smtpd used to
 /// take any size. It now advertises and enforces 35 MiB; an explicit `0` still lifts it.
@@ -313,9 +237,7 @@ fn a_fresh_instance_refuses_a_message_over_the_default_databytes_and_0_lifts_it(
     let l = inst.listen("rqmail-smtpd", &[], &[]);
     // 36740 lines of 999 bytes: 36703274 bytes as stored, with the header, just over 36700160.
     let run = |lines: &str, over: &str| {
-        let out = std::process::Command::new("python3")
-            .arg("-c")
-            .arg(STREAM_BIG_DATA)
+        let out = python_command(STREAM_BIG_DATA)
             .env("PORT", l.port.to_string())
             .env("LINES", lines)
             .env("OVER", over)
@@ -427,39 +349,7 @@ fn swaks_sends_plain_starttls_and_auth() {
 fn two_hundred_concurrent_connections_each_deliver_and_garbage_disturbs_no_one() {
     let (inst, homes) = setup("smtp-load");
     let l = inst.listen("rqmail-smtpd", &[], &[]);
-    let out = inst.python(l.port, r#"
-import os, smtplib, socket, threading
-port = int(os.environ["PORT"])
-errors = []
-def garbage():
-    s = socket.create_connection(("127.0.0.1", port)); s.settimeout(30)
-    try:
-        for i in range(200):
-            s.sendall(os.urandom(700).replace(b"\n", b"x") + b"\r\n" + b"\x00\xff junk\r\n" * 5)
-    except OSError:
-        pass
-    data = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk: break
-            data += chunk
-    except OSError:
-        pass
-    if b"421 4.7.0" not in data: errors.append("no 421 for garbage: %r" % data[-200:])
-def client(i):
-    try:
-        s = smtplib.SMTP("127.0.0.1", port, timeout=60); s.ehlo("c%d" % i)
-        s.sendmail("a@b.example", ["bob@example.com"], ("Subject: n%d\r\n\r\nmessage %d\r\n" % (i, i)).encode())
-        s.quit()
-    except Exception as e:
-        errors.append("client %d: %r" % (i, e))
-threads = [threading.Thread(target=garbage)] + [threading.Thread(target=client, args=(i,)) for i in range(200)]
-for t in threads: t.start()
-for t in threads: t.join()
-assert not errors, errors[:5]
-print("all sent")
-"#);
+    let out = inst.python(l.port, include_str!("../python/smtp/two_hundred_concurrent_connections_each_deliver_and_garbage_disturbs_no_one.py"));
     assert!(out.contains("all sent"));
     let files = inst.wait_for_mail(&homes[0].join("Maildir"), 200);
     let mut seen: Vec<u32> = files
@@ -482,7 +372,7 @@ fn submission_requires_auth_and_smtps_speaks_tls_from_the_first_byte() {
     let smtps = inst.listen("rqmail-smtpd", &args, &[("SMTPAUTH", "!"), ("SMTPS", "1")]);
     inst.python(submission.port, r#"
 import os, smtplib, ssl
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+from rqtest import tls_context; ctx = tls_context()
 s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"])); s.ehlo("c")
 s.starttls(context=ctx); s.ehlo("c")
 code, msg = s.docmd("MAIL FROM:<joe@example.com>"); assert code == 530 and msg.startswith(b"5.7.0"), (code, msg)
@@ -492,7 +382,7 @@ s.quit()
 "#);
     let script = r#"
 import os, smtplib, ssl
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+from rqtest import tls_context; ctx = tls_context()
 s = smtplib.SMTP_SSL("127.0.0.1", int(os.environ["PORT"]), context=ctx); s.ehlo("c")
 s.login("joe", "secret")
 s.sendmail("joe@example.com", ["bob@example.com"], b"Subject: via 465\r\n\r\nsubmitted\r\n")
@@ -627,7 +517,7 @@ fn a_setgid_checkpassword_checks_no_password_for_an_smtpd_that_is_not_rqmaild() 
     );
     let out = inst.python(l.port, &format!(r#"
 import os, smtplib, ssl
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+from rqtest import tls_context; ctx = tls_context()
 for password in ["wrong horse", "correct horse"]:
     s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"])); s.ehlo("c"); s.starttls(context=ctx); s.ehlo("c")
     code, reply = s.docmd("AUTH", "PLAIN " + __import__("base64").b64encode(("\0{user}\0" + password).encode()).decode())

@@ -188,33 +188,7 @@ s.quit()
     );
     let out = inst.python(
         pop.port,
-        r#"
-import os, poplib
-p = poplib.POP3("127.0.0.1", int(os.environ["PORT"]))
-p.user("alice@b.test")
-try:
-    p.pass_("alice-a-pw")
-    raise SystemExit("another domain's password accepted")
-except poplib.error_proto:
-    pass
-p = poplib.POP3("127.0.0.1", int(os.environ["PORT"]))
-p.user("alice@b.test")
-p.pass_("alice-b-pw")
-count, size = p.stat()
-assert count == 2, (count, size)
-texts = [b"\n".join(p.retr(i)[1]) for i in (1, 2)]
-assert any(b"Subject: to b" in t for t in texts), texts
-assert not any(b"Subject: to a" in t for t in texts), texts
-p.quit()
-p = poplib.POP3("127.0.0.1", int(os.environ["PORT"]))
-p.user("nobody@a.test")
-try:
-    p.pass_("x")
-    raise SystemExit("unknown virtual user accepted")
-except poplib.error_proto:
-    pass
-print("pop3 ok")
-"#,
+        include_str!("../python/virtual/virtual_domains_end_to_end_pop3.py"),
     );
     assert!(out.contains("pop3 ok"), "{out}");
 
@@ -231,54 +205,7 @@ print("pop3 ok")
     );
     let out = inst.python(
         imap.port,
-        r#"
-import imaplib, os
-port = int(os.environ["PORT"])
-m = imaplib.IMAP4("127.0.0.1", port)
-try:
-    m.login("alice@b.test", "alice-a-pw")
-    raise SystemExit("another domain's password accepted over IMAP")
-except imaplib.IMAP4.error:
-    pass
-m = imaplib.IMAP4("127.0.0.1", port)
-m.login("alice@b.test", "alice-b-pw")
-typ, data = m.select("INBOX")
-assert typ == "OK" and data == [b"2"], (typ, data)
-typ, data = m.fetch("1:*", "(BODY[HEADER.FIELDS (SUBJECT)])")
-subjects = b"".join(d[1] for d in data if isinstance(d, tuple))
-assert b"Subject: to b" in subjects and b"Subject: to a" not in subjects, subjects
-typ, data = m.store("1:*", "-FLAGS", "(\\Seen)")
-assert typ == "OK", data
-typ, data = m.fetch("1", "(BODY[])")
-assert typ == "OK"
-typ, data = m.search(None, "SEEN")
-assert data == [b"1"], data
-m.logout()
-m = imaplib.IMAP4("127.0.0.1", port)
-try:
-    m.login("nobody@a.test", "x")
-    raise SystemExit("unknown virtual user accepted over IMAP")
-except imaplib.IMAP4.error:
-    pass
-# bob@a.test has a quota of 1500 bytes: IMAP honours it too (RFC 5530's OVERQUOTA), and
-# keeps maildirsize up to date as it adds and removes messages.
-m = imaplib.IMAP4("127.0.0.1", port)
-m.login("bob@a.test", "bob-pw")
-big = b"Subject: too big\r\n\r\n" + b"x" * 1600 + b"\r\n"
-typ, data = m.append("INBOX", None, None, big)
-assert typ == "NO" and b"[OVERQUOTA]" in data[0], (typ, data)
-typ, data = m.select("INBOX")
-assert typ == "OK", data
-typ, data = m.store("1:*", "+FLAGS", "(\\Deleted)")
-assert typ == "OK", data
-typ, data = m.expunge()
-assert typ == "OK", data
-small = b"Subject: fits\r\n\r\n" + b"y" * 1000 + b"\r\n"
-typ, data = m.append("Archive", None, None, small)
-assert typ == "OK", (typ, data)
-m.logout()
-print("imap ok")
-"#,
+        include_str!("../python/virtual/virtual_domains_end_to_end_imap.py"),
     );
     assert!(out.contains("imap ok"), "{out}");
     // The expunge and the APPEND to a folder were recorded, and a recount agrees.
@@ -350,7 +277,7 @@ print("imap ok")
         auth.port,
         r#"
 import os, smtplib, ssl
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+from rqtest import tls_context; ctx = tls_context()
 s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]))
 s.starttls(context=ctx)
 s.ehlo("c")
@@ -667,33 +594,9 @@ fn imap_holds_a_virtual_user_to_the_quota_before_maildirsize_exists() {
     );
     let out = inst.python(
         imap.port,
-        r#"
-import imaplib, os
-m = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]))
-m.login("bob@a.test", "bob-pw")
-# 600 bytes as stored: over the 500 left.
-big = b"Subject: too big\r\n\r\n" + b"x" * 581 + b"\r\n"
-typ, data = m.append("INBOX", None, None, big)
-assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), (typ, data)
-# 500 bytes as stored: exactly what is left.
-fits = b"Subject: fits\r\n\r\n" + b"y" * 484 + b"\r\n"
-typ, data = m.append("INBOX", None, None, fits)
-assert typ == "OK", (typ, data)
-typ, data = m.append("INBOX", None, None, b"Subject: one more\r\n\r\n.\r\n")
-assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), (typ, data)
-typ, data = m.select("INBOX")
-assert typ == "OK" and data == [b"2"], (typ, data)
-typ, data = m.copy("1", "Archive")
-assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), (typ, data)
-m.logout()
-# alice@a.test has no quota: large APPENDs work, and nothing passes one on from upstream.
-m = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]))
-m.login("alice@a.test", "alice-a-pw")
-typ, data = m.append("INBOX", None, None, b"Subject: large\r\n\r\n" + b"x" * 100000 + b"\r\n")
-assert typ == "OK", (typ, data)
-m.logout()
-print("imap quota ok")
-"#,
+        include_str!(
+            "../python/virtual/imap_holds_a_virtual_user_to_the_quota_before_maildirsize_exists.py"
+        ),
     );
     assert!(out.contains("imap quota ok"), "{out}");
     assert_eq!(

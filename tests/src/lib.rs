@@ -445,9 +445,7 @@ impl Instance {
     /// Runs a Python 3 script (with `PORT` and `HOME_DIR` in its environment); returns
     /// its output, asserting it succeeded.
     pub fn python(&self, port: u16, script: &str) -> String {
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg(script)
+        let out = python_command(script)
             .env("PORT", port.to_string())
             .env("HOME_DIR", &self.home)
             .output()
@@ -650,6 +648,24 @@ impl Drop for LoginServer {
     }
 }
 
+/// tests/python: `rqtest.py`, the client helpers the test scripts share, and the longer
+/// scripts themselves, one directory per test file.
+pub fn python_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
+}
+
+/// `python3 -c script` with [`python_dir`] on PYTHONPATH, so that the script can
+/// `from rqtest import ...`; every Python the tests run starts here. Add arguments and
+/// environment (ports, paths) to it.
+pub fn python_command(script: &str) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(script)
+        .env("PYTHONPATH", python_dir())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    cmd
+}
+
 /// Opens the file in argv[1] as descriptor argv[2], inheritable, as the user running the
 /// tests (root, typically), then becomes nobody if root and execs argv[3...].
 const INHERITING: &str = r#"
@@ -670,10 +686,8 @@ os.execv(program[0], program)
 /// `fd`, opened before the uid change so that it may be a file only root can read. Add
 /// the program's arguments to it.
 pub fn inheriting(fd: u32, file: &Path, program: &Path) -> Command {
-    let mut cmd = Command::new("python3");
-    cmd.arg("-c")
-        .arg(INHERITING)
-        .arg(file)
+    let mut cmd = python_command(INHERITING);
+    cmd.arg(file)
         .arg(fd.to_string())
         .arg(program)
         .env("NOBODY_ID", NOBODY.to_string());
