@@ -2,6 +2,8 @@
 //! `user\0password\0...` on its fd 3 (smtpd's AUTH, rqmail-login's root half), and wipe the
 //! buffers that held a password. Kept tiny: rqmail-login links it into code run as root.
 #![deny(missing_docs)]
+// One unsafe block, allowed where it is: the pre_exec that puts the pipe on fd 3.
+#![deny(unsafe_code)]
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
