@@ -571,7 +571,8 @@ fn main() -> ExitCode {
         }
         Err(failure) => failure,
     };
-    wipe(&mut input);
+    // Before the process lingers in the delay.
+    rqmail_passwd::wipe(&mut input);
     let _ = drop_setgid();
     // The answer (exit code) and its log line both wait for the delay: a caller that kills
     // the process early, or reads its stderr, learns nothing sooner.
@@ -581,13 +582,6 @@ fn main() -> ExitCode {
     }
     log(&failure, caller.may_know_reasons());
     ExitCode::from(exit_code(&failure))
-}
-
-/// Overwrites the buffer that held the password before the process lingers in the delay;
-/// `black_box` keeps the writes from being optimised away as dead stores.
-fn wipe(buf: &mut [u8]) {
-    buf.fill(0);
-    std::hint::black_box(buf);
 }
 
 #[cfg(test)]

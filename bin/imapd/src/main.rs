@@ -13,7 +13,7 @@
 
 use rqmail_imap::{End, Input, Session};
 use rqmail_mailbox::quota::Quota;
-use rqmail_pop3::input::set_send_timeout;
+use rqmail_timeouts::set_send_timeout;
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
 use std::os::fd::AsFd;

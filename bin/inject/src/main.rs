@@ -5,36 +5,13 @@
 use rqmail_header::{
     Identity, Input, Message, Recipients, Request, Settings, Stamp, copy_body, read_message,
 };
-use rqmail_qfiles::client::Submission;
+use rqmail_submit::{BUFFER, Failure, queue};
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: rqmail-inject [-nNaAhH] [-fsender] [recipient ...]";
-
-/// Bytes moved to the queue program at a time.
-const BUFFER: usize = 64 * 1024;
-
-/// Why rqmail-inject gives up; each maps to one exit code.
-#[derive(Debug, PartialEq, Eq)]
-enum Failure {
-    /// 100: bad usage, a bad address or message, or the queue refuses the message.
-    Permanent(String),
-    /// 111: try again later.
-    Temporary(String),
-}
-
-impl From<rqmail_header::Error> for Failure {
-    fn from(e: rqmail_header::Error) -> Failure {
-        if e.is_permanent() {
-            Failure::Permanent(e.to_string())
-        } else {
-            Failure::Temporary(e.to_string())
-        }
-    }
-}
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -96,29 +73,6 @@ fn parse_args(args: &[OsString]) -> Result<Options, Failure> {
             sender,
         },
     })
-}
-
-/// Queues the message: the header, then the body streamed from `input`, then the envelope.
-fn queue<R: BufRead>(home: &Path, message: &Message, input: &mut Input<R>) -> Result<(), Failure> {
-    if message.recipients.is_empty() {
-        return Err(Failure::Permanent("no recipients".to_string()));
-    }
-    let mut submission = Submission::start(home)
-        .map_err(|e| Failure::Temporary(format!("unable to run the queue program: {e}")))?;
-    {
-        let mut out = BufWriter::with_capacity(BUFFER, &mut submission);
-        // Writes to a submission never fail; a read error drops the submission, which makes
-        // the queue program exit without queueing anything.
-        let _ = out.write_all(&message.header);
-        copy_body(input, &message.body, &mut out)?;
-        let _ = out.flush();
-    }
-    let recipients: Vec<&[u8]> = message.recipients.iter().map(Vec::as_slice).collect();
-    match submission.finish(&message.sender, &recipients) {
-        Ok(_) => Ok(()),
-        Err(f) if f.permanent => Err(Failure::Permanent(f.text)),
-        Err(f) => Err(Failure::Temporary(f.text)),
-    }
 }
 
 /// Prints the message as it would be queued, with a Return-Path line for the sender.

@@ -8,14 +8,13 @@
 //! client may have taken over), and passes them on unread. checkpassword becomes the user
 //! and execs the post-login program on the session socket; its exit status is the answer.
 
+use rqmail_checkpw::{is_program, wipe};
 use rqmail_login_front::Protocol;
 use rqmail_login_front::handoff::{
     MAX_ATTEMPTS, MAX_CREDENTIALS, MAX_TAG, REFUSED, RootEnds, TEMPORARY, valid_tag,
 };
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -146,8 +145,6 @@ fn check(
     if !is_program(Path::new(program)) {
         return Err(io::Error::other("checkpassword is not an executable"));
     }
-    let (read, mut write) = io::pipe()?;
-    let raw = read.as_raw_fd();
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(std::os::fd::OwnedFd::from(session.try_clone()?))
@@ -155,52 +152,13 @@ fn check(
     if let Some(tag) = tag {
         cmd.env("IMAPLOGINTAG", tag);
     }
-    // SAFETY: between fork and exec the child only calls dup2 or fcntl, which are
-    // async-signal-safe, on descriptors it owns; it allocates nothing and takes no locks.
-    #[allow(unsafe_code)]
-    unsafe {
-        cmd.pre_exec(move || {
-            // dup2 onto itself would leave close-on-exec set: clear it instead.
-            let r = if raw == 3 {
-                nix::libc::fcntl(3, nix::libc::F_SETFD, 0)
-            } else {
-                nix::libc::dup2(raw, 3)
-            };
-            if r < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn();
-    // The session socket's copies and the pipe's read end belong to the child now.
-    drop(cmd);
-    drop(read);
-    let mut child = child?;
-    // checkpassword may exit without reading (a broken one): that is its answer, not ours.
-    let _ = write.write_all(data);
-    drop(write);
+    // The session socket's copies and the pipe's read end belong to the child alone once
+    // it runs; checkpassword may exit without reading (a broken one): that is its answer.
+    let mut child = rqmail_checkpw::spawn_with_fd3(cmd, data)?;
     let status = child.wait()?;
     status
         .code()
         .ok_or_else(|| io::Error::other("checkpassword killed by a signal"))
-}
-
-/// True if `path` is an ELF binary or a `#!` script. exec falls back to running any other
-/// file through /bin/sh, and an empty or truncated checkpassword run that way exits 0:
-/// every password would be accepted.
-fn is_program(path: &Path) -> bool {
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| magic == *b"\x7fELF" || magic.starts_with(b"#!"))
-}
-
-/// Overwrites a buffer that held a password; `black_box` keeps the writes from being
-/// optimised away as dead stores.
-fn wipe(buf: &mut [u8]) {
-    buf.fill(0);
-    std::hint::black_box(buf);
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! rqmail-remote HOST SENDER RECIP...: qmail-remote's interface. The message is on fd 0;
 //! the recipient and message reports go to stdout for rqmail-rspawn (spec/smtp.md §8.6).
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let outcome = if args.len() < 3 {
-        rqmail_remote::usage()
+        rqmail_remote_delivery::usage()
     } else {
         let host = args[0].to_string_lossy().into_owned();
         let sender = args[1].as_bytes().to_vec();
@@ -38,9 +39,9 @@ fn run(host: &str, sender: &[u8], recipients: &[Vec<u8>]) -> rqmail_smtpclient::
         .as_fd()
         .try_clone_to_owned()
         .map(std::fs::File::from)
-        .and_then(rqmail_remote::seekable);
+        .and_then(rqmail_remote_delivery::seekable);
     match message {
-        Ok(file) => rqmail_remote::deliver(&home, host, sender, recipients, file),
+        Ok(file) => rqmail_remote_delivery::deliver(&home, host, sender, recipients, file),
         Err(e) => Outcome::message_only(
             Status::Temporary,
             format!("Unable to read message: {e}. (#4.3.0)\n"),

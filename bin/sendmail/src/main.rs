@@ -2,12 +2,10 @@
 //! header as rqmail-inject does and queues the message; -bp lists the queue, -bs speaks SMTP.
 #![forbid(unsafe_code)]
 
-use rqmail_header::{
-    Identity, Input, Message, Recipients, Request, Settings, Stamp, copy_body, read_message,
-};
-use rqmail_qfiles::client::Submission;
+use rqmail_header::{Identity, Input, Recipients, Request, Settings, Stamp, read_message};
+use rqmail_submit::BUFFER;
 use std::ffi::OsString;
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -15,9 +13,6 @@ use std::process::{Command, ExitCode};
 
 const USAGE: &str =
     "usage: sendmail [-t] [-i] [-f sender] [-F name] [-bm | -bp | -bs] [recipient ...]";
-
-/// Bytes moved to the queue program at a time.
-const BUFFER: usize = 64 * 1024;
 
 /// Why sendmail gives up; each maps to one exit code.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,13 +25,18 @@ enum Failure {
     Temporary(String),
 }
 
+impl From<rqmail_submit::Failure> for Failure {
+    fn from(f: rqmail_submit::Failure) -> Failure {
+        match f {
+            rqmail_submit::Failure::Permanent(text) => Failure::Permanent(text),
+            rqmail_submit::Failure::Temporary(text) => Failure::Temporary(text),
+        }
+    }
+}
+
 impl From<rqmail_header::Error> for Failure {
     fn from(e: rqmail_header::Error) -> Failure {
-        if e.is_permanent() {
-            Failure::Permanent(e.to_string())
-        } else {
-            Failure::Temporary(e.to_string())
-        }
+        rqmail_submit::Failure::from(e).into()
     }
 }
 
@@ -174,29 +174,6 @@ fn list_queue(home: &Path) -> Failure {
     )
 }
 
-/// Queues the message: the header, then the body streamed from `input`, then the envelope.
-fn queue<R: BufRead>(home: &Path, message: &Message, input: &mut Input<R>) -> Result<(), Failure> {
-    if message.recipients.is_empty() {
-        return Err(Failure::Permanent("no recipients".to_string()));
-    }
-    let mut submission = Submission::start(home)
-        .map_err(|e| Failure::Temporary(format!("unable to run the queue program: {e}")))?;
-    {
-        let mut out = BufWriter::with_capacity(BUFFER, &mut submission);
-        // Writes to a submission never fail; a read error drops the submission, which makes
-        // the queue program exit without queueing anything.
-        let _ = out.write_all(&message.header);
-        copy_body(input, &message.body, &mut out)?;
-        let _ = out.flush();
-    }
-    let recipients: Vec<&[u8]> = message.recipients.iter().map(Vec::as_slice).collect();
-    match submission.finish(&message.sender, &recipients) {
-        Ok(_) => Ok(()),
-        Err(f) if f.permanent => Err(Failure::Permanent(f.text)),
-        Err(f) => Err(Failure::Temporary(f.text)),
-    }
-}
-
 fn send(home: &Path, options: Options) -> Result<(), Failure> {
     if !options.header_recipients && options.recipients.is_empty() {
         // Fail before waiting for a message that could go nowhere.
@@ -228,7 +205,7 @@ fn send(home: &Path, options: Options) -> Result<(), Failure> {
     let reader = io::BufReader::with_capacity(BUFFER, stdin.lock());
     let mut input = Input::new(reader, !options.ignore_dots);
     let message = read_message(&mut input, &settings, &identity, &request, &Stamp::now())?;
-    queue(home, &message, &mut input)
+    Ok(rqmail_submit::queue(home, &message, &mut input)?)
 }
 
 fn run() -> Result<(), Failure> {

@@ -20,6 +20,21 @@ pub fn escape(text: &[u8], keep_spaces: bool) -> String {
         .collect()
 }
 
+/// Text echoed in a report (qmail's `outsafe`, as qmail-remote writes names and errors
+/// into the reports rqmail-send logs): printable ASCII and space stay, every other
+/// character becomes one `?`.
+pub fn printable_ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
 /// Escapes an address for a log line.
 pub fn addr(address: &[u8]) -> String {
     escape(address, false)
@@ -42,5 +57,10 @@ mod tests {
     fn escapes_control_bytes_percent_and_newlines() {
         assert_eq!(escape(b"a b\nc%d\x01\xff", true), "a b/c_d__");
         assert_eq!(addr(b"x y@z"), "x_y@z");
+    }
+
+    #[test]
+    fn printable_ascii_replaces_each_other_character_by_one_question_mark() {
+        assert_eq!(printable_ascii("a b\tc\u{e9}\u{1b}[0m"), "a b?c??[0m");
     }
 }

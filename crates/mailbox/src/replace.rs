@@ -1,8 +1,8 @@
 //! Replacing a small file whole, so that readers see the old or the new contents.
 
-use std::fs::{self, File, OpenOptions};
+use rqmail_replace::{Create, Options, replace};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Replaces `path` with `bytes` (mode 0600 when new): written to `NAME.tmpPID` beside it,
@@ -13,28 +13,12 @@ use std::path::Path;
 pub fn replace_file(path: &Path, bytes: &[u8], durable: bool) -> io::Result<File> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    let result = (|| -> io::Result<File> {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        if durable {
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        Ok(f)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    let file = result?;
-    if durable && let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(file)
+    let options = Options {
+        mode: 0o600,
+        create: Create::Truncate,
+        durable,
+    };
+    Ok(replace(path, Path::new(&tmp), options, |f| {
+        f.write_all(bytes)
+    })?)
 }

@@ -19,6 +19,8 @@ use std::path::Path;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::Name;
 use rqmail_control::Control;
+// qmail's `outsafe`: a name echoed in a report shows only printable ASCII.
+use rqmail_log::printable_ascii as safe;
 
 use dns::Answer;
 use routes::{RelayHost, Route, Routes, SMTP_PORT};
@@ -101,19 +103,6 @@ fn null_mx(domain: &str) -> RouteError {
         "Sorry, {} does not accept mail: its MX record is null (RFC 7505). (#5.1.10)",
         safe(domain)
     ))
-}
-
-/// qmail's `outsafe`: a name echoed in a report shows only printable ASCII.
-fn safe(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
 }
 
 /// smtproutes, then an IP literal, then DNS (MX by preference, equal preferences shuffled;

@@ -10,6 +10,8 @@
 
 mod crypt;
 
+pub use crypt::wipe;
+
 use std::fmt;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -3,9 +3,9 @@
 
 use crate::parse::Rule;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// Why a rules CDB could not be replaced; in every case the old one is left as it was.
@@ -35,42 +35,30 @@ impl std::error::Error for WriteError {}
 /// key of every rule in order, is fsynced and renamed over `cdb`, and the directory is
 /// synced. `tmp` must be in the same filesystem as `cdb`. On error `tmp` is removed.
 pub fn write_cdb(cdb: &Path, tmp: &Path, rules: &[Rule]) -> Result<(), WriteError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(tmp)
-        .map_err(WriteError::Create)?;
-    let result = fill(file, rules)
-        .map_err(WriteError::Write)
-        .and_then(|()| std::fs::rename(tmp, cdb).map_err(WriteError::Move));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(tmp);
-        return Err(e);
-    }
-    // The rename is what tcpserver sees; make it survive a crash as well.
-    let dir = match cdb.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
+    let options = rqmail_replace::Options {
+        mode: 0o644,
+        create: rqmail_replace::Create::Truncate,
+        durable: true,
     };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(WriteError::Move)
+    match rqmail_replace::replace(cdb, tmp, options, |file| fill(file, rules)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(match e.step {
+            rqmail_replace::Step::Create => WriteError::Create(e.source),
+            rqmail_replace::Step::Write => WriteError::Write(e.source),
+            rqmail_replace::Step::Install => WriteError::Move(e.source),
+        }),
+    }
 }
 
-fn fill(file: File, rules: &[Rule]) -> io::Result<()> {
-    // CDBMake takes the File and does not fsync it: keep a second handle for that.
-    let handle = file.try_clone()?;
-    let mut make = cdb::CDBMake::new(file)?;
+fn fill(file: &File, rules: &[Rule]) -> io::Result<()> {
+    let mut make = cdb::CDBMake::new(file.try_clone()?)?;
     for rule in rules {
         let data = rule.data();
         for key in rule.keys() {
             make.add(key, &data)?;
         }
     }
-    make.finish()?;
-    handle.sync_all()
+    make.finish()
 }
 
 /// The CDB hash: h = 5381; h = (h * 33) ^ byte.

@@ -3,10 +3,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use rqmail_checkpw::{is_program, wipe};
 use std::ffi::OsString;
-use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 /// Most bytes of `user\0password\0timestamp\0` checkpassword accepts.
@@ -94,39 +92,13 @@ pub fn verify(command: &[OsString], creds: &Credentials) -> Outcome {
     if !is_program(std::path::Path::new(program)) {
         return Outcome::Temporary;
     }
-    let Ok((read, write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
-        return Outcome::Temporary;
-    };
-    let read: OwnedFd = read;
-    let raw = read.as_raw_fd();
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null());
-    // SAFETY: between fork and exec the child only calls dup2 or fcntl, which are
-    // async-signal-safe,
-    // on descriptors it owns; it allocates nothing and takes no locks.
-    unsafe {
-        cmd.pre_exec(move || {
-            // dup2 onto itself would leave close-on-exec set: clear it instead.
-            let r = if raw == 3 {
-                nix::libc::fcntl(3, nix::libc::F_SETFD, 0)
-            } else {
-                nix::libc::dup2(raw, 3)
-            };
-            if r < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn();
-    drop(read);
+    let child = rqmail_checkpw::spawn_with_fd3(cmd, &data);
+    wipe(&mut data);
     let Ok(mut child) = child else {
         return Outcome::Temporary;
     };
-    let mut pipe = std::fs::File::from(write);
-    let _ = pipe.write_all(&data);
-    drop(pipe);
-    data.fill(0);
     match child.wait().map(|s| s.code()) {
         Ok(Some(0)) => Outcome::Accepted,
         Ok(Some(111)) | Err(_) => Outcome::Temporary,
@@ -134,20 +106,9 @@ pub fn verify(command: &[OsString], creds: &Credentials) -> Outcome {
     }
 }
 
-/// True if `path` is an ELF binary or a `#!` script. exec falls back to running any other
-/// file through /bin/sh, and an empty or truncated checkpassword run that way exits 0:
-/// every password would be accepted.
-fn is_program(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| magic == *b"\x7fELF" || magic.starts_with(b"#!"))
-}
-
 impl Drop for Credentials {
     fn drop(&mut self) {
-        self.password.fill(0);
+        wipe(&mut self.password);
     }
 }
 

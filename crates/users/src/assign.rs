@@ -2,9 +2,7 @@
 //! The cdb bytes are qmail's, so a users/cdb from qmail works here and the other way round.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// One line of users/assign.
@@ -186,40 +184,20 @@ pub fn wildcard_chars(assignments: &[Assignment]) -> Vec<u8> {
 pub fn write_cdb(path: &Path, assignments: &[Assignment]) -> io::Result<()> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
-    let tmp = Path::new(&tmp_name);
-    let result = write_tmp(tmp, assignments).and_then(|()| std::fs::rename(tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(tmp);
-        return Err(e);
-    }
-    // The rename is what makes the new users/cdb visible; make it survive a crash too.
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        File::open(dir)?.sync_all()?;
-    }
+    let options = rqmail_replace::Options {
+        mode: 0o644,
+        create: rqmail_replace::Create::Truncate,
+        durable: true,
+    };
+    rqmail_replace::replace(path, Path::new(&tmp_name), options, |file| {
+        let mut cdb = cdb::CDBMake::new(file.try_clone()?)?;
+        for a in assignments {
+            cdb.add(&a.key(), &a.data)?;
+        }
+        cdb.add(b"", &wildcard_chars(assignments))?;
+        cdb.finish()
+    })?;
     Ok(())
-}
-
-fn write_tmp(tmp: &Path, assignments: &[Assignment]) -> io::Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(tmp)?;
-    // CDBMake takes the File and does not fsync it: keep a second handle for that.
-    let handle = file.try_clone()?;
-    let mut cdb = cdb::CDBMake::new(file)?;
-    for a in assignments {
-        cdb.add(&a.key(), &a.data)?;
-    }
-    cdb.add(b"", &wildcard_chars(assignments))?;
-    cdb.finish()?;
-    handle.sync_all()
 }
 
 /// Compiles `home/users/assign` into `home/users/cdb` (what rqmail-newu does).

@@ -37,9 +37,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The text table's name in the domain directory.
@@ -448,13 +446,12 @@ fn write_cdb(
     use std::os::unix::fs::MetadataExt;
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let result = (|| {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(if restricted { 0o600 } else { 0o644 })
-            .open(&tmp)?;
+    let options = rqmail_replace::Options {
+        mode: if restricted { 0o600 } else { 0o644 },
+        create: rqmail_replace::Create::Fresh,
+        durable: true,
+    };
+    rqmail_replace::replace(&path, &tmp, options, |file| {
         let mode = if !restricted {
             0o644
         } else if shadow_gid().is_some_and(|g| file.metadata().is_ok_and(|m| m.gid() == g)) {
@@ -464,20 +461,13 @@ fn write_cdb(
         };
         // fchmod on the descriptor: the umask may have taken bits away.
         file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        let handle = file.try_clone()?;
-        let mut cdb = cdb::CDBMake::new(file)?;
+        let mut cdb = cdb::CDBMake::new(file.try_clone()?)?;
         for (key, value) in entries {
             cdb.add(key.as_bytes(), value)?;
         }
-        cdb.finish()?;
-        handle.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    File::open(dir)?.sync_all()
+        cdb.finish()
+    })?;
+    Ok(())
 }
 
 /// Checks `text` and, if it is right, writes passwd.cdb in `hash_dir` and then
@@ -637,26 +627,15 @@ pub fn box_exists(account_home: &Path, domain: &str, ext: &str) -> Option<bool> 
 pub fn write_atomic(path: &Path, text: &[u8], mode: u32) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let _ = std::fs::remove_file(&tmp);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+    let options = rqmail_replace::Options {
+        mode,
+        create: rqmail_replace::Create::Fresh,
+        durable: true,
+    };
+    rqmail_replace::replace(path, Path::new(&tmp), options, |f| {
         f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        f.write_all(text)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
+        f.write_all(text)
+    })?;
     Ok(())
 }
 

@@ -7,6 +7,8 @@ pub mod settings;
 
 use rqmail_mx::{Candidate, RouteError, tcpto};
 use rqmail_smtpclient::{Message, Options, Outcome, Status};
+// Printable ASCII only, for text that ends up in reports.
+use rqmail_log::printable_ascii as safe;
 use settings::Settings;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fs::File;
@@ -133,17 +135,4 @@ pub fn deliver(
             ),
         )
     })
-}
-
-/// Printable ASCII only, for text that ends up in reports.
-fn safe(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
 }
