@@ -1,5 +1,6 @@
 //! Runs the real sendmail binary in a scratch rqmail home whose queue program (`QMAILQUEUE`)
 //! is a shell script that saves the message (fd 0) and the envelope (fd 1) to files.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's unwrap is its assertion
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
