@@ -4,7 +4,8 @@
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{ForkResult, dup2_stderr, dup2_stdin, dup2_stdout, fork};
 use rqmail_dotqmail::Delivery;
-use rqmail_spawn::{Report, Request, Spawner, Started, serve};
+use rqmail_outcome::EXIT_TEMPORARY;
+use rqmail_spawn::{Report, ReportStatus, Request, Spawner, Started, serve};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -89,7 +90,7 @@ impl Spawner for Local {
         if local.is_empty() {
             // `@domain` is the trash address: accepted, delivered nowhere.
             return Started::Done(Report {
-                status: b'K',
+                status: ReportStatus::Success,
                 text: b"Trash address. did 0+0+0".to_vec(),
             });
         }
@@ -131,14 +132,17 @@ impl Spawner for Local {
             .unwrap_or_default()
             .to_vec();
         let status = match status {
-            WaitStatus::Exited(_, 0) => b'K',
+            WaitStatus::Exited(_, 0) => ReportStatus::Success,
             WaitStatus::Exited(_, code) if code == i32::from(rqmail_dotqmail::EXIT_INTERRUPTED) => {
-                b'R'
+                ReportStatus::Interrupted
             }
-            WaitStatus::Exited(_, 111 | 71 | 74 | 75) => b'Z',
-            WaitStatus::Exited(_, 126) => b'D',
-            WaitStatus::Exited(_, 112..=125) => b'Z',
-            WaitStatus::Exited(_, _) => b'D',
+            WaitStatus::Exited(_, code) if code == i32::from(EXIT_TEMPORARY) => {
+                ReportStatus::Temporary
+            }
+            WaitStatus::Exited(_, 71 | 74 | 75) => ReportStatus::Temporary,
+            WaitStatus::Exited(_, 126) => ReportStatus::Permanent,
+            WaitStatus::Exited(_, 112..=125) => ReportStatus::Temporary,
+            WaitStatus::Exited(_, _) => ReportStatus::Permanent,
             s if Report::killed_from_outside(&s) => {
                 return vec![Report::interrupted(
                     "Uh-oh: local delivery was killed; trying again soon. (#4.3.0)",
@@ -159,7 +163,7 @@ fn main() -> ExitCode {
         rqmail_log::line(&format!(
             "rqmail-lspawn: fatal: unable to set close-on-exec on inherited descriptors: {e}"
         ));
-        return ExitCode::from(111);
+        return ExitCode::from(EXIT_TEMPORARY);
     }
     let default_delivery = std::env::args_os()
         .nth(1)
@@ -178,7 +182,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             rqmail_log::line(&format!("rqmail-lspawn: fatal: {e}"));
-            ExitCode::from(111)
+            ExitCode::from(EXIT_TEMPORARY)
         }
     }
 }

@@ -4,7 +4,8 @@
 #![forbid(unsafe_code)]
 
 use nix::sys::wait::WaitStatus;
-use rqmail_spawn::{Report, Request, Spawner, Started, serve};
+use rqmail_outcome::EXIT_TEMPORARY;
+use rqmail_spawn::{Report, ReportStatus, Request, Spawner, Started, serve};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
@@ -89,8 +90,12 @@ pub fn combine(output: &[u8], recipients: usize) -> Vec<Report> {
             "Unable to read rqmail-remote's report. (#4.3.0)",
         )];
     };
-    let (status, text) = match message.split_first() {
-        Some((&s @ (b'K' | b'Z' | b'D'), text)) => (s, text),
+    // rqmail-remote's own letters are K, Z and D; R is only a spawn's.
+    let (status, text) = match message
+        .split_first()
+        .and_then(|(&s, text)| Some((ReportStatus::from_letter(s)?, text)))
+    {
+        Some((status, text)) if status != ReportStatus::Interrupted => (status, text),
         _ => return vec![Report::defer("rqmail-remote's report is mangled. (#4.3.0)")],
     };
     let per_rcpt: Vec<&[u8]> = per_rcpt
@@ -101,11 +106,11 @@ pub fn combine(output: &[u8], recipients: usize) -> Vec<Report> {
     (0..recipients)
         .map(|i| match per_rcpt.get(i).and_then(|f| f.split_first()) {
             Some((b'h', t)) => Report {
-                status: b'D',
+                status: ReportStatus::Permanent,
                 text: t.to_vec(),
             },
             Some((b's', t)) => Report {
-                status: b'Z',
+                status: ReportStatus::Temporary,
                 text: t.to_vec(),
             },
             _ => Report {
@@ -138,7 +143,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             rqmail_log::line(&format!("rqmail-rspawn: fatal: {e}"));
-            ExitCode::from(111)
+            ExitCode::from(EXIT_TEMPORARY)
         }
     }
 }
@@ -154,16 +159,16 @@ mod tests {
         assert_eq!(
             r[0],
             Report {
-                status: b'K',
+                status: ReportStatus::Success,
                 text: b"Connected to 1.2.3.4 and the message was accepted.".to_vec()
             }
         );
-        assert_eq!(r[1].status, b'D');
+        assert_eq!(r[1].status, ReportStatus::Permanent);
         assert_eq!(r[1].text, b"Remote host said: 550 no such user");
-        assert_eq!(r[2].status, b'Z');
+        assert_eq!(r[2].status, ReportStatus::Temporary);
         let r = combine(b"ZNo host answered. (#4.4.1)\0", 2);
-        assert!(r.iter().all(|x| x.status == b'Z'));
-        assert_eq!(combine(b"", 1)[0].status, b'Z');
-        assert_eq!(combine(b"Xjunk\0", 1)[0].status, b'Z');
+        assert!(r.iter().all(|x| x.status == ReportStatus::Temporary));
+        assert_eq!(combine(b"", 1)[0].status, ReportStatus::Temporary);
+        assert_eq!(combine(b"Xjunk\0", 1)[0].status, ReportStatus::Temporary);
     }
 }

@@ -9,6 +9,7 @@ use crate::send::{Scheduler, now};
 use rqmail_log::{addr, escape, line as log};
 use rqmail_qfiles::Queue;
 use rqmail_route::strip_virtual_prefix;
+use rqmail_spawn::{Decoded, Report, ReportDecoder, ReportStatus};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fs::File;
@@ -16,9 +17,9 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 
 /// Cap on one delivery report from a spawn.
-const REPORT_MAX: usize = 10_000;
-/// One recipient's entry in a spawn's report: its status byte and text.
-type Entry = (u8, Vec<u8>);
+pub(crate) const REPORT_MAX: usize = 10_000;
+/// One recipient's entry in a spawn's report; `None` if its status byte was mangled.
+type Entry = Option<Report>;
 
 /// A delivery running in a spawn slot.
 pub(crate) struct Job {
@@ -48,7 +49,7 @@ pub(crate) struct Channel {
     pub(crate) to: File,
     pub(crate) from: File,
     pub(crate) outbuf: Vec<u8>,
-    pub(crate) inbuf: Vec<u8>,
+    pub(crate) reports: ReportDecoder,
     pub(crate) slots: Vec<Option<Job>>,
     pub(crate) limit: usize,
     pub(crate) busy: usize,
@@ -175,18 +176,16 @@ impl Scheduler {
                             pass.dying = false;
                         }
                         let lost = vec![
-                            (
-                                b'Z',
-                                b"lost connection to the spawn; will be tried again at once"
-                                    .to_vec()
-                            );
+                            Some(Report::defer(
+                                "lost connection to the spawn; will be tried again at once"
+                            ));
                             n
                         ];
                         self.results(c, s, lost);
                     }
                     return;
                 }
-                Ok(n) => self.channels[c].inbuf.extend_from_slice(&buf[..n]),
+                Ok(n) => self.channels[c].reports.feed(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }
@@ -196,45 +195,28 @@ impl Scheduler {
         }
     }
 
-    /// Takes one complete report off the channel's input: the slot byte, then one
-    /// `status text NUL` entry per recipient of that slot's delivery. `None` until a whole
-    /// report is there.
+    /// Takes one complete report off the channel's input, one entry per recipient of that
+    /// slot's delivery. `None` until a whole report is there.
     fn next_report(&mut self, c: usize) -> Option<(usize, Vec<Entry>)> {
         loop {
             let ch = &mut self.channels[c];
-            let slot = *ch.inbuf.first()? as usize;
-            let expected = ch
-                .slots
-                .get(slot)
-                .and_then(|j| j.as_ref())
-                .map(|j| j.items.len());
-            let mut entries = Vec::new();
-            let mut pos = 1;
-            for _ in 0..expected.unwrap_or(1) {
-                if pos >= ch.inbuf.len() {
+            let slots = &ch.slots;
+            let decoded = ch.reports.next(|slot| {
+                slots
+                    .get(usize::from(slot))
+                    .and_then(|j| j.as_ref())
+                    .map(|j| j.items.len())
+            })?;
+            match decoded {
+                Decoded::Report { slot, entries } => return Some((usize::from(slot), entries)),
+                Decoded::UnknownSlot(_) => {
+                    log("warning: internal error: delivery report out of range");
+                }
+                Decoded::TooLong => {
+                    log("warning: delivery report too long, will defer");
                     return None;
                 }
-                let Some(end) = ch.inbuf[pos + 1..]
-                    .iter()
-                    .position(|&b| b == 0)
-                    .map(|i| i + pos + 1)
-                else {
-                    if ch.inbuf.len() > REPORT_MAX * 2 + 2 {
-                        log("warning: delivery report too long, will defer");
-                        ch.inbuf.clear();
-                    }
-                    return None;
-                };
-                let text = &ch.inbuf[pos + 1..end];
-                entries.push((ch.inbuf[pos], text[..text.len().min(REPORT_MAX)].to_vec()));
-                pos = end + 1;
             }
-            ch.inbuf.drain(..pos);
-            if expected.is_none() {
-                log("warning: internal error: delivery report out of range");
-                continue;
-            }
-            return Some((slot, entries));
         }
     }
 
@@ -249,20 +231,23 @@ impl Scheduler {
             return;
         };
         pass.outstanding -= 1;
-        for ((offset, recipient), (status, text)) in job.items.iter().zip(entries) {
-            let status = if matches!(status, b'Z' | b'R') && pass.dying {
-                b'X'
-            } else {
-                status
+        for ((offset, recipient), entry) in job.items.iter().zip(entries) {
+            let Some(Report { status, text }) = entry else {
+                log(&format!("delivery {d}: report mangled, will defer"));
+                continue;
             };
-            match status {
-                b'K' => {
+            // A message past its lifetime gets no more tries: a temporary failure bounces.
+            let give_up =
+                matches!(status, ReportStatus::Temporary | ReportStatus::Interrupted) && pass.dying;
+            match (status, give_up) {
+                (ReportStatus::Success, _) => {
                     log(&format!("delivery {d}: success: {}", escape(&text, true)));
                     mark_done(pass, *offset);
                 }
-                b'D' | b'X' => {
+                (ReportStatus::Permanent, _)
+                | (ReportStatus::Temporary | ReportStatus::Interrupted, true) => {
                     let mut report = text;
-                    if status == b'X' {
+                    if give_up {
                         if !report.ends_with(b"\n") && !report.is_empty() {
                             report.push(b'\n');
                         }
@@ -289,14 +274,15 @@ impl Scheduler {
                         )),
                     }
                 }
-                b'Z' => log(&format!("delivery {d}: deferral: {}", escape(&text, true))),
-                b'R' => {
+                (ReportStatus::Temporary, false) => {
+                    log(&format!("delivery {d}: deferral: {}", escape(&text, true)))
+                }
+                (ReportStatus::Interrupted, false) => {
                     // Killed from outside, not refused: soon again, not at the schedule's
                     // next step (a floor, so that something killing every try is no loop).
                     pass.retry = pass.retry.min(now() + RETRY_INTERRUPTED);
                     log(&format!("delivery {d}: deferral: {}", escape(&text, true)));
                 }
-                _ => log(&format!("delivery {d}: report mangled, will defer")),
             }
         }
         let id = job.pass;

@@ -2,7 +2,7 @@
 //! report pipes and a signalfd; todo entries are preprocessed in batches with one sync.
 
 use crate::config::Config;
-use crate::deliveries::Channel;
+use crate::deliveries::{Channel, REPORT_MAX};
 use crate::schedule::{CHANNEL_NAMES, LOCAL, REMOTE};
 use crate::todo::Cleaner;
 use nix::fcntl::{Flock, FlockArg, OFlag};
@@ -12,6 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use rqmail_control::Control;
 use rqmail_log::line as log;
 use rqmail_qfiles::Queue;
+use rqmail_spawn::ReportDecoder;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -175,7 +176,7 @@ impl Scheduler {
             to,
             from,
             outbuf: Vec::new(),
-            inbuf: Vec::new(),
+            reports: ReportDecoder::new(REPORT_MAX),
             slots: (0..byte[0]).map(|_| None).collect(),
             limit,
             busy: 0,

@@ -5,7 +5,8 @@
 //! empty `\0` to end the list. Report: the slot byte, then for each recipient in order a
 //! status letter (`K` success, `Z` temporary, `D` permanent, `R` interrupted: the delivery
 //! was killed from outside before it could finish, and is tried again soon instead of at
-//! the next step of the retry schedule), its text and `\0`.
+//! the next step of the retry schedule), its text and `\0`. The letters are
+//! [`ReportStatus`]'s; [`encode_report`] writes a report and [`ReportDecoder`] reads it back.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -16,6 +17,8 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
+
+pub use rqmail_outcome::ReportStatus;
 
 /// Most bytes of a child's output kept for its report.
 pub const REPORT_MAX: usize = 3000;
@@ -37,11 +40,11 @@ pub struct Request {
     pub recipients: Vec<Vec<u8>>,
 }
 
-/// A delivery's result: `K` success, `Z` temporary failure, `D` permanent failure.
+/// A delivery's result for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// `K`, `Z`, `D` or `R`.
-    pub status: u8,
+    /// Success, temporary or permanent failure, or interrupted.
+    pub status: ReportStatus,
     /// Explanation (no NUL bytes).
     pub text: Vec<u8>,
 }
@@ -50,7 +53,7 @@ impl Report {
     /// A temporary failure.
     pub fn defer(text: &str) -> Report {
         Report {
-            status: b'Z',
+            status: ReportStatus::Temporary,
             text: text.as_bytes().to_vec(),
         }
     }
@@ -58,7 +61,7 @@ impl Report {
     /// finished: temporary, and tried again soon, since nothing was wrong with it.
     pub fn interrupted(text: &str) -> Report {
         Report {
-            status: b'R',
+            status: ReportStatus::Interrupted,
             text: text.as_bytes().to_vec(),
         }
     }
@@ -80,7 +83,7 @@ impl Report {
     /// A permanent failure.
     pub fn fail(text: &str) -> Report {
         Report {
-            status: b'D',
+            status: ReportStatus::Permanent,
             text: text.as_bytes().to_vec(),
         }
     }
@@ -202,16 +205,102 @@ impl Write for Reports {
     }
 }
 
-fn write_report(out: &mut impl Write, slot: u8, reports: &[Report]) -> io::Result<()> {
+/// A slot's report as it goes on the wire: the slot byte, then each recipient's status
+/// letter, text and NUL (a NUL inside a text becomes `_`).
+pub fn encode_report(slot: u8, reports: &[Report]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(64);
     buf.push(slot);
     for report in reports {
-        buf.push(report.status);
+        buf.push(report.status.letter());
         buf.extend(report.text.iter().map(|&b| if b == 0 { b'_' } else { b }));
         buf.push(0);
     }
-    out.write_all(&buf)?;
+    buf
+}
+
+fn write_report(out: &mut impl Write, slot: u8, reports: &[Report]) -> io::Result<()> {
+    out.write_all(&encode_report(slot, reports))?;
     out.flush()
+}
+
+/// What [`ReportDecoder::next`] took off the front of its input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// A whole report: one entry per recipient of the slot's delivery, in order; `None`
+    /// for an entry whose status byte is no report letter.
+    Report {
+        /// The slot the report is for.
+        slot: u8,
+        /// One entry per recipient.
+        entries: Vec<Option<Report>>,
+    },
+    /// A report (of one entry) for a slot with no delivery running; it was dropped.
+    UnknownSlot(u8),
+    /// A text ran on too long without its NUL; everything buffered was dropped.
+    TooLong,
+}
+
+/// The reading side of the report protocol (rqmail-send's): bytes in as they arrive,
+/// whole reports out.
+#[derive(Debug, Clone, Default)]
+pub struct ReportDecoder {
+    buf: Vec<u8>,
+    text_max: usize,
+}
+
+impl ReportDecoder {
+    /// A decoder that cuts each text at `text_max` bytes, and gives up on (drops) its input
+    /// once an unterminated text has more than `2 * text_max + 2` bytes buffered with it.
+    pub fn new(text_max: usize) -> ReportDecoder {
+        ReportDecoder {
+            buf: Vec::new(),
+            text_max,
+        }
+    }
+
+    /// Adds bytes read from a spawn.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Takes the next whole report off the input; `None` until one is all there.
+    /// `recipients(slot)` is how many entries that slot's report has, `None` if the slot
+    /// has no delivery running (its report is then read as one entry and dropped).
+    pub fn next(&mut self, recipients: impl FnOnce(u8) -> Option<usize>) -> Option<Decoded> {
+        let slot = *self.buf.first()?;
+        let expected = recipients(slot);
+        let mut entries = Vec::new();
+        let mut pos = 1;
+        for _ in 0..expected.unwrap_or(1) {
+            if pos >= self.buf.len() {
+                return None;
+            }
+            let Some(end) = self.buf[pos + 1..]
+                .iter()
+                .position(|&b| b == 0)
+                .map(|i| i + pos + 1)
+            else {
+                if self.buf.len() > self.text_max * 2 + 2 {
+                    self.buf.clear();
+                    return Some(Decoded::TooLong);
+                }
+                return None;
+            };
+            let text = &self.buf[pos + 1..end];
+            entries.push(
+                ReportStatus::from_letter(self.buf[pos]).map(|status| Report {
+                    status,
+                    text: text[..text.len().min(self.text_max)].to_vec(),
+                }),
+            );
+            pos = end + 1;
+        }
+        self.buf.drain(..pos);
+        Some(match expected {
+            Some(_) => Decoded::Report { slot, entries },
+            None => Decoded::UnknownSlot(slot),
+        })
+    }
 }
 
 /// One report per recipient: the given one, repeated, or the child's own list padded with
@@ -376,5 +465,49 @@ mod tests {
         let mut out = Vec::new();
         write_report(&mut out, 0, &fit(vec![Report::fail("x")], 2)).unwrap();
         assert_eq!(out, b"\x00Dx\0Dx\0");
+    }
+
+    fn report(status: ReportStatus, text: &str) -> Report {
+        Report {
+            status,
+            text: text.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn reports_fed_in_pieces_decode_to_what_was_encoded() {
+        let reports: Vec<Report> = ReportStatus::ALL
+            .iter()
+            .zip(["delivered", "", "no such user\n", "killed"])
+            .map(|(&s, t)| report(s, t))
+            .collect();
+        let wire = encode_report(9, &reports);
+        for piece in 1..wire.len() {
+            let mut decoder = ReportDecoder::new(100);
+            let mut got = None;
+            for (i, chunk) in wire.chunks(piece).enumerate() {
+                assert_eq!(got, None, "a report before its end, chunk {i}");
+                decoder.feed(chunk);
+                got = decoder.next(|slot| (slot == 9).then_some(4));
+            }
+            let entries = reports.iter().cloned().map(Some).collect();
+            assert_eq!(got, Some(Decoded::Report { slot: 9, entries }));
+            assert_eq!(decoder.next(|_| Some(4)), None);
+        }
+    }
+
+    #[test]
+    fn decoder_drops_unknown_slots_and_marks_unknown_letters() {
+        let mut decoder = ReportDecoder::new(4);
+        decoder.feed(b"\x05Kok\0\x01Xjunk\0Kdelivered\0");
+        assert_eq!(decoder.next(|_| None), Some(Decoded::UnknownSlot(5)));
+        let entries = vec![None, Some(report(ReportStatus::Success, "deli"))];
+        assert_eq!(
+            decoder.next(|_| Some(2)),
+            Some(Decoded::Report { slot: 1, entries })
+        );
+        decoder.feed(b"\x00Zno end in sight");
+        assert_eq!(decoder.next(|_| Some(1)), Some(Decoded::TooLong));
+        assert_eq!(decoder.next(|_| Some(1)), None);
     }
 }
