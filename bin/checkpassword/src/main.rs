@@ -34,6 +34,7 @@
 mod throttle;
 
 use nix::unistd::{Gid, Uid, User};
+use rqmail_outcome::EXIT_TEMPORARY;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
@@ -66,7 +67,7 @@ fn exit_code(failure: &Failure) -> u8 {
     match failure {
         Failure::Refused { .. } => 1,
         Failure::Misuse(_) => 2,
-        Failure::Temporary { .. } => 111,
+        Failure::Temporary { .. } => EXIT_TEMPORARY,
     }
 }
 

@@ -2,6 +2,7 @@
 //! Requests `todo/N\0` and `foop/N\0` on fd 0; one byte back on fd 1: `+`, `!` or `x`.
 #![forbid(unsafe_code)]
 
+use rqmail_outcome::EXIT_TEMPORARY;
 use rqmail_qfiles::Queue;
 use rqmail_qfiles::layout::parse_number;
 use std::io::{self, BufRead, Write};
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
         Ok(h) => h,
         Err(e) => {
             rqmail_log::line(&format!("rqmail-clean: fatal: unable to find home: {e}"));
-            return ExitCode::from(111);
+            return ExitCode::from(EXIT_TEMPORARY);
         }
     };
     let queue = Queue::new(&home);
@@ -86,7 +87,7 @@ fn main() -> ExitCode {
     // fd 0 through a buffer of our own, to see whether more requests are already waiting.
     let mut input = match io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => io::BufReader::new(std::fs::File::from(fd)),
-        Err(_) => return ExitCode::from(111),
+        Err(_) => return ExitCode::from(EXIT_TEMPORARY),
     };
     let mut output = io::stdout().lock();
     let mut request = Vec::with_capacity(128);
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
         match io::Read::take(&mut input, 4096).read_until(0, &mut request) {
             Ok(0) => return ExitCode::SUCCESS,
             Ok(_) => {}
-            Err(_) => return ExitCode::from(111),
+            Err(_) => return ExitCode::from(EXIT_TEMPORARY),
         }
         if request.last() != Some(&0) {
             if request.len() < 4096 {

@@ -13,6 +13,7 @@
 
 use rqmail_imap::{End, Input, Session};
 use rqmail_mailbox::quota::Quota;
+use rqmail_outcome::EXIT_TEMPORARY;
 use rqmail_timeouts::set_send_timeout;
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
@@ -38,9 +39,9 @@ enum Refusal {
 fn refuse(refusal: Refusal, user: &str, tag: Option<&str>) -> ExitCode {
     let (code, why) = match &refusal {
         Refusal::Root => (1, "invoked as uid 0, terminating".to_string()),
-        Refusal::Usage => (111, "usage: rqmail-imapd [MAILDIR]".to_string()),
+        Refusal::Usage => (EXIT_TEMPORARY, "usage: rqmail-imapd [MAILDIR]".to_string()),
         Refusal::NoMailbox(e) => (1, format!("no mailbox: {e}")),
-        Refusal::Io(e) => (111, format!("fatal: {e}")),
+        Refusal::Io(e) => (EXIT_TEMPORARY, format!("fatal: {e}")),
     };
     if !matches!(refusal, Refusal::Root) {
         let reply = match tag {

@@ -5,6 +5,7 @@
 use rqmail_header::{
     Identity, Input, Message, Recipients, Request, Settings, Stamp, copy_body, read_message,
 };
+use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 use rqmail_submit::{BUFFER, Failure, queue};
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufWriter, Write};
@@ -118,15 +119,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Permanent(text)) if text == USAGE => {
             rqmail_log::line(&format!("rqmail-inject: {text}"));
-            ExitCode::from(100)
+            ExitCode::from(EXIT_PERMANENT)
         }
         Err(Failure::Permanent(text)) => {
             rqmail_log::line(&format!("rqmail-inject: fatal: {text}"));
-            ExitCode::from(100)
+            ExitCode::from(EXIT_PERMANENT)
         }
         Err(Failure::Temporary(text)) => {
             rqmail_log::line(&format!("rqmail-inject: fatal: {text}"));
-            ExitCode::from(111)
+            ExitCode::from(EXIT_TEMPORARY)
         }
     }
 }

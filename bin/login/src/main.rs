@@ -29,13 +29,13 @@ mod root;
 use nix::unistd::ForkResult;
 use rqmail_login_front::Protocol;
 use rqmail_login_front::handoff;
+use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: rqmail-login pop3|imap [-s] CHECKPASSWORD POSTLOGIN [ARGS...]";
-const EXIT_USAGE: u8 = 100;
-const EXIT_TEMPORARY: u8 = 111;
+const EXIT_USAGE: u8 = EXIT_PERMANENT;
 
 /// The command line.
 struct Args {

@@ -2,13 +2,14 @@
 //! `rqmail-maildirmake -f FOLDER DIR` creates a Maildir++ folder inside the Maildir DIR.
 #![forbid(unsafe_code)]
 
+use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Wrong arguments: running again the same way cannot help (maildirmake's 100).
-const EXIT_USAGE: u8 = 100;
+const EXIT_USAGE: u8 = EXIT_PERMANENT;
 /// The directories could not be created.
-const EXIT_FATAL: u8 = 111;
+const EXIT_FATAL: u8 = EXIT_TEMPORARY;
 
 const USAGE: &str = "usage: rqmail-maildirmake [-f FOLDER] DIR";
 

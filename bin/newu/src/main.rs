@@ -2,10 +2,11 @@
 //! On any error the old users/cdb stays in place and the exit code is 111 (qmail-newu's).
 #![forbid(unsafe_code)]
 
+use rqmail_outcome::EXIT_TEMPORARY;
 use std::process::ExitCode;
 
 /// qmail-newu exits 111 on every failure: nothing changed, fix and run again.
-const EXIT_FATAL: u8 = 111;
+const EXIT_FATAL: u8 = EXIT_TEMPORARY;
 
 fn run() -> Result<(), String> {
     let home =

@@ -12,6 +12,7 @@
 //! the scan failed), after an `-ERR [SYS/TEMP]`.
 #![forbid(unsafe_code)]
 
+use rqmail_outcome::EXIT_TEMPORARY;
 use rqmail_pop3::input::{IDLE_TIMEOUT, TimedInput, set_send_timeout};
 use rqmail_pop3::{End, Options, StartError, Summary, Transaction};
 use std::ffi::OsString;
@@ -42,7 +43,7 @@ fn refuse(refusal: Refusal, user: &str) -> ExitCode {
         Refusal::Root => (None, 1, "invoked as uid 0, terminating".to_string()),
         Refusal::Usage => (
             Some("-ERR [SYS/TEMP] server misconfigured"),
-            111,
+            EXIT_TEMPORARY,
             "usage: rqmail-pop3d [MAILDIR]".to_string(),
         ),
         Refusal::NoMailbox(e) => (
@@ -51,7 +52,7 @@ fn refuse(refusal: Refusal, user: &str) -> ExitCode {
             format!("no mailbox: {e}"),
         ),
         Refusal::Start(e @ StartError::InUse) => (Some(e.reply()), 1, e.to_string()),
-        Refusal::Start(e) => (Some(e.reply()), 111, e.to_string()),
+        Refusal::Start(e) => (Some(e.reply()), EXIT_TEMPORARY, e.to_string()),
     };
     if let Some(reply) = reply {
         let mut out = std::io::stdout().lock();
@@ -133,7 +134,7 @@ fn main() -> ExitCode {
         (Ok(i), Ok(o)) => (i, o),
         (Err(e), _) | (_, Err(e)) => {
             rqmail_log::line(&format!("rqmail-pop3d: user {user}: fatal: dup: {e}"));
-            return ExitCode::from(111);
+            return ExitCode::from(EXIT_TEMPORARY);
         }
     };
     set_send_timeout(&output, IDLE_TIMEOUT);

@@ -1,6 +1,7 @@
 //! rqmail-qread: lists queued messages with their senders and pending recipients.
 #![forbid(unsafe_code)]
 
+use rqmail_outcome::EXIT_TEMPORARY;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -14,7 +15,7 @@ fn main() -> ExitCode {
             rqmail_log::line(&format!(
                 "rqmail-qread: fatal: unable to read the queue: {e}"
             ));
-            ExitCode::from(111)
+            ExitCode::from(EXIT_TEMPORARY)
         }
     }
 }

@@ -1,6 +1,7 @@
 //! rqmail-qstat: counts queued messages and those not yet preprocessed.
 #![forbid(unsafe_code)]
 
+use rqmail_outcome::EXIT_TEMPORARY;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -14,7 +15,7 @@ fn main() -> ExitCode {
             rqmail_log::line(&format!(
                 "rqmail-qstat: fatal: unable to read the queue: {e}"
             ));
-            ExitCode::from(111)
+            ExitCode::from(EXIT_TEMPORARY)
         }
     }
 }

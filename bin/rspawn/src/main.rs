@@ -60,7 +60,7 @@ impl Spawner for Remote {
     fn finish(&mut self, status: WaitStatus, output: &[u8], recipients: usize) -> Vec<Report> {
         match status {
             WaitStatus::Exited(_, 0) => combine(output, recipients),
-            WaitStatus::Exited(_, 111) => {
+            WaitStatus::Exited(_, code) if code == i32::from(EXIT_TEMPORARY) => {
                 vec![Report::defer("Unable to run rqmail-remote. (#4.3.0)")]
             }
             WaitStatus::Exited(_, _) => vec![Report::fail("Unable to run rqmail-remote. (#5.3.0)")],

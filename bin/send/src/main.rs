@@ -2,6 +2,7 @@
 //! (to/from lspawn, to/from rspawn, to/from clean). Logs go to stderr.
 
 use nix::sys::signal::{SigSet, Signal};
+use rqmail_outcome::EXIT_TEMPORARY;
 use rqmail_sched::send::{Pipes, Scheduler};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::ExitCode;
@@ -29,13 +30,13 @@ fn main() -> ExitCode {
         rqmail_log::line(&format!(
             "alert: cannot start: unable to block signals: {e}"
         ));
-        return ExitCode::from(111);
+        return ExitCode::from(EXIT_TEMPORARY);
     }
     let home = match rqmail_control::home() {
         Ok(h) => h,
         Err(e) => {
             rqmail_log::line(&format!("alert: cannot start: unable to find home: {e}"));
-            return ExitCode::from(111);
+            return ExitCode::from(EXIT_TEMPORARY);
         }
     };
     let pipes = inherited_pipes();
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             rqmail_log::line(&format!("alert: {e}"));
-            return ExitCode::from(111);
+            return ExitCode::from(EXIT_TEMPORARY);
         }
     };
     let result = scheduler.run();
@@ -55,7 +56,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             rqmail_log::line(&e.to_string());
-            ExitCode::from(111)
+            ExitCode::from(EXIT_TEMPORARY)
         }
     }
 }

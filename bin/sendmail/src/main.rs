@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use rqmail_header::{Identity, Input, Recipients, Request, Settings, Stamp, read_message};
+use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 use rqmail_submit::BUFFER;
 use std::ffi::OsString;
 use std::io;
@@ -237,15 +238,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage) => {
             rqmail_log::line(&format!("sendmail: {USAGE}"));
-            ExitCode::from(100)
+            ExitCode::from(EXIT_PERMANENT)
         }
         Err(Failure::Permanent(text)) => {
             rqmail_log::line(&format!("sendmail: fatal: {text}"));
-            ExitCode::from(100)
+            ExitCode::from(EXIT_PERMANENT)
         }
         Err(Failure::Temporary(text)) => {
             rqmail_log::line(&format!("sendmail: fatal: {text}"));
-            ExitCode::from(111)
+            ExitCode::from(EXIT_TEMPORARY)
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and 1, as tcpserver runs it. With the checkpassword arguments, AUTH is offered.
 #![forbid(unsafe_code)]
 
+use rqmail_outcome::EXIT_TEMPORARY;
 use rqmail_smtpd_session::conn::Conn;
 use rqmail_smtpd_session::session::Session;
 use rqmail_smtpd_session::settings::Settings;
@@ -16,7 +17,7 @@ fn main() -> ExitCode {
             // A configuration problem is the server's fault: say so and let the client retry.
             print!("421 4.3.0 temporary server configuration problem\r\n");
             rqmail_log::line(&format!("rqmail-smtpd: fatal: {e}"));
-            return ExitCode::from(111);
+            return ExitCode::from(EXIT_TEMPORARY);
         }
     };
     let dup = |fd: std::os::fd::BorrowedFd| fd.try_clone_to_owned().map(std::fs::File::from);
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
         dup(std::io::stdout().as_fd()),
     ) {
         (Ok(i), Ok(o)) => (i, o),
-        _ => return ExitCode::from(111),
+        _ => return ExitCode::from(EXIT_TEMPORARY),
     };
     let conn = Conn::new(input, output, settings.timeout);
     Session::new(settings, conn).run();

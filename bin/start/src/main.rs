@@ -3,6 +3,7 @@
 //! so the supervisor's process is the scheduler and its TERM reaches the right program.
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use rqmail_outcome::EXIT_TEMPORARY;
 use rqmail_privs::{GROUP, Ids, RQMAILQ, RQMAILR, RQMAILS, service_ids};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -140,5 +141,5 @@ fn main() -> ExitCode {
         )),
         Err(e) => rqmail_log::line(&format!("alert: cannot start: {e}")),
     }
-    ExitCode::from(111)
+    ExitCode::from(EXIT_TEMPORARY)
 }

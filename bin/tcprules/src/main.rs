@@ -2,6 +2,7 @@
 //! RULES.cdb via RULES.tmp, atomically; the old RULES.cdb stays on any error.
 #![forbid(unsafe_code)]
 
+use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 use rqmail_rules::{CompileError, WriteError};
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -10,8 +11,8 @@ use std::process::ExitCode;
 
 /// tcprules' codes: 100 for bad usage or a bad line (fix the input), 111 for system errors
 /// (nothing changed; try again).
-const EXIT_BAD_INPUT: u8 = 100;
-const EXIT_SYSTEM: u8 = 111;
+const EXIT_BAD_INPUT: u8 = EXIT_PERMANENT;
+const EXIT_SYSTEM: u8 = EXIT_TEMPORARY;
 
 /// A failure: the exit code and the bytes of the message after `rqmail-tcprules: `.
 struct Fatal(u8, Vec<u8>);

@@ -5,6 +5,7 @@ use crate::dns;
 use crate::log;
 use crate::options::{Options, Verbosity};
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
+use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 use rqmail_rules::{Action, Cdb, Client, ip_text};
 use socket2::Socket;
 use std::ffi::{CString, OsString};
@@ -13,9 +14,9 @@ use std::net::SocketAddr;
 use std::os::unix::ffi::OsStringExt;
 
 /// A denied connection ends with tcpserver's 100.
-const EXIT_DENIED: u8 = 100;
+const EXIT_DENIED: u8 = EXIT_PERMANENT;
 /// A dropped connection (rules unreadable, exec failed, ...) ends with 111.
-const EXIT_DROPPED: u8 = 111;
+const EXIT_DROPPED: u8 = EXIT_TEMPORARY;
 
 /// The environment PROG gets, in order, as bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -23,13 +23,14 @@ mod options;
 mod server;
 
 use options::{Options, USAGE, UsageError, Verbosity};
+use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::process::ExitCode;
 
 /// tcpserver's codes: 100 for a bad command line, 111 for anything that stops the server.
-const EXIT_USAGE: u8 = 100;
-const EXIT_FATAL: u8 = 111;
+const EXIT_USAGE: u8 = EXIT_PERMANENT;
+const EXIT_FATAL: u8 = EXIT_TEMPORARY;
 
 fn run(opts: &Options) -> Result<(), String> {
     // Before anything opens a file, so that fd 3 is still systemd's.

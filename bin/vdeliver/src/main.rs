@@ -16,6 +16,7 @@
 
 use rqmail_mailbox::WithinError;
 use rqmail_mailbox::quota::Quota;
+use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 use rqmail_qfiles::client::Submission;
 use rqmail_virtual::Target;
 use std::fs::File;
@@ -48,14 +49,14 @@ fn main() -> ExitCode {
 }
 
 fn temporary(text: impl Into<String>) -> (u8, String) {
-    (111, text.into())
+    (EXIT_TEMPORARY, text.into())
 }
 
 fn run() -> (u8, String) {
     let ext = env("EXT").to_ascii_lowercase();
     let host = env("HOST").to_ascii_lowercase();
     if !rqmail_virtual::valid_domain(&host) {
-        return (100, format!("Bad HOST {host:?}. (#5.1.1)"));
+        return (EXIT_PERMANENT, format!("Bad HOST {host:?}. (#5.1.1)"));
     }
     let home = match std::env::var_os("HOME") {
         Some(h) => PathBuf::from(h),
@@ -66,7 +67,7 @@ fn run() -> (u8, String) {
         Ok(Some(t)) => t,
         Ok(None) => {
             return (
-                100,
+                EXIT_PERMANENT,
                 format!("Sorry, no mailbox here by that name: {ext}@{host}. (#5.1.1)"),
             );
         }

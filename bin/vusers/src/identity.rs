@@ -3,6 +3,7 @@
 
 use crate::Fail;
 use nix::unistd::{Gid, Uid};
+use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
 
@@ -60,7 +61,7 @@ impl Caller {
                     String::from_utf8_lossy(&domain.account.user),
                     domain.name
                 ),
-                100,
+                EXIT_PERMANENT,
             )),
             _ => Ok(()),
         }
@@ -74,7 +75,7 @@ impl Caller {
                 if !matches!(self, Caller::Plain) {
                     return Err(Fail(
                         format!("{} is missing: run install.sh again", hash_root.display()),
-                        111,
+                        EXIT_TEMPORARY,
                     ));
                 }
                 std::fs::DirBuilder::new()
@@ -84,14 +85,14 @@ impl Caller {
                     .map_err(|e| {
                         Fail(
                             format!("unable to create {}: {e}", hash_root.display()),
-                            111,
+                            EXIT_TEMPORARY,
                         )
                     })?
             }
             Err(e) => {
                 return Err(Fail(
                     format!("unable to stat {}: {e}", hash_root.display()),
-                    111,
+                    EXIT_TEMPORARY,
                 ));
             }
             Ok(meta) => meta,
@@ -99,7 +100,7 @@ impl Caller {
         if !meta.is_dir() {
             return Err(Fail(
                 format!("{} is not a directory", hash_root.display()),
-                111,
+                EXIT_TEMPORARY,
             ));
         }
         let uid = meta.uid();
@@ -111,7 +112,7 @@ impl Caller {
                     "{} belongs to uid {uid}, not to this program's owner (uid {keeper}): run install.sh again",
                     hash_root.display()
                 ),
-                111,
+                EXIT_TEMPORARY,
             ));
         }
         // The keeper's own group; the directory's set-gid bit gives new files theirs.
@@ -127,7 +128,7 @@ impl Caller {
         let fail = |e: nix::Error| {
             Fail(
                 format!("unable to take the ids {}:{}: {e}", ids.uid, ids.gid),
-                111,
+                EXIT_TEMPORARY,
             )
         };
         match *self {
@@ -142,13 +143,19 @@ impl Caller {
             Caller::Setuid { caller, keeper } => {
                 // Only the real and the saved uid can be taken; anything else is a bug.
                 if ids.uid != caller && ids.uid != keeper {
-                    return Err(Fail(format!("uid {} cannot be taken here", ids.uid), 111));
+                    return Err(Fail(
+                        format!("uid {} cannot be taken here", ids.uid),
+                        EXIT_TEMPORARY,
+                    ));
                 }
                 nix::unistd::seteuid(Uid::from_raw(ids.uid)).map_err(fail)?;
             }
         }
         if Uid::effective().as_raw() != ids.uid {
-            return Err(Fail(format!("the effective uid is not {}", ids.uid), 111));
+            return Err(Fail(
+                format!("the effective uid is not {}", ids.uid),
+                EXIT_TEMPORARY,
+            ));
         }
         Ok(())
     }

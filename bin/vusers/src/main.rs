@@ -24,6 +24,7 @@
 mod identity;
 
 use identity::{Caller, Ids};
+use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 use rqmail_virtual::{Record, parse_line, valid_name};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, Read};
@@ -37,7 +38,7 @@ const USAGE: &str = "usage: rqmail-vusers DOMAIN add USER [QUOTA] | remove USER 
 pub(crate) struct Fail(pub(crate) String, pub(crate) u8);
 
 fn usage() -> Fail {
-    Fail(USAGE.into(), 100)
+    Fail(USAGE.into(), EXIT_PERMANENT)
 }
 
 fn main() -> ExitCode {
@@ -57,19 +58,19 @@ fn read_password() -> Result<String, Fail> {
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(|e| Fail(format!("unable to read the password: {e}"), 111))?;
+        .map_err(|e| Fail(format!("unable to read the password: {e}"), EXIT_TEMPORARY))?;
     // Drain the rest, so a writer never sees EPIPE.
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     let password = line.trim_end_matches(['\n', '\r']).to_string();
     if password.is_empty() {
-        return Err(Fail("no password on stdin".into(), 100));
+        return Err(Fail("no password on stdin".into(), EXIT_PERMANENT));
     }
     Ok(password)
 }
 
 fn hash(password: &str) -> Result<String, Fail> {
     rqmail_passwd::hash_password(password.as_bytes())
-        .map_err(|e| Fail(format!("unable to hash the password: {e}"), 111))
+        .map_err(|e| Fail(format!("unable to hash the password: {e}"), EXIT_TEMPORARY))
 }
 
 fn name_arg(args: &[String], i: usize) -> Result<String, Fail> {
@@ -77,7 +78,7 @@ fn name_arg(args: &[String], i: usize) -> Result<String, Fail> {
     if !valid_name(&name) {
         return Err(Fail(
             format!("bad name {name:?} (a-z, 0-9, . _ + = -)"),
-            100,
+            EXIT_PERMANENT,
         ));
     }
     Ok(name)
@@ -113,7 +114,12 @@ impl Table {
         match read {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Fail(format!("unable to read {}: {e}", path.display()), 111)),
+            Err(e) => {
+                return Err(Fail(
+                    format!("unable to read {}: {e}", path.display()),
+                    EXIT_TEMPORARY,
+                ));
+            }
         }
         Ok(Some(Table {
             lines: text
@@ -158,19 +164,26 @@ fn run(args: &[String]) -> Result<(), Fail> {
     let (Some(domain), Some(command)) = (args.first(), args.get(1)) else {
         return Err(usage());
     };
-    let home = rqmail_control::home()
-        .map_err(|e| Fail(format!("unable to find the rqmail home: {e}"), 111))?;
+    let home = rqmail_control::home().map_err(|e| {
+        Fail(
+            format!("unable to find the rqmail home: {e}"),
+            EXIT_TEMPORARY,
+        )
+    })?;
     let caller = Caller::detect();
     let domain = rqmail_virtual::locate(&home, domain)
-        .map_err(|e| Fail(e, 111))?
+        .map_err(|e| Fail(e, EXIT_TEMPORARY))?
         .ok_or_else(|| {
             Fail(
                 format!("{domain} is not a virtual domain in control/virtualdomains"),
-                100,
+                EXIT_PERMANENT,
             )
         })?;
     if domain.account.uid == 0 {
-        return Err(Fail("a virtual domain may not belong to root".into(), 100));
+        return Err(Fail(
+            "a virtual domain may not belong to root".into(),
+            EXIT_PERMANENT,
+        ));
     }
     caller.may_change(&domain)?;
     let account = Ids {
@@ -189,7 +202,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
         if !old {
             return Err(Fail(
                 format!("{} has no table to compile", domain.name),
-                100,
+                EXIT_PERMANENT,
             ));
         }
     }
@@ -217,7 +230,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
                 return Err(usage());
             }
             let records = rqmail_virtual::parse(&table.text())
-                .map_err(|e| Fail(format!("the table of {}: {e}", domain.name), 100))?;
+                .map_err(|e| Fail(format!("the table of {}: {e}", domain.name), EXIT_PERMANENT))?;
             for (_, r) in records {
                 match r {
                     Record::Mailbox { name, quota, .. } => println!("user {name} quota {quota}"),
@@ -239,9 +252,12 @@ fn run(args: &[String]) -> Result<(), Fail> {
         "add" => {
             let name = name_arg(args, 2)?;
             let quota = match args.get(3) {
-                Some(q) => q
-                    .parse()
-                    .map_err(|_| Fail(format!("quota {q:?} is not a number of bytes"), 100))?,
+                Some(q) => q.parse().map_err(|_| {
+                    Fail(
+                        format!("quota {q:?} is not a number of bytes"),
+                        EXIT_PERMANENT,
+                    )
+                })?,
                 None => 0,
             };
             if args.len() > 4 {
@@ -251,7 +267,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
                 .find(|r| r.name() == name && !matches!(r, Record::Forward { .. }))
                 .is_some()
             {
-                return Err(Fail(format!("{name} already exists"), 100));
+                return Err(Fail(format!("{name} already exists"), EXIT_PERMANENT));
             }
             let hash = hash(&read_password()?)?;
             table.put(
@@ -274,7 +290,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
                 !matches!(r, Some(Record::Mailbox { name: n, .. } | Record::Forward { name: n, .. } | Record::Alias { name: n, .. }) if *n == name)
             });
             if table.lines.len() == before {
-                return Err(Fail(format!("no user or alias {name}"), 100));
+                return Err(Fail(format!("no user or alias {name}"), EXIT_PERMANENT));
             }
             // Aliases pointing at the name lose that target; emptied aliases go.
             let mut kept = Vec::new();
@@ -300,7 +316,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
             }
             let at = table
                 .mailbox(&name)
-                .ok_or_else(|| Fail(format!("no mailbox {name}"), 100))?;
+                .ok_or_else(|| Fail(format!("no mailbox {name}"), EXIT_PERMANENT))?;
             let Some(Record::Mailbox { quota, .. }) = table.lines[at].1.clone() else {
                 unreachable!()
             };
@@ -310,12 +326,15 @@ fn run(args: &[String]) -> Result<(), Fail> {
         "quota" => {
             let name = name_arg(args, 2)?;
             let bytes = args.get(3).ok_or_else(usage)?;
-            let quota = bytes
-                .parse()
-                .map_err(|_| Fail(format!("quota {bytes:?} is not a number of bytes"), 100))?;
+            let quota = bytes.parse().map_err(|_| {
+                Fail(
+                    format!("quota {bytes:?} is not a number of bytes"),
+                    EXIT_PERMANENT,
+                )
+            })?;
             let at = table
                 .mailbox(&name)
-                .ok_or_else(|| Fail(format!("no mailbox {name}"), 100))?;
+                .ok_or_else(|| Fail(format!("no mailbox {name}"), EXIT_PERMANENT))?;
             let Some(Record::Mailbox { hash, .. }) = table.lines[at].1.clone() else {
                 unreachable!()
             };
@@ -335,7 +354,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
                 .collect();
             let at = table.find(|r| matches!(r, Record::Alias { name: n, .. } if *n == name));
             if targets == ["-"] {
-                let at = at.ok_or_else(|| Fail(format!("no alias {name}"), 100))?;
+                let at = at.ok_or_else(|| Fail(format!("no alias {name}"), EXIT_PERMANENT))?;
                 table.lines.remove(at);
             } else {
                 table.put(at, Record::Alias { name, targets });
@@ -346,7 +365,8 @@ fn run(args: &[String]) -> Result<(), Fail> {
             let addresses = list_arg(args, 3)?;
             let at = table.find(|r| matches!(r, Record::Forward { name: n, .. } if *n == name));
             if addresses == ["-"] {
-                let at = at.ok_or_else(|| Fail(format!("no forward for {name}"), 100))?;
+                let at =
+                    at.ok_or_else(|| Fail(format!("no forward for {name}"), EXIT_PERMANENT))?;
                 table.lines.remove(at);
             } else {
                 table.put(at, Record::Forward { name, addresses });
@@ -364,7 +384,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
         rqmail_mailbox::make_maildir(&user_dir.join("Maildir")).map_err(|e| {
             Fail(
                 format!("unable to make {}/Maildir: {e}", user_dir.display()),
-                111,
+                EXIT_TEMPORARY,
             )
         })?;
     }
@@ -374,7 +394,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
     rqmail_virtual::compile_boxes(&dir, &tables).map_err(|e| {
         Fail(
             format!("{}: {e}; the old boxes.cdb stays in use", dir.display()),
-            111,
+            EXIT_TEMPORARY,
         )
     })?;
     if migrated {
@@ -385,7 +405,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
             {
                 return Err(Fail(
                     format!("unable to remove {}: {e}", path.display()),
-                    111,
+                    EXIT_TEMPORARY,
                 ));
             }
         }
@@ -407,12 +427,15 @@ fn make_dir(path: &Path, mode: u32) -> Result<(), Fail> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             match std::fs::symlink_metadata(path) {
                 Ok(m) if m.is_dir() => Ok(()),
-                _ => Err(Fail(format!("{} is not a directory", path.display()), 111)),
+                _ => Err(Fail(
+                    format!("{} is not a directory", path.display()),
+                    EXIT_TEMPORARY,
+                )),
             }
         }
         Err(e) => Err(Fail(
             format!("unable to create {}: {e}", path.display()),
-            111,
+            EXIT_TEMPORARY,
         )),
     }
 }
@@ -427,9 +450,18 @@ fn lock(hash_dir: &Path) -> Result<nix::fcntl::Flock<File>, Fail> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
-        .map_err(|e| Fail(format!("unable to open {}: {e}", path.display()), 111))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| Fail(format!("unable to lock {}: {e}", path.display()), 111))
+        .map_err(|e| {
+            Fail(
+                format!("unable to open {}: {e}", path.display()),
+                EXIT_TEMPORARY,
+            )
+        })?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+        Fail(
+            format!("unable to lock {}: {e}", path.display()),
+            EXIT_TEMPORARY,
+        )
+    })
 }
 
 /// Checks the new text, writes it (0600) if it changed and compiles passwd.cdb beside it;
@@ -444,7 +476,7 @@ fn save(
     let tables = rqmail_virtual::check(&text).map_err(|e| {
         Fail(
             format!("{}: {e}; nothing changed", text_path.display()),
-            100,
+            EXIT_PERMANENT,
         )
     })?;
     let current = (!migrated)
@@ -452,8 +484,12 @@ fn save(
         .flatten()
         .map(|t| t.text());
     if current.as_deref() != Some(text.as_str()) {
-        rqmail_virtual::write_atomic(text_path, text.as_bytes(), 0o600)
-            .map_err(|e| Fail(format!("unable to write {}: {e}", text_path.display()), 111))?;
+        rqmail_virtual::write_atomic(text_path, text.as_bytes(), 0o600).map_err(|e| {
+            Fail(
+                format!("unable to write {}: {e}", text_path.display()),
+                EXIT_TEMPORARY,
+            )
+        })?;
     }
     rqmail_virtual::compile_passwd(hash_dir, &tables).map_err(|e| {
         Fail(
@@ -461,7 +497,7 @@ fn save(
                 "{}: {e}; the old passwd.cdb stays in use",
                 hash_dir.display()
             ),
-            111,
+            EXIT_TEMPORARY,
         )
     })?;
     Ok(tables)

@@ -18,10 +18,9 @@ use std::process::{Command, Stdio};
 
 /// qmail-local's exit code for success.
 pub const EXIT_OK: u8 = 0;
-/// qmail-local's exit code for a permanent failure (bounce).
-pub const EXIT_PERMANENT: u8 = 100;
-/// qmail-local's exit code for a temporary failure (retry later).
-pub const EXIT_TEMPORARY: u8 = 111;
+/// qmail-local's exit codes for a permanent failure (bounce) and a temporary failure
+/// (retry later).
+pub use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 
 /// Mode bits forbidden on the home directory and `.qmail` files (qmail's `conf-patrn`).
 const FORBIDDEN_MODE: u32 = 0o002;

@@ -16,10 +16,9 @@ use std::process::Command;
 pub const EXIT_OK: u8 = 0;
 /// Success, and qmail-local stops reading the `.qmail` file.
 pub const EXIT_STOP: u8 = 99;
-/// Permanent failure: the message bounces.
-pub const EXIT_PERMANENT: u8 = 100;
-/// Temporary failure: the delivery is retried later.
-pub const EXIT_TEMPORARY: u8 = 111;
+/// Permanent failure (the message bounces) and temporary failure (the delivery is retried
+/// later): qmail's two failure codes.
+pub use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
 
 /// How a program ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,7 @@ pub use rqmail_serverconn::tls;
 
 use conn::Conn;
 use handoff::Handoff;
+use rqmail_outcome::EXIT_TEMPORARY;
 use settings::Settings;
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -101,14 +102,14 @@ pub fn run(protocol: Protocol, implicit_tls: bool, handoff: Handoff) -> u8 {
         dup(std::io::stdin().as_fd()),
         dup(std::io::stdout().as_fd()),
     ) else {
-        return 111;
+        return EXIT_TEMPORARY;
     };
     let settings = match Settings::load(protocol, implicit_tls) {
         Ok(s) => s,
         Err(e) => {
             let _ = std::io::Write::write_all(&mut &output, protocol.temporary_failure());
             rqmail_log::line(&format!("rqmail-login: fatal: {e}"));
-            return 111;
+            return EXIT_TEMPORARY;
         }
     };
     let mut conn = Conn::new(input, output, settings.timeout);
@@ -119,7 +120,7 @@ pub fn run(protocol: Protocol, implicit_tls: bool, handoff: Handoff) -> u8 {
                 &settings,
                 "implicit TLS requested but no usable control/servercert.pem",
             );
-            return 111;
+            return EXIT_TEMPORARY;
         };
         if let Err(e) = conn.start_tls(config) {
             log(protocol, &settings, &format!("TLS handshake failed: {e}"));

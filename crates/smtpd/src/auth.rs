@@ -4,6 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rqmail_checkpw::{is_program, wipe};
+use rqmail_outcome::EXIT_TEMPORARY;
 use std::ffi::OsString;
 use std::process::{Command, Stdio};
 
@@ -101,7 +102,8 @@ pub fn verify(command: &[OsString], creds: &Credentials) -> Outcome {
     };
     match child.wait().map(|s| s.code()) {
         Ok(Some(0)) => Outcome::Accepted,
-        Ok(Some(111)) | Err(_) => Outcome::Temporary,
+        Ok(Some(code)) if code == i32::from(EXIT_TEMPORARY) => Outcome::Temporary,
+        Err(_) => Outcome::Temporary,
         _ => Outcome::Refused,
     }
 }
