@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 
 /// qmail-local's exit code for success.
 pub const EXIT_OK: u8 = 0;
+use rqmail_outcome::Outcome;
 /// qmail-local's exit codes for a permanent failure (bounce) and a temporary failure
 /// (retry later).
 pub use rqmail_outcome::{EXIT_PERMANENT, EXIT_TEMPORARY};
@@ -647,9 +648,10 @@ fn run_program(
     match status.code() {
         Some(0) => Ok(ProgramResult::Continue),
         Some(99) => Ok(ProgramResult::Stop),
-        Some(100 | 64 | 65 | 70 | 76 | 77 | 78 | 112) => Err(permanent("")),
         // The shell's own report of a command it ran being killed (128 + the signal).
         Some(129 | 130 | 137 | 143) => Err(temporary(PROGRAM_KILLED)),
+        // qmail-command(8)'s table: 100, 64, 65, 70, 76, 77, 78 and 112 bounce.
+        Some(code) if Outcome::from_exit_code(code) == Outcome::Permanent => Err(permanent("")),
         _ => Err(temporary("")),
     }
 }

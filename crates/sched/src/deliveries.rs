@@ -9,7 +9,7 @@ use crate::send::{Scheduler, now};
 use rqmail_log::{addr, escape, line as log};
 use rqmail_qfiles::Queue;
 use rqmail_route::strip_virtual_prefix;
-use rqmail_spawn::{Decoded, Report, ReportDecoder, ReportStatus};
+use rqmail_spawn::{Decoded, Report, ReportDecoder, ReportStatus, encode_request};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fs::File;
@@ -101,21 +101,20 @@ impl Scheduler {
                 pass.outstanding += 1;
                 let delivery = self.next_delivery;
                 self.next_delivery += 1;
-                ch.outbuf.push(slot as u8);
-                ch.outbuf.extend_from_slice(Queue::mess_name(id).as_bytes());
-                ch.outbuf.push(0);
-                ch.outbuf.extend_from_slice(&sender);
-                ch.outbuf.push(0);
                 for (_, recipient) in &items {
                     log(&format!(
                         "starting delivery {delivery}: msg {id} to {} {}",
                         CHANNEL_NAMES[c],
                         addr(recipient)
                     ));
-                    ch.outbuf.extend_from_slice(recipient);
-                    ch.outbuf.push(0);
                 }
-                ch.outbuf.push(0);
+                encode_request(
+                    &mut ch.outbuf,
+                    slot as u8,
+                    &Queue::mess_name(id),
+                    &sender,
+                    items.iter().map(|(_, r)| r.as_slice()),
+                );
                 ch.slots[slot] = Some(Job {
                     delivery,
                     pass: id,

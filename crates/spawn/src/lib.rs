@@ -6,7 +6,8 @@
 //! status letter (`K` success, `Z` temporary, `D` permanent, `R` interrupted: the delivery
 //! was killed from outside before it could finish, and is tried again soon instead of at
 //! the next step of the retry schedule), its text and `\0`. The letters are
-//! [`ReportStatus`]'s; [`encode_report`] writes a report and [`ReportDecoder`] reads it back.
+//! [`ReportStatus`]'s; [`encode_report`] writes a report and [`ReportDecoder`] reads it back,
+//! as [`encode_request`] writes a request for the spawn to read.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -131,6 +132,27 @@ struct Running {
 
 /// Most recipients in one request.
 const RECIPIENTS_MAX: usize = 1000;
+
+/// Appends a request as it goes on the wire to `out`: the slot byte, the message name, the
+/// sender and each recipient, each ended by a NUL, and an empty field to end the list.
+pub fn encode_request<'a>(
+    out: &mut Vec<u8>,
+    slot: u8,
+    message: &str,
+    sender: &[u8],
+    recipients: impl IntoIterator<Item = &'a [u8]>,
+) {
+    out.push(slot);
+    out.extend_from_slice(message.as_bytes());
+    out.push(0);
+    out.extend_from_slice(sender);
+    out.push(0);
+    for recipient in recipients {
+        out.extend_from_slice(recipient);
+        out.push(0);
+    }
+    out.push(0);
+}
 
 /// Parses one complete request from the front of `buf`: slot byte, message name, sender,
 /// recipients, empty field. Returns it and its length; `None` until it is all there.
@@ -465,6 +487,36 @@ mod tests {
         let mut out = Vec::new();
         write_report(&mut out, 0, &fit(vec![Report::fail("x")], 2)).unwrap();
         assert_eq!(out, b"\x00Dx\0Dx\0");
+    }
+
+    #[test]
+    fn encoded_requests_parse_back() {
+        let recipients = [b"x@y".to_vec(), b"z@w".to_vec()];
+        let mut wire = Vec::new();
+        encode_request(
+            &mut wire,
+            4,
+            "12/345",
+            b"a@b",
+            recipients.iter().map(Vec::as_slice),
+        );
+        encode_request(&mut wire, 5, "1/2", b"", [&b"c@d"[..]]);
+        for end in 0..wire.len() {
+            let got = parse_request(&wire[..end]).map(|(_, used)| used);
+            assert!(got.is_none() || got == Some(21), "{end}: {got:?}");
+        }
+        let (r, used) = parse_request(&wire).unwrap();
+        assert_eq!((r.slot, r.message.as_str(), used), (4, "12/345", 21));
+        assert_eq!(
+            (r.sender, r.recipients),
+            (b"a@b".to_vec(), recipients.to_vec())
+        );
+        let (r, used) = parse_request(&wire[21..]).unwrap();
+        assert_eq!(
+            (r.slot, r.message.as_str(), r.recipient()),
+            (5, "1/2", &b"c@d"[..])
+        );
+        assert_eq!((r.sender, 21 + used), (Vec::new(), wire.len()));
     }
 
     fn report(status: ReportStatus, text: &str) -> Report {
