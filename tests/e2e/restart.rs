@@ -6,7 +6,7 @@
 
 use rqmail_e2e::{Instance, wait_for};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const N: u32 = 500;
@@ -50,35 +50,42 @@ fn kill(pid: i32) {
     );
 }
 
-/// Queues the messages, waits until some are delivered, kills with `crash`, restarts, and
-/// checks that everything arrives within 30 s.
-fn crash_mid_delivery(name: &str, crash: impl Fn(&mut Instance)) {
-    let mut inst = Instance::new(name);
+/// An instance whose bob@example.com takes a fifth of a second per delivery, so that many
+/// deliveries are in flight when a crash comes; and bob's Maildir.
+fn slow_local(name: &str) -> (Instance, PathBuf) {
+    let inst = Instance::new(name);
     let homes = inst.add_users(&["bob"]);
-    let maildir = homes[0].join("Maildir");
-    // Deliveries slow enough that many are in flight when the crash comes.
     std::fs::write(homes[0].join(".qmail"), "|sleep 0.2\n./Maildir/\n").unwrap();
+    (inst, homes[0].join("Maildir"))
+}
+
+/// Queues the messages for `to`, waits until some have reached `maildir`, kills with
+/// `crash`, restarts, and checks that everything arrives within 30 s.
+fn crash_mid_delivery(
+    name: &str,
+    inst: &mut Instance,
+    to: &str,
+    maildir: &Path,
+    crash: impl Fn(&mut Instance),
+) {
     for seq in 0..N {
-        assert_eq!(
-            inst.queue_raw("alice@example.com", &["bob@example.com"], &message(seq)),
-            0
-        );
+        assert_eq!(inst.queue_raw("alice@example.com", &[to], &message(seq)), 0);
     }
     inst.start();
     assert!(
-        wait_for(Duration::from_secs(60), || delivered(&maildir).len() >= 50),
+        wait_for(Duration::from_secs(60), || delivered(maildir).len() >= 50),
         "nothing delivered:\n{}",
         inst.log_text()
     );
-    crash(&mut inst);
+    crash(inst);
     inst.crash();
     // Whatever of the old instance survives (deliveries in flight) finishes on its own.
     let restarted = Instant::now();
     inst.start();
     let all = wait_for(Duration::from_secs(30), || {
-        delivered(&maildir).len() == N as usize
+        delivered(maildir).len() == N as usize
     });
-    let seen = delivered(&maildir);
+    let seen = delivered(maildir);
     let duplicates: u32 = seen.values().map(|c| c - 1).sum();
     assert!(
         all,
@@ -93,22 +100,39 @@ fn crash_mid_delivery(name: &str, crash: impl Fn(&mut Instance)) {
     inst.stop();
 }
 
+/// Kills every `program` of the instance (a spawn); rqmail-send notices the lost spawn and
+/// exits, and the test then starts it again as a supervisor would.
+fn kill_spawn(inst: &mut Instance, program: &str) {
+    for pid in pids_of(inst, program) {
+        kill(pid);
+    }
+    wait_for(Duration::from_secs(30), || {
+        pids_of(inst, "rqmail-send").is_empty()
+    });
+}
+
 #[test]
 fn deliveries_cut_off_by_killing_rqmail_send_are_retried_at_once() {
-    crash_mid_delivery("restart-send", |inst| inst.crash());
+    let (mut inst, maildir) = slow_local("restart-send");
+    crash_mid_delivery(
+        "restart-send",
+        &mut inst,
+        "bob@example.com",
+        &maildir,
+        |inst| inst.crash(),
+    );
 }
 
 #[test]
 fn deliveries_cut_off_by_killing_rqmail_lspawn_are_retried_at_once() {
-    crash_mid_delivery("restart-lspawn", |inst| {
-        for pid in pids_of(inst, "rqmail-lspawn") {
-            kill(pid);
-        }
-        // rqmail-send notices the lost spawn and exits; the supervisor starts it again.
-        wait_for(Duration::from_secs(30), || {
-            pids_of(inst, "rqmail-send").is_empty()
-        });
-    });
+    let (mut inst, maildir) = slow_local("restart-lspawn");
+    crash_mid_delivery(
+        "restart-lspawn",
+        &mut inst,
+        "bob@example.com",
+        &maildir,
+        |inst| kill_spawn(inst, "rqmail-lspawn"),
+    );
 }
 
 #[test]
@@ -123,45 +147,13 @@ fn remote_deliveries_cut_off_by_killing_rqmail_rspawn_are_retried_at_once() {
     let mut inst = Instance::new("restart-rspawn");
     inst.add_users(&["alice"]);
     inst.control("smtproutes", &format!("peer.test:127.0.0.1:{}\n", pf.port));
-    for seq in 0..N {
-        assert_eq!(
-            inst.queue_raw("alice@example.com", &["bob@peer.test"], &message(seq)),
-            0
-        );
-    }
-    let maildir = pf.maildir("bob");
-    inst.start();
-    assert!(
-        wait_for(Duration::from_secs(60), || delivered(&maildir).len() >= 50),
-        "nothing arrived at Postfix:\n{}\n{}",
-        inst.log_text(),
-        pf.log()
+    crash_mid_delivery(
+        "restart-rspawn",
+        &mut inst,
+        "bob@peer.test",
+        &pf.maildir("bob"),
+        |inst| kill_spawn(inst, "rqmail-rspawn"),
     );
-    for pid in pids_of(&inst, "rqmail-rspawn") {
-        kill(pid);
-    }
-    wait_for(Duration::from_secs(30), || {
-        pids_of(&inst, "rqmail-send").is_empty()
-    });
-    inst.crash();
-    let restarted = Instant::now();
-    inst.start();
-    let all = wait_for(Duration::from_secs(30), || {
-        delivered(&maildir).len() == N as usize
-    });
-    let seen = delivered(&maildir);
-    let duplicates: u32 = seen.values().map(|c| c - 1).sum();
-    assert!(
-        all,
-        "{} of {N} at Postfix 30 s after the restart\n{}",
-        seen.len(),
-        inst.log_text()
-    );
-    eprintln!(
-        "restart-rspawn: {N} messages, all at Postfix {:.1} s after the restart, 0 lost, {duplicates} delivered twice",
-        restarted.elapsed().as_secs_f64()
-    );
-    inst.stop();
 }
 
 /// For two seconds, kills whatever `victims` names every 100 ms; returns how many.
@@ -194,10 +186,7 @@ fn deliveries_whose_own_process_is_killed_are_tried_again_soon_not_on_the_schedu
     // over for two seconds, while rqmail-send and lspawn go on: each killed delivery is
     // reported as interrupted, and tried again within seconds, not 100 s after the
     // message's birth as a deferral would be.
-    let mut inst = Instance::new("restart-children");
-    let homes = inst.add_users(&["bob"]);
-    let maildir = homes[0].join("Maildir");
-    std::fs::write(homes[0].join(".qmail"), "|sleep 0.2\n./Maildir/\n").unwrap();
+    let (mut inst, maildir) = slow_local("restart-children");
     for seq in 0..200 {
         assert_eq!(
             inst.queue_raw("alice@example.com", &["bob@example.com"], &message(seq)),
