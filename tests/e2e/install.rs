@@ -1533,34 +1533,32 @@ m.logout()
     ] {
         std::os::unix::fs::symlink(&victim_file, domain.join(name)).unwrap();
     }
-    let out = Command::new(&vusers_bin)
-        .args(["v.test", "add", "mallory"])
-        .env_clear()
-        .env("PATH", PATH)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b"m pw\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let root = (0, 0);
+    let out = run_as_user(
+        &vusers_bin,
+        &["v.test", "add", "mallory"],
+        &home,
+        root,
+        b"m pw\n",
+    );
     eprintln!(
         "rqmail-vusers add mallory: {:?} {}",
         out.status,
         text(&out.stderr)
     );
-    assert_eq!(
-        owner_mode(&victim_dir).0,
-        0,
-        "root chowned the link's target"
-    );
-    assert_eq!(
-        std::fs::read_dir(&victim_dir).unwrap().count(),
-        0,
-        "root filled the link's target"
-    );
+    let untouched = |what: &str| {
+        assert_eq!(
+            owner_mode(&victim_dir).0,
+            0,
+            "{what}: root chowned the link's target"
+        );
+        assert_eq!(
+            std::fs::read_dir(&victim_dir).unwrap().count(),
+            0,
+            "{what}: root wrote into the link's target"
+        );
+    };
+    untouched("add");
     assert_eq!(owner_mode(&victim_file).0, 0);
     assert_eq!(std::fs::read(&victim_file).unwrap(), b"root's own\n");
     for name in [
@@ -1578,28 +1576,13 @@ m.logout()
     // And a link in place of the whole domain directory leads root nowhere either.
     std::fs::rename(&domain, home.join("v.test.real")).unwrap();
     std::os::unix::fs::symlink(&victim_dir, &domain).unwrap();
-    let out = Command::new(&vusers_bin)
-        .args(["v.test", "compile"])
-        .env_clear()
-        .env("PATH", PATH)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = run_as_user(&vusers_bin, &["v.test", "compile"], &home, root, b"");
     eprintln!(
         "rqmail-vusers compile: {:?} {}",
         out.status,
         text(&out.stderr)
     );
-    assert_eq!(
-        owner_mode(&victim_dir).0,
-        0,
-        "root chowned the link's target"
-    );
-    assert_eq!(
-        std::fs::read_dir(&victim_dir).unwrap().count(),
-        0,
-        "root wrote into the link's target"
-    );
+    untouched("compile");
     std::fs::remove_file(&domain).unwrap();
     std::fs::rename(home.join("v.test.real"), &domain).unwrap();
 
