@@ -223,6 +223,9 @@ fn run(args: &[String]) -> Result<(), Fail> {
             }
         }
     };
+    // What the table file holds now (none for a moved or new table), so that an unchanged
+    // table is not written again.
+    let on_disk = (!migrated && text_path.exists()).then(|| table.text());
     let mut new_user = None;
     match command.as_str() {
         "list" => {
@@ -389,7 +392,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
         })?;
     }
     caller.act_as(keeper)?;
-    let tables = save(&table, &text_path, &hash_dir, migrated)?;
+    let tables = save(&table, &text_path, &hash_dir, on_disk.as_deref())?;
     caller.act_as(account)?;
     rqmail_virtual::compile_boxes(&dir, &tables).map_err(|e| {
         Fail(
@@ -464,13 +467,13 @@ fn lock(hash_dir: &Path) -> Result<nix::fcntl::Flock<File>, Fail> {
     })
 }
 
-/// Checks the new text, writes it (0600) if it changed and compiles passwd.cdb beside it;
-/// returns the tables for boxes.cdb. A mistake changes nothing.
+/// Checks the new text, writes it (0600) if it differs from `on_disk` and compiles
+/// passwd.cdb beside it; returns the tables for boxes.cdb. A mistake changes nothing.
 fn save(
     table: &Table,
     text_path: &Path,
     hash_dir: &Path,
-    migrated: bool,
+    on_disk: Option<&str>,
 ) -> Result<rqmail_virtual::Tables, Fail> {
     let text = table.text();
     let tables = rqmail_virtual::check(&text).map_err(|e| {
@@ -479,11 +482,7 @@ fn save(
             EXIT_PERMANENT,
         )
     })?;
-    let current = (!migrated)
-        .then(|| Table::load(text_path).ok().flatten())
-        .flatten()
-        .map(|t| t.text());
-    if current.as_deref() != Some(text.as_str()) {
+    if on_disk != Some(text.as_str()) {
         rqmail_virtual::write_atomic(text_path, text.as_bytes(), 0o600).map_err(|e| {
             Fail(
                 format!("unable to write {}: {e}", text_path.display()),
